@@ -1,0 +1,134 @@
+package resolver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Error is a failed lookup, explained in plain words. It never holds a credential.
+type Error struct {
+	// Registry, Repository and Tag say what was looked up; Repository and Tag are empty when the
+	// registry failed before any repository was asked for (ping, token exchange).
+	Registry, Repository, Tag string
+	// StatusCode is the registry's HTTP status, 0 if it gave none.
+	StatusCode int
+	msg        string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// statusError is an HTTP answer that is not the one wanted.
+type statusError struct {
+	code   int
+	status string
+	header http.Header
+	body   []byte
+}
+
+func (e *statusError) Error() string { return "HTTP " + e.status }
+
+// explain turns err into an Error in plain words, naming registry, repository and tag.
+func (g *registry) explain(err error, repo, tag string) error {
+	host := g.name.RegistryStr()
+	e := &Error{Registry: host, Repository: repo, Tag: tag}
+	where := "registry " + host
+	if repo != "" {
+		where = fmt.Sprintf("repository %s on registry %s", repo, host)
+	}
+	detail := ""
+	var se *statusError
+	var te *transport.Error
+	switch {
+	case errors.As(err, &se):
+		e.StatusCode, detail = se.code, registryMessage(se.body)
+		if ra := se.header.Get("Retry-After"); ra != "" && se.code == http.StatusTooManyRequests {
+			detail = "it asks to retry after " + ra + ", longer than digester waits"
+		}
+	case errors.As(err, &te):
+		e.StatusCode = te.StatusCode
+		if len(te.Errors) > 0 {
+			detail = te.Errors[0].Message
+		}
+	}
+	var timeout *TimeoutError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certErr x509.CertificateInvalidError
+	var recErr tls.RecordHeaderError
+	var dnsErr *net.DNSError
+	var plain *plainHTTPError
+	switch {
+	case e.StatusCode == http.StatusNotFound && repo != "":
+		e.msg = fmt.Sprintf("tag not found: %q in %s", tag, where)
+	case e.StatusCode == http.StatusUnauthorized && g.anonymous:
+		e.msg = fmt.Sprintf("unauthorized: no credentials for registry %s (add them to the docker config or a credential helper)", host)
+	case e.StatusCode == http.StatusUnauthorized:
+		e.msg = fmt.Sprintf("unauthorized: registry %s rejected the credentials digester found for it", host)
+	case e.StatusCode == http.StatusForbidden:
+		e.msg = fmt.Sprintf("forbidden: %s denies access to these credentials", where)
+	case e.StatusCode == http.StatusTooManyRequests:
+		e.msg = fmt.Sprintf("rate limited: %s answered HTTP 429 Too Many Requests", where)
+	case e.StatusCode != 0:
+		e.msg = fmt.Sprintf("%s answered HTTP %d %s", where, e.StatusCode, http.StatusText(e.StatusCode))
+	case errors.As(err, &timeout):
+		e.msg = timeout.Error()
+	case errors.Is(err, context.Canceled):
+		e.msg = fmt.Sprintf("canceled while waiting for registry %s", host)
+	case errors.Is(err, context.DeadlineExceeded):
+		e.msg = fmt.Sprintf("deadline reached while waiting for registry %s", host)
+	case errors.As(err, &unknownCA):
+		e.msg = fmt.Sprintf("TLS: registry %s presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE or the system store)", host)
+	case errors.As(err, &hostErr), errors.As(err, &certErr):
+		e.msg = fmt.Sprintf("TLS: registry %s presents an invalid certificate: %v", host, err)
+	case errors.As(err, &recErr):
+		e.msg = fmt.Sprintf("TLS: registry %s does not speak TLS (a plain-HTTP registry must be listed under insecure-registries)", host)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		e.msg = fmt.Sprintf("cannot connect to registry %s: connection refused", host)
+	case errors.As(err, &dnsErr):
+		e.msg = fmt.Sprintf("cannot resolve registry host %s", dnsErr.Name)
+	case errors.As(err, &plain):
+		e.msg = plain.Error()
+	default:
+		e.msg = fmt.Sprintf("%s: %v", where, err)
+	}
+	if detail != "" && e.StatusCode != http.StatusNotFound {
+		e.msg += ": " + detail
+	}
+	e.msg = redact(e.msg, g.secrets)
+	return e
+}
+
+// registryMessage extracts the message of an OCI error body ({"errors":[{"message":...}]}).
+func registryMessage(body []byte) string {
+	var r struct {
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &r) != nil || len(r.Errors) == 0 {
+		return ""
+	}
+	m := r.Errors[0].Message
+	if len(m) > 200 {
+		m = m[:200] + "…"
+	}
+	return m
+}
+
+// redact removes secrets from s, in case a registry or a library echoed one back.
+func redact(s string, secrets []string) string {
+	for _, sec := range secrets {
+		s = strings.ReplaceAll(s, sec, "[redacted]")
+	}
+	return s
+}

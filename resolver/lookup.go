@@ -1,0 +1,265 @@
+package resolver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// maxManifestBytes bounds a manifest body: registries refuse manifests over 4 MiB.
+const maxManifestBytes = 4 << 20
+
+// maxErrorBytes bounds what is read of an error response.
+const maxErrorBytes = 64 << 10
+
+// manifestTypes are the media types digester asks for, most specific last as registries expect.
+var manifestTypes = []string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}
+
+var acceptHeader = strings.Join(manifestTypes, ",")
+
+var digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
+
+var errAlreadyPinned = errors.New("reference already carries a digest")
+
+// registry is the per-run state of one registry: its authenticated transport, set up once.
+type registry struct {
+	name   name.Registry
+	scopes []string
+	sem    chan struct{}
+
+	once      sync.Once
+	client    *http.Client
+	scheme    string
+	anonymous bool
+	secrets   []string
+	err       error
+}
+
+// setup pings the registry and exchanges credentials for a token, once per run.
+func (r *Resolver) setup(ctx context.Context, g *registry) error {
+	g.once.Do(func() {
+		g.err = r.handshake(ctx, g)
+	})
+	return g.err
+}
+
+func (r *Resolver) handshake(ctx context.Context, g *registry) error {
+	host := g.name.RegistryStr()
+	reg := g.name
+	if r.allowPlainHTTP(host) {
+		reg = name.Registry{}
+		var err error
+		if reg, err = name.NewRegistry(host, name.Insecure); err != nil {
+			return err
+		}
+	}
+	var rt http.RoundTripper = &guard{inner: r.base, insecure: r.allowPlainHTTP}
+	rt = &counter{inner: rt, stats: &r.stats}
+	rt = &retry{inner: rt, attempts: r.attempts, timeout: r.timeout, maxWait: r.maxWait, base: r.backoff}
+	rt = &userAgent{inner: rt, ua: r.userAgent}
+
+	auth, err := r.keychain.Resolve(reg)
+	if err != nil {
+		return fmt.Errorf("read credentials for registry %s: %w", host, err)
+	}
+	cfg, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return fmt.Errorf("read credentials for registry %s: %w", host, err)
+	}
+	g.anonymous = *cfg == authn.AuthConfig{}
+	for _, s := range []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken} {
+		if len(s) >= 4 {
+			g.secrets = append(g.secrets, s)
+		}
+	}
+
+	ch, err := transport.Ping(ctx, reg, rt)
+	if err != nil {
+		return g.explain(err, "", "")
+	}
+	g.scheme = "https"
+	if ch.Insecure {
+		g.scheme = "http"
+	}
+	tok := &transport.Token{}
+	if strings.EqualFold(ch.Scheme, "bearer") {
+		scopes := g.scopes
+		if len(scopes) > 50 { // keep the token URL short; other scopes come on challenge
+			scopes = scopes[:50]
+		}
+		if tok, err = transport.Exchange(ctx, reg, auth, rt, scopes, ch); err != nil {
+			return g.explain(err, "", "")
+		}
+	}
+	authed, err := transport.FromToken(reg, auth, rt, ch, tok)
+	if err != nil {
+		return g.explain(err, "", "")
+	}
+	g.client = &http.Client{Transport: authed, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return fmt.Errorf("stopped after 5 redirects")
+		}
+		return nil
+	}}
+	return nil
+}
+
+// lookup resolves one tag to its manifest digest.
+func (r *Resolver) lookup(ctx context.Context, g *registry, tag name.Tag) (string, error) {
+	if err := r.setup(ctx, g); err != nil {
+		return "", err
+	}
+	repo, ref := tag.RepositoryStr(), tag.TagStr()
+	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", g.scheme, g.name.RegistryStr(), repo, ref)
+
+	resp, err := g.do(ctx, http.MethodHead, url)
+	if err != nil {
+		return "", g.explain(err, repo, ref)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if d := resp.Header.Get("Docker-Content-Digest"); digestRE.MatchString(d) && isManifestType(resp.Header.Get("Content-Type")) {
+			return d, nil
+		}
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+	default:
+		return "", g.explain(&statusError{code: resp.StatusCode, status: resp.Status, header: resp.Header}, repo, ref)
+	}
+
+	// HEAD gave no usable digest: GET the manifest and hash it.
+	resp, err = g.do(ctx, http.MethodGet, url)
+	if err != nil {
+		return "", g.explain(err, repo, ref)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+		return "", g.explain(&statusError{code: resp.StatusCode, status: resp.Status, header: resp.Header, body: body}, repo, ref)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
+	if err != nil {
+		return "", g.explain(err, repo, ref)
+	}
+	return verify(g.name.RegistryStr(), resp.Header, body)
+}
+
+// verify checks that body is a manifest and returns its digest, refusing a header that disagrees.
+func verify(host string, h http.Header, body []byte) (string, error) {
+	ct := h.Get("Content-Type")
+	if len(body) > maxManifestBytes {
+		return "", fmt.Errorf("registry %s sent more than %d MiB for a manifest: not a manifest", host, maxManifestBytes>>20)
+	}
+	if mt, _, _ := mime.ParseMediaType(ct); mt == "text/html" || !json.Valid(body) {
+		return "", fmt.Errorf("registry %s answered with %s that is not a manifest (a proxy or login page in the way?)", host, orUnknown(ct))
+	}
+	var m struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil || m.SchemaVersion != 2 {
+		return "", fmt.Errorf("registry %s answered with a document that is not an image manifest (schemaVersion %d, want 2)", host, m.SchemaVersion)
+	}
+	if !isManifestType(ct) && !isManifestType(m.MediaType) {
+		return "", fmt.Errorf("registry %s answered with unsupported manifest type %s", host, orUnknown(ct))
+	}
+	sum := sha256.Sum256(body)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if hd := h.Get("Docker-Content-Digest"); digestRE.MatchString(hd) {
+		want := digest
+		if strings.HasPrefix(hd, "sha512:") {
+			s := sha512.Sum512(body)
+			want = "sha512:" + hex.EncodeToString(s[:])
+		}
+		if hd != want {
+			return "", fmt.Errorf("registry %s sent digest %s for a manifest that hashes to %s: refusing to pin", host, hd, want)
+		}
+	}
+	return digest, nil
+}
+
+func isManifestType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	for _, t := range manifestTypes {
+		if mt == t {
+			return true
+		}
+	}
+	return false
+}
+
+func orUnknown(ct string) string {
+	if ct == "" {
+		return "a response without Content-Type"
+	}
+	return ct
+}
+
+func (g *registry) do(ctx context.Context, method, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", acceptHeader)
+	return g.client.Do(req)
+}
+
+type userAgent struct {
+	inner http.RoundTripper
+	ua    string
+}
+
+func (u *userAgent) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("User-Agent") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("User-Agent", u.ua)
+	}
+	return u.inner.RoundTrip(req)
+}
+
+// insecureTLS returns a transport that skips certificate verification for the listed hosts only.
+func insecureTLS(t *http.Transport, hosts map[string]bool) http.RoundTripper {
+	loose := t.Clone()
+	loose.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user listed these hosts as insecure
+	return &hostSwitch{secure: t, insecure: loose, hosts: hosts}
+}
+
+type hostSwitch struct {
+	secure, insecure http.RoundTripper
+	hosts            map[string]bool
+}
+
+func (s *hostSwitch) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := req.URL.Host
+	if hh, _, err := net.SplitHostPort(h); err == nil && s.hosts[hh] {
+		h = hh
+	}
+	if s.hosts[h] {
+		return s.insecure.RoundTrip(req)
+	}
+	return s.secure.RoundTrip(req)
+}

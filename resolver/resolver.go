@@ -1,0 +1,217 @@
+// Package resolver resolves image references to the digests their registries serve.
+//
+// It looks up each distinct reference once, concurrently under a global and a per-registry bound,
+// with one HTTP transport and one auth handshake per registry per run. A lookup is a manifest HEAD;
+// it falls back to a GET only when the HEAD gives no usable digest (HTTP 405/501, or a missing or
+// malformed Docker-Content-Digest), and then computes the digest from the body and checks it
+// against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
+// Failures come back per reference as errors in plain words.
+//
+// It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
+package resolver
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Defaults, chosen for a CI runner talking to a few registries.
+const (
+	DefaultConcurrency         = 32
+	DefaultRegistryConcurrency = 16
+	DefaultTimeout             = 15 * time.Second
+	DefaultAttempts            = 5
+	DefaultMaxWait             = 30 * time.Second
+)
+
+// Resolver resolves references to digests. It is safe for concurrent use; create one per run so
+// that transports and tokens are shared between lookups.
+type Resolver struct {
+	keychain    authn.Keychain
+	base        http.RoundTripper
+	concurrency int
+	perRegistry int
+	timeout     time.Duration
+	attempts    int
+	maxWait     time.Duration
+	backoff     time.Duration
+	insecure    map[string]bool
+	userAgent   string
+
+	stats Stats
+
+	mu         sync.Mutex
+	registries map[string]*registry
+}
+
+// Option configures a Resolver.
+type Option func(*Resolver)
+
+// WithKeychain sets where credentials come from (default: authn.DefaultKeychain, which reads
+// DOCKER_CONFIG or ~/.docker/config.json and runs its credsStore and credHelpers).
+func WithKeychain(k authn.Keychain) Option { return func(r *Resolver) { r.keychain = k } }
+
+// WithTransport sets the base HTTP transport (default: a clone of http.DefaultTransport, which
+// trusts the system roots and SSL_CERT_FILE).
+func WithTransport(t http.RoundTripper) Option { return func(r *Resolver) { r.base = t } }
+
+// WithConcurrency bounds the lookups in flight across all registries.
+func WithConcurrency(n int) Option { return func(r *Resolver) { r.concurrency = max(n, 1) } }
+
+// WithRegistryConcurrency bounds the lookups in flight against any one registry.
+func WithRegistryConcurrency(n int) Option { return func(r *Resolver) { r.perRegistry = max(n, 1) } }
+
+// WithTimeout bounds each HTTP request, body included; 0 means no bound.
+func WithTimeout(d time.Duration) Option { return func(r *Resolver) { r.timeout = d } }
+
+// WithRetries sets how many attempts a request gets in all (at least 1), the longest single wait
+// between them (a Retry-After above it is reported rather than waited for), and the first backoff.
+func WithRetries(attempts int, maxWait, firstBackoff time.Duration) Option {
+	return func(r *Resolver) {
+		r.attempts, r.maxWait, r.backoff = max(attempts, 1), maxWait, firstBackoff
+	}
+}
+
+// WithInsecureRegistries lists registries (host or host:port) that may be reached over plain HTTP
+// or with TLS verification off. Loopback registries may always use plain HTTP.
+func WithInsecureRegistries(hosts ...string) Option {
+	return func(r *Resolver) {
+		for _, h := range hosts {
+			r.insecure[h] = true
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header of every request.
+func WithUserAgent(ua string) Option { return func(r *Resolver) { r.userAgent = ua } }
+
+// New returns a Resolver.
+func New(opts ...Option) *Resolver {
+	r := &Resolver{
+		keychain:    authn.DefaultKeychain,
+		concurrency: DefaultConcurrency,
+		perRegistry: DefaultRegistryConcurrency,
+		timeout:     DefaultTimeout,
+		attempts:    DefaultAttempts,
+		maxWait:     DefaultMaxWait,
+		backoff:     250 * time.Millisecond,
+		insecure:    map[string]bool{},
+		userAgent:   "digester",
+		registries:  map[string]*registry{},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = r.perRegistry
+		r.base = t
+	}
+	if r.insecure != nil && len(r.insecure) > 0 {
+		if t, ok := r.base.(*http.Transport); ok {
+			r.base = insecureTLS(t, r.insecure)
+		}
+	}
+	return r
+}
+
+// Result is the outcome of resolving one reference.
+type Result struct {
+	// Digest is the manifest digest, "sha256:...", when Err is nil.
+	Digest string
+	// Err says in plain words why the reference could not be resolved.
+	Err error
+}
+
+// Stats returns the requests sent so far.
+func (r *Resolver) Stats() (requests, heads, gets int64) {
+	return r.stats.Requests.Load(), r.stats.ManifestHeads.Load(), r.stats.ManifestGets.Load()
+}
+
+// Resolve looks up every distinct reference in refs once and returns a result for each. References
+// that already carry a digest, or do not parse, get an error: filter them out first (HasDigest, Parse).
+func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result {
+	uniq := slices.Clone(refs)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
+
+	parsed := make(map[string]name.Tag, len(uniq))
+	results := make(map[string]Result, len(uniq))
+	scopes := map[string][]string{}
+	for _, s := range uniq {
+		ref, err := Parse(s)
+		if err == nil && HasDigest(s) {
+			err = errAlreadyPinned
+		}
+		if err != nil {
+			results[s] = Result{Err: err}
+			continue
+		}
+		tag := ref.(name.Tag)
+		parsed[s] = tag
+		reg := tag.RegistryStr()
+		scope := tag.Repository.Scope("pull")
+		if !slices.Contains(scopes[reg], scope) {
+			scopes[reg] = append(scopes[reg], scope)
+		}
+	}
+
+	global := make(chan struct{}, r.concurrency)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for s, tag := range parsed {
+		reg := r.registry(tag.Registry, scopes[tag.RegistryStr()])
+		wg.Go(func() {
+			reg.sem <- struct{}{}
+			global <- struct{}{}
+			d, err := r.lookup(ctx, reg, tag)
+			<-global
+			<-reg.sem
+			mu.Lock()
+			results[s] = Result{Digest: d, Err: err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// registry returns the per-run state of one registry, creating it on first use.
+func (r *Resolver) registry(reg name.Registry, scopes []string) *registry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := reg.RegistryStr()
+	if g, ok := r.registries[key]; ok {
+		return g
+	}
+	g := &registry{name: reg, scopes: scopes, sem: make(chan struct{}, r.perRegistry)}
+	r.registries[key] = g
+	return g
+}
+
+// allowPlainHTTP reports whether host may be reached without TLS.
+func (r *Resolver) allowPlainHTTP(host string) bool {
+	if r.insecure[host] {
+		return true
+	}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if r.insecure[h] {
+		return true
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,82 @@
+package resolver_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/resolver"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func newResolver(opts ...resolver.Option) *resolver.Resolver {
+	return resolver.New(append([]resolver.Option{resolver.WithKeychain(authn.NewMultiKeychain())}, opts...)...)
+}
+
+func TestResolve(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	want := map[string]string{}
+	push := func(repo, tag string, d string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[reg.Host+"/"+repo+":"+tag] = d
+	}
+	d, err := reg.PushImage("app/docker", "v1", types.DockerManifestSchema2)
+	push("app/docker", "v1", d.String(), err)
+	d, err = reg.PushImage("app/oci", "v1", types.OCIManifestSchema1)
+	push("app/oci", "v1", d.String(), err)
+	d, err = reg.PushIndex("multi/oci", "v1", types.OCIImageIndex)
+	push("multi/oci", "v1", d.String(), err)
+	d, err = reg.PushIndex("multi/docker", "v1", types.DockerManifestList)
+	push("multi/docker", "v1", d.String(), err)
+	reg.Reset()
+
+	var refs []string
+	for ref := range want {
+		refs = append(refs, ref, ref, ref) // duplicates are looked up once
+	}
+	r := newResolver()
+	res := r.Resolve(context.Background(), refs)
+	got := map[string]string{}
+	for ref, rr := range res {
+		if rr.Err != nil {
+			t.Fatalf("%s: %v", ref, rr.Err)
+		}
+		got[ref] = rr.Digest
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("digests (-want +got):\n%s", diff)
+	}
+	if n := reg.Count(http.MethodHead, "manifest"); n != len(want) {
+		t.Errorf("manifest HEADs = %d, want %d (one per distinct reference)", n, len(want))
+	}
+	if n := reg.Count(http.MethodGet, "manifest"); n != 0 {
+		t.Errorf("manifest GETs = %d, want 0 when HEAD works", n)
+	}
+	if n := reg.Count("", "ping"); n != 1 {
+		t.Errorf("pings = %d, want 1 per registry", n)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	if _, err := reg.PushImage("app", "v1", types.DockerManifestSchema2); err != nil {
+		t.Fatal(err)
+	}
+	r := newResolver()
+	missing := reg.Host + "/app:nope"
+	res := r.Resolve(context.Background(), []string{missing})
+	err := res[missing].Err
+	if err == nil || !strings.Contains(err.Error(), `tag not found: "nope" in repository app on registry `+reg.Host) {
+		t.Errorf("missing tag: got %v", err)
+	}
+}
+
