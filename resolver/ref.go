@@ -11,17 +11,42 @@ import (
 // normalised (docker.io/library/...) and is for talking to registries only: output is always built
 // from the user's own text (see Pin).
 func Parse(s string) (name.Reference, error) {
-	if s != strings.TrimSpace(s) {
-		return nil, fmt.Errorf("%q is not a valid image reference: it has leading or trailing spaces", s)
+	if why := invalidReason(s); why != "" {
+		return nil, fmt.Errorf("%q is not a valid image reference: %s", s, why)
 	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a valid image reference: %w", s, err)
 	}
-	if t, ok := ref.(name.Tag); ok && strings.HasSuffix(s, ":") || ok && t.TagStr() == "" {
-		return nil, fmt.Errorf("%q is not a valid image reference: empty tag", s)
-	}
 	return ref, nil
+}
+
+// invalidReason names the commonest mistakes in plain words; "" if none is found.
+func invalidReason(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "it is empty"
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return "it contains white space"
+	}
+	rest, digest, pinned := strings.Cut(s, "@")
+	if pinned && !digestRE.MatchString(digest) {
+		return "a digest is sha256: followed by 64 lowercase hex digits"
+	}
+	if strings.HasSuffix(rest, ":") {
+		return "the tag after ':' is empty"
+	}
+	repo := rest
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i] // drop the tag
+	}
+	if i := strings.Index(repo, "/"); i > 0 && strings.ContainsAny(repo[:i], ".:") || repo[:max(i, 0)] == "localhost" {
+		repo = repo[i+1:] // drop the registry host, which may have capitals
+	}
+	if repo != strings.ToLower(repo) {
+		return "repository names must be lowercase"
+	}
+	return ""
 }
 
 // HasDigest reports whether s already names a digest ("repo@sha256:..." or "repo:tag@sha256:...").

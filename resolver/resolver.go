@@ -164,10 +164,17 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 		}
 	}
 
+	// Spellings of one reference ("nginx", "docker.io/library/nginx:latest") share one lookup.
+	spellings := map[string][]string{}
+	for s, tag := range parsed {
+		spellings[tag.Name()] = append(spellings[tag.Name()], s)
+	}
+
 	global := make(chan struct{}, r.concurrency)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for s, tag := range parsed {
+	for _, ss := range spellings {
+		tag := parsed[ss[0]]
 		reg := r.registry(tag.Registry, scopes[tag.RegistryStr()])
 		wg.Go(func() {
 			reg.sem <- struct{}{}
@@ -176,7 +183,9 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 			<-global
 			<-reg.sem
 			mu.Lock()
-			results[s] = Result{Digest: d, Err: err}
+			for _, s := range ss {
+				results[s] = Result{Digest: d, Err: err}
+			}
 			mu.Unlock()
 		})
 	}

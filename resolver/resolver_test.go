@@ -79,4 +79,3 @@ func TestResolveErrors(t *testing.T) {
 		t.Errorf("missing tag: got %v", err)
 	}
 }
-

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ type Stats struct {
 }
 
 func (c *counter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.inner.RoundTrip(req)
+	var notTLS tls.RecordHeaderError
+	if errors.As(err, &notTLS) {
+		// An HTTPS probe of a plain-HTTP loopback registry: no request was sent.
+		return resp, err
+	}
 	c.stats.Requests.Add(1)
 	if isManifestPath(req.URL.Path) {
 		switch req.Method {
@@ -38,7 +45,7 @@ func (c *counter) RoundTrip(req *http.Request) (*http.Response, error) {
 			c.stats.ManifestGets.Add(1)
 		}
 	}
-	return c.inner.RoundTrip(req)
+	return resp, err
 }
 
 // guard refuses plain HTTP to any host that is neither loopback nor listed as insecure, whatever

@@ -1,13 +1,15 @@
 // Package registrytest runs in-process OCI registries for tests, the demo and benchmarks:
 // go-containerregistry's pkg/registry behind an httptest server on loopback, with request counting,
-// injectable latency and a middleware hook for fault injection, plus helpers that push random
+// injectable latency and a middleware hook for fault injection, plus helpers that push
 // images and indexes.
 package registrytest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,8 +21,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -61,11 +63,15 @@ type Option func(*config)
 
 type config struct {
 	latency    time.Duration
+	tls        bool
 	middleware []func(http.Handler) http.Handler
 }
 
 // WithLatency delays every response by d, as a distant registry would.
 func WithLatency(d time.Duration) Option { return func(c *config) { c.latency = d } }
+
+// WithTLS serves HTTPS with httptest's self-signed certificate; Transport trusts it.
+func WithTLS() Option { return func(c *config) { c.tls = true } }
 
 // WithMiddleware wraps the registry handler, outermost last; use it to inject faults.
 // Requests are counted before any middleware runs.
@@ -84,7 +90,7 @@ func New(opts ...Option) *Registry {
 	for _, mw := range c.middleware {
 		h = mw(h)
 	}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path})
 		d := r.latency
@@ -94,11 +100,46 @@ func New(opts ...Option) *Registry {
 		}
 		h.ServeHTTP(w, req)
 	}))
-	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	if c.tls {
+		r.srv.StartTLS()
+	} else {
+		r.srv.Start()
+	}
+	r.Host = r.srv.Listener.Addr().String()
 	return r
 }
 
-// URL is the registry's base URL.
+// Transport returns an HTTP transport that sends requests for every registry host to this
+// registry and trusts its certificate: "nginx:1.27" or "gcr.io/x/y:1" are served from here,
+// so tests can use realistic references. With it, plain-HTTP registries must still be loopback
+// names (localhost:5000) or listed as insecure.
+func (r *Registry) Transport() *http.Transport {
+	var t *http.Transport
+	if r.srv.TLS != nil {
+		t = r.srv.Client().Transport.(*http.Transport).Clone()
+		t.TLSClientConfig.InsecureSkipVerify = true // any host name is served with this one certificate
+	} else {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	addr := r.Host
+	t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	t.DialTLSContext = nil
+	return t
+}
+
+// ref names repo:tag on this registry; a repo whose first component is a host
+// ("gcr.io/x", "localhost:5000/x") or a Docker Hub name ("nginx") is kept as written,
+// for use with Transport.
+func (r *Registry) ref(repo, tag string) (name.Tag, error) {
+	if r.srv.TLS == nil && !strings.HasPrefix(repo, "localhost") {
+		repo = r.Host + "/" + repo
+	}
+	return name.NewTag(repo + ":" + tag)
+}
+
+// URL is the registry's base URL (http:// or https://).
 func (r *Registry) URL() string { return r.srv.URL }
 
 // Close stops the registry.
@@ -136,24 +177,24 @@ func (r *Registry) Reset() {
 	r.requests = nil
 }
 
-// PushImage pushes a small random image as repo:tag and returns its manifest digest.
+// PushImage pushes a small image, the same for the same repo:tag, as repo:tag and returns its manifest digest.
 // mt selects the manifest media type: types.OCIManifestSchema1 or types.DockerManifestSchema2.
 func (r *Registry) PushImage(repo, tag string, mt types.MediaType) (v1.Hash, error) {
-	img, err := randomImage(mt, 1)
+	img, err := image(mt, repo+":"+tag)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	ref, err := name.NewTag(r.Host + "/" + repo + ":" + tag)
+	ref, err := r.ref(repo, tag)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if err := remote.Write(ref, img); err != nil {
+	if err := remote.Write(ref, img, remote.WithTransport(r.Transport())); err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	return img.Digest()
 }
 
-// PushIndex pushes a multi-arch index of two random images as repo:tag and returns the index digest.
+// PushIndex pushes a multi-arch index of two small images (linux/amd64, linux/arm64) as repo:tag and returns the index digest.
 // mt selects the index media type: types.OCIImageIndex or types.DockerManifestList.
 func (r *Registry) PushIndex(repo, tag string, mt types.MediaType) (v1.Hash, error) {
 	child := types.OCIManifestSchema1
@@ -161,8 +202,8 @@ func (r *Registry) PushIndex(repo, tag string, mt types.MediaType) (v1.Hash, err
 		child = types.DockerManifestSchema2
 	}
 	var adds []mutate.IndexAddendum
-	for i, arch := range []string{"amd64", "arm64"} {
-		img, err := randomImage(child, int64(i+2))
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := image(child, repo+":"+tag+"/"+arch)
 		if err != nil {
 			return v1.Hash{}, err
 		}
@@ -171,18 +212,33 @@ func (r *Registry) PushIndex(repo, tag string, mt types.MediaType) (v1.Hash, err
 		}})
 	}
 	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), mt)
-	ref, err := name.NewTag(r.Host + "/" + repo + ":" + tag)
+	ref, err := r.ref(repo, tag)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
+	if err := remote.WriteIndex(ref, idx, remote.WithTransport(r.Transport())); err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	return idx.Digest()
 }
 
-func randomImage(mt types.MediaType, layers int64) (v1.Image, error) {
-	img, err := random.Image(64, layers)
+// image builds a small image whose content, and so digest, depends only on seed and mt:
+// the same repository and tag always get the same digest, which keeps golden files stable.
+func image(mt types.MediaType, seed string) (v1.Image, error) {
+	layerType := types.DockerLayer
+	if mt == types.OCIManifestSchema1 {
+		layerType = types.OCILayer
+	}
+	layer := static.NewLayer([]byte("digester test layer "+seed), layerType)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+		Architecture: archOf(seed), OS: "linux",
+		Config: v1.Config{Labels: map[string]string{"seed": seed}},
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(layer)}},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -190,4 +246,19 @@ func randomImage(mt types.MediaType, layers int64) (v1.Image, error) {
 		img = mutate.ConfigMediaType(mutate.MediaType(img, mt), types.OCIConfigJSON)
 	}
 	return img, nil
+}
+
+func archOf(seed string) string {
+	if i := strings.LastIndex(seed, "/"); i >= 0 && strings.HasPrefix(seed[i+1:], "arm64") {
+		return "arm64"
+	}
+	return "amd64"
+}
+
+func mustDiffID(l v1.Layer) v1.Hash {
+	h, err := l.DiffID()
+	if err != nil {
+		panic(err) // static layers cannot fail
+	}
+	return h
 }

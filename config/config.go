@@ -1,0 +1,237 @@
+// Package config reads digester's settings from a functionConfig: a ConfigMap (what
+// `kpt fn eval -- key=value` sends) or a typed `apiVersion: fn.kpt.dev/v1alpha1, kind: Digester`
+// object. Both are decoded strictly: an unknown key is an error naming it.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/digester/digester/resolver"
+)
+
+// Kind and APIVersion of the typed functionConfig.
+const (
+	Kind       = "Digester"
+	APIVersion = "fn.kpt.dev/v1alpha1"
+)
+
+// Config is what a run is told to do.
+type Config struct {
+	// SkipPrefixes: images starting with any of these are left alone.
+	SkipPrefixes []string
+	// Concurrency bounds lookups in flight; RegistryConcurrency bounds them per registry.
+	Concurrency, RegistryConcurrency int
+	// Timeout bounds each registry request; Deadline bounds the whole run.
+	Timeout, Deadline time.Duration
+	// InsecureRegistries may be reached over plain HTTP or unverified TLS.
+	InsecureRegistries []string
+	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
+	// (pin what resolved, leave the rest and warn).
+	OnError string
+}
+
+// Default returns the settings used when nothing is configured.
+func Default() Config {
+	return Config{
+		Concurrency:         resolver.DefaultConcurrency,
+		RegistryConcurrency: resolver.DefaultRegistryConcurrency,
+		Timeout:             resolver.DefaultTimeout,
+		Deadline:            5 * time.Minute,
+		OnError:             "fail",
+	}
+}
+
+// Keys documents every ConfigMap key, its typed field and default, in README order.
+var Keys = []struct{ Key, Field, Default, Doc string }{
+	{"skip-prefixes", "skipPrefixes", `""`, "colon-separated (ConfigMap) or list (typed) of image prefixes to leave alone; the SKIP_PREFIXES variable adds to it"},
+	{"concurrency", "concurrency", strconv.Itoa(resolver.DefaultConcurrency), "lookups in flight at once, all registries together"},
+	{"registry-concurrency", "registryConcurrency", strconv.Itoa(resolver.DefaultRegistryConcurrency), "lookups in flight at once against one registry"},
+	{"timeout", "timeout", resolver.DefaultTimeout.String(), "bound on each registry request, body included"},
+	{"deadline", "deadline", "5m0s", "bound on all lookups of the run"},
+	{"insecure-registries", "insecureRegistries", `""`, "comma-separated (ConfigMap) or list (typed) of registries allowed plain HTTP or unverified TLS; loopback always may use plain HTTP"},
+	{"on-error", "onError", "fail", "`fail`: an unresolved image fails the run and nothing is pinned; `warn`: pin what resolved, warn about the rest"},
+}
+
+// Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
+// value of SKIP_PREFIXES. Errors name the offending key.
+func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
+	c := Default()
+	c.SkipPrefixes = splitList(skipPrefixesEnv, ":")
+	if len(bytes.TrimSpace(functionConfig)) == 0 {
+		return c, nil
+	}
+	var head struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+	}
+	if err := yaml.Unmarshal(functionConfig, &head); err != nil {
+		return c, fmt.Errorf("functionConfig: %w", err)
+	}
+	switch {
+	case head.Kind == "" && head.APIVersion == "":
+		return c, nil
+	case head.Kind == "ConfigMap":
+		return c, parseConfigMap(functionConfig, &c)
+	case head.Kind == Kind:
+		if head.APIVersion != APIVersion {
+			return c, fmt.Errorf("functionConfig: apiVersion %q for kind %s, want %s", head.APIVersion, Kind, APIVersion)
+		}
+		return c, parseTyped(functionConfig, &c)
+	}
+	return c, fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
+}
+
+func parseConfigMap(b []byte, c *Config) error {
+	var cm struct {
+		APIVersion string         `yaml:"apiVersion"`
+		Kind       string         `yaml:"kind"`
+		Metadata   map[string]any `yaml:"metadata"`
+		Data       map[string]any `yaml:"data"`
+	}
+	if err := strict(b, &cm); err != nil {
+		return fmt.Errorf("functionConfig ConfigMap: %w", err)
+	}
+	keys := make([]string, 0, len(cm.Data))
+	for k := range cm.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := fmt.Sprint(cm.Data[k])
+		var err error
+		switch k {
+		case "skip-prefixes":
+			c.SkipPrefixes = append(c.SkipPrefixes, splitList(v, ":")...)
+		case "concurrency":
+			c.Concurrency, err = positive(v)
+		case "registry-concurrency":
+			c.RegistryConcurrency, err = positive(v)
+		case "timeout":
+			c.Timeout, err = duration(v)
+		case "deadline":
+			c.Deadline, err = duration(v)
+		case "insecure-registries":
+			c.InsecureRegistries = splitList(v, ",")
+		case "on-error":
+			c.OnError, err = onError(v)
+		default:
+			return fmt.Errorf("functionConfig ConfigMap: unknown key %q (known: %s)", k, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
+		}
+		if err != nil {
+			return fmt.Errorf("functionConfig ConfigMap: key %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func parseTyped(b []byte, c *Config) error {
+	var d struct {
+		APIVersion          string         `yaml:"apiVersion"`
+		Kind                string         `yaml:"kind"`
+		Metadata            map[string]any `yaml:"metadata"`
+		SkipPrefixes        []string       `yaml:"skipPrefixes"`
+		Concurrency         *int           `yaml:"concurrency"`
+		RegistryConcurrency *int           `yaml:"registryConcurrency"`
+		Timeout             *string        `yaml:"timeout"`
+		Deadline            *string        `yaml:"deadline"`
+		InsecureRegistries  []string       `yaml:"insecureRegistries"`
+		OnError             *string        `yaml:"onError"`
+	}
+	if err := strict(b, &d); err != nil {
+		return fmt.Errorf("functionConfig %s: %w", Kind, err)
+	}
+	field := func(name string, err error) error {
+		if err != nil {
+			return fmt.Errorf("functionConfig %s: field %q: %w", Kind, name, err)
+		}
+		return nil
+	}
+	c.SkipPrefixes = append(c.SkipPrefixes, d.SkipPrefixes...)
+	c.InsecureRegistries = d.InsecureRegistries
+	var err error
+	if d.Concurrency != nil {
+		if c.Concurrency, err = positive(strconv.Itoa(*d.Concurrency)); err != nil {
+			return field("concurrency", err)
+		}
+	}
+	if d.RegistryConcurrency != nil {
+		if c.RegistryConcurrency, err = positive(strconv.Itoa(*d.RegistryConcurrency)); err != nil {
+			return field("registryConcurrency", err)
+		}
+	}
+	if d.Timeout != nil {
+		if c.Timeout, err = duration(*d.Timeout); err != nil {
+			return field("timeout", err)
+		}
+	}
+	if d.Deadline != nil {
+		if c.Deadline, err = duration(*d.Deadline); err != nil {
+			return field("deadline", err)
+		}
+	}
+	if d.OnError != nil {
+		if c.OnError, err = onError(*d.OnError); err != nil {
+			return field("onError", err)
+		}
+	}
+	return nil
+}
+
+// strict decodes b into v, failing on unknown fields with the YAML decoder's message, which names them.
+func strict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
+	}
+	return nil
+}
+
+func known(f func(struct{ Key, Field, Default, Doc string }) string) string {
+	var ks []string
+	for _, k := range Keys {
+		ks = append(ks, f(k))
+	}
+	return strings.Join(ks, ", ")
+}
+
+func splitList(s, sep string) []string {
+	var out []string
+	for _, p := range strings.Split(s, sep) {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func positive(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a whole number of at least 1", s)
+	}
+	return n, nil
+}
+
+func duration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 10s or 2m", s)
+	}
+	return d, nil
+}
+
+func onError(s string) (string, error) {
+	if s != "fail" && s != "warn" {
+		return "", fmt.Errorf("%q is neither fail nor warn", s)
+	}
+	return s, nil
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kptdev/krm-functions-sdk/go/fn"
+	"github.com/kptdev/krm-functions-sdk/go/fn/testhelpers"
+
+	"github.com/digester/digester/internal/registrytest"
+)
+
+// goldenImages are served to the golden cases under their everyday names.
+var goldenImages = []struct {
+	repo, tag string
+	mt        types.MediaType
+}{
+	{"nginx", "1.27", types.DockerManifestSchema2},
+	{"busybox", "1.36", types.OCIManifestSchema1},
+	{"redis", "7.4", types.OCIImageIndex},
+	{"quay.io/prometheus/node-exporter", "v1.8.2", types.DockerManifestList},
+	{"gcr.io/distroless/static", "nonroot", types.OCIManifestSchema1},
+	{"ghcr.io/acme/seeder", "2.1", types.DockerManifestSchema2},
+	{"registry.k8s.io/pause", "3.10", types.DockerManifestList},
+	{"ghcr.io/acme/worker", "2.1", types.OCIImageIndex},
+}
+
+// goldenRegistry serves goldenImages over TLS; its Transport routes every registry host to it.
+func goldenRegistry(t *testing.T) *registrytest.Registry {
+	t.Helper()
+	reg := registrytest.New(registrytest.WithTLS())
+	t.Cleanup(reg.Close)
+	for _, img := range goldenImages {
+		var err error
+		if strings.HasSuffix(string(img.mt), "index.v1+json") || strings.HasSuffix(string(img.mt), "list.v2+json") {
+			_, err = reg.PushIndex(img.repo, img.tag, img.mt)
+		} else {
+			_, err = reg.PushImage(img.repo, img.tag, img.mt)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg.Reset()
+	return reg
+}
+
+func testProcessor(reg *registrytest.Registry) *processor {
+	return &processor{
+		ctx:       context.Background(),
+		getenv:    func(string) string { return "" },
+		transport: reg.Transport(),
+		keychain:  authn.NewMultiKeychain(), // no host credentials in tests
+	}
+}
+
+// TestGolden runs every case in testdata/golden: resources.yaml (+ _fnconfig.yaml) in,
+// the whole output ResourceList compared with _expected.yaml. WRITE_GOLDEN_OUTPUT=1 rewrites.
+func TestGolden(t *testing.T) {
+	reg := goldenRegistry(t)
+	testhelpers.RunGoldenTests(t, "testdata/golden", testProcessor(reg))
+}
+
+// TestOneRequestPerDistinctReference checks the lookups behind the workloads case: every distinct
+// reference (nginx:1.27 and docker.io/library/nginx:1.27 are one) costs one manifest HEAD, no GET,
+// and each registry one ping.
+func TestOneRequestPerDistinctReference(t *testing.T) {
+	reg := goldenRegistry(t)
+	in, err := os.ReadFile("testdata/golden/workloads/resources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := fn.ParseKubeObjects(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &fn.ResourceList{Items: items, FunctionConfig: fn.NewEmptyKubeObject()}
+	if ok, err := testProcessor(reg).Process(rl); !ok || err != nil {
+		t.Fatalf("Process = %v, %v; want success", ok, err)
+	}
+	got := map[string]int{
+		"HEAD manifest": reg.Count("HEAD", "manifest"),
+		"GET manifest":  reg.Count("GET", "manifest"),
+		"ping":          reg.Count("", "ping"),
+	}
+	want := map[string]int{"HEAD manifest": 8, "GET manifest": 0, "ping": 5}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestFnRunFailure goes through fn.Run, as AsMain does: a failed lookup is an error (exit 1) and
+// the items come back byte for byte as they went in.
+func TestFnRunFailure(t *testing.T) {
+	reg := goldenRegistry(t)
+	in := resourceList(t, "testdata/golden/missing-tag/resources.yaml")
+	out, err := fn.Run(testProcessor(reg), in)
+	if err == nil {
+		t.Fatal("fn.Run succeeded; want an error for the missing tags")
+	}
+	gotItems, wantItems := itemsYAML(t, out), itemsYAML(t, in)
+	if diff := cmp.Diff(wantItems, gotItems); diff != "" {
+		t.Errorf("items changed on failure (-want +got):\n%s", diff)
+	}
+}
+
+// TestBinary builds digester and runs it as kpt would: a ResourceList on stdin, against a
+// registry on loopback, with no credentials.
+func TestBinary(t *testing.T) {
+	bin := buildBinary(t)
+	reg := registrytest.New()
+	t.Cleanup(reg.Close)
+	app, err := reg.PushImage("team/app", "v1", types.DockerManifestSchema2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi, err := reg.PushIndex("team/multi", "v2", types.OCIImageIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(image2 string) string {
+		return `apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: app
+    namespace: prod
+    annotations:
+      config.kubernetes.io/path: app.yaml
+      internal.config.kubernetes.io/path: app.yaml
+  spec:
+    template:
+      spec:
+        containers:
+        - name: app
+          image: ` + reg.Host + `/team/app:v1 # the app
+        - name: sidecar
+          image: "` + image2 + `"
+`
+	}
+
+	t.Run("pins", func(t *testing.T) {
+		stdout, stderr, code := run(t, bin, doc(reg.Host+"/team/multi:v2"))
+		if code != 0 {
+			t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+		}
+		for _, want := range []string{
+			"image: " + reg.Host + "/team/app:v1@" + app.String() + " # the app",
+			`image: "` + reg.Host + "/team/multi:v2@" + multi.String() + `"`,
+			"pinned 2 image fields (2 distinct references, 3 registry requests)",
+		} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, stdout)
+			}
+		}
+	})
+
+	t.Run("missing tag", func(t *testing.T) {
+		in := doc(reg.Host + "/team/multi:gone")
+		stdout, stderr, code := run(t, bin, in)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+		}
+		if diff := cmp.Diff(itemsYAML(t, []byte(in)), itemsYAML(t, []byte(stdout))); diff != "" {
+			t.Errorf("items changed on failure (-want +got):\n%s", diff)
+		}
+		wantErr := `[error] apps/v1/Deployment/prod/app spec.template.spec.containers[1].image: cannot pin ` +
+			reg.Host + `/team/multi:gone: tag not found: "gone" in repository team/multi on registry ` + reg.Host + ` (app.yaml)`
+		if !strings.Contains(stderr, wantErr) {
+			t.Errorf("stderr lacks\n%s\ngot:\n%s", wantErr, stderr)
+		}
+	})
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "digester")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin, stdin string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+// resourceList wraps the objects of a YAML file in a ResourceList.
+func resourceList(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := fn.ParseKubeObjects(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := (&fn.ResourceList{Items: items}).ToYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// itemsYAML returns the items of a ResourceList, each as YAML.
+func itemsYAML(t *testing.T, rl []byte) []string {
+	t.Helper()
+	parsed, err := fn.ParseResourceList(rl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range parsed.Items {
+		out = append(out, it.String())
+	}
+	return out
+}
