@@ -1,0 +1,39 @@
+# digester: `make demo` and `make test` do all set-up on a fresh machine (see README).
+GO      ?= go
+BIN     := bin/digester
+export GOTOOLCHAIN := local
+export GOFLAGS     := -buildvcs=false
+
+.PHONY: all build deps demo test unit fuzz-short fuzz bench image e2e clean
+
+all: build
+
+## build: the static binary, as shipped.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) .
+
+## deps: what the tests need beyond Go (apt packages, pinned Go tools); idempotent.
+deps:
+	./scripts/install-deps.sh
+
+## demo: pin an example package against an in-process registry; needs no internet.
+demo: build
+	$(GO) run ./cmd/demo -digester $(BIN)
+
+## test: everything: vet, unit, golden, binary and end-to-end tests, and a short run of each fuzz target.
+test: deps build
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) test -count=1 ./...
+	$(MAKE) fuzz-short
+
+## fuzz-short: each fuzz target for a few seconds (part of make test).
+fuzz-short:
+	./scripts/fuzz.sh 5s
+
+## fuzz: each fuzz target for longer.
+fuzz:
+	./scripts/fuzz.sh 2m
+
+clean:
+	rm -rf bin out

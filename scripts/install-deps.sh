@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond Go, on a fresh Debian machine. Idempotent: a second run
+# installs nothing. Go tools are pinned in tools/go.mod and built into bin/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The distribution registry package enables a system service on install; the tests start their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+fi
+
+if [ -f tools/go.mod ] && [ ! -x bin/kustomize ]; then
+  (cd tools && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -o ../bin/kustomize sigs.k8s.io/kustomize/kustomize/v5)
+fi
+
+command -v kpt >/dev/null || echo "warning: kpt is not on PATH; the kpt end-to-end tests will fail and say how to get it" >&2
