@@ -72,22 +72,25 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 		APIVersion string `yaml:"apiVersion"`
 		Kind       string `yaml:"kind"`
 	}
-	if err := yaml.Unmarshal(functionConfig, &head); err != nil {
-		return c, fmt.Errorf("functionConfig: %w", err)
-	}
+	err := yaml.Unmarshal(functionConfig, &head)
 	switch {
+	case err != nil:
+		err = fmt.Errorf("functionConfig: %w", err)
 	case head.Kind == "" && head.APIVersion == "":
 		return c, nil
 	case head.Kind == "ConfigMap":
-		return c, parseConfigMap(functionConfig, &c)
+		err = parseConfigMap(functionConfig, &c)
+	case head.Kind == Kind && head.APIVersion != APIVersion:
+		err = fmt.Errorf("functionConfig: apiVersion %q for kind %s, want %s", head.APIVersion, Kind, APIVersion)
 	case head.Kind == Kind:
-		if head.APIVersion != APIVersion {
-			return c, fmt.Errorf("functionConfig: apiVersion %q for kind %s, want %s", head.APIVersion, Kind, APIVersion)
-		}
-		return c, parseTyped(functionConfig, &c)
+		err = parseTyped(functionConfig, &c)
+	default:
+		err = fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
 	}
-	return c, fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
+	c.SkipPrefixes = uniq(c.SkipPrefixes)
+	return c, err
 }
+
 
 func parseConfigMap(b []byte, c *Config) error {
 	var cm struct {
@@ -206,8 +209,19 @@ func known(f func(struct{ Key, Field, Default, Doc string }) string) string {
 func splitList(s, sep string) []string {
 	var out []string
 	for _, p := range strings.Split(s, sep) {
-		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
+		}
+	}
+	return uniq(out)
+}
+
+// uniq drops repeated entries, keeping the first of each.
+func uniq(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
 	return out

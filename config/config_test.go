@@ -1,0 +1,114 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	def := Default()
+	with := func(f func(*Config)) Config {
+		c := Default()
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		in      string
+		env     string
+		want    Config
+		wantErr string
+	}{
+		{name: "none", want: def},
+		{name: "empty object (kpt without config)", in: "{}\n", want: def},
+		{
+			name: "configmap",
+			in: `apiVersion: v1
+kind: ConfigMap
+metadata: {name: function-input}
+data:
+  skip-prefixes: "a.example/:b.example/"
+  concurrency: "8"
+  registry-concurrency: "2"
+  timeout: 3s
+  deadline: 1m
+  insecure-registries: "r1.example, r2.example:5000"
+  on-error: warn
+`,
+			want: Config{
+				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
+				Timeout: 3 * time.Second, Deadline: time.Minute,
+				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn",
+			},
+		},
+		{
+			name: "SKIP_PREFIXES adds to skip-prefixes",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefixes: b/\n",
+			env:  "a/:b/",
+			want: with(func(c *Config) { c.SkipPrefixes = []string{"a/", "b/"} }),
+		},
+		{
+			name: "typed",
+			in: `apiVersion: fn.kpt.dev/v1alpha1
+kind: Digester
+metadata: {name: pin}
+skipPrefixes: [a/]
+concurrency: 4
+registryConcurrency: 3
+timeout: 2s
+deadline: 30s
+insecureRegistries: [r.example]
+onError: fail
+`,
+			want: Config{
+				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
+				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
+				InsecureRegistries: []string{"r.example"}, OnError: "fail",
+			},
+		},
+		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
+		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
+		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},
+		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n", wantErr: `key "timeout": "soon" is not a positive duration`},
+		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n", wantErr: `key "on-error": "ignore" is neither fail nor warn`},
+		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n", wantErr: `field "deadline"`},
+		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
+		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `kind "Secret" is not supported`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse([]byte(tt.in), tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Parse (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestREADMEDocumentsEveryKey keeps the README's configuration table in step with the code.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, k := range Keys {
+		row := "| `" + k.Key + "` | `" + k.Field + "` | `" + k.Default + "` |"
+		if !strings.Contains(readme, row) {
+			t.Errorf("README has no configuration row starting %q", row)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package walker
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+type found struct{ Path, Image string }
+
+func walk(t *testing.T, doc string) ([]found, []string) {
+	t.Helper()
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		t.Fatal(err)
+	}
+	fields, problems := New().Walk(&n)
+	var fs []found
+	for _, f := range fields {
+		if f.Node.Value != f.Image {
+			t.Errorf("%s: Node.Value %q != Image %q", f.Path, f.Node.Value, f.Image)
+		}
+		fs = append(fs, found{f.Path, f.Image})
+	}
+	var ps []string
+	for _, p := range problems {
+		ps = append(ps, p.String())
+	}
+	return fs, ps
+}
+
+func TestWalk(t *testing.T) {
+	tests := []struct {
+		name         string
+		doc          string
+		want         []found
+		wantProblems []string
+	}{
+		{
+			name: "pod with every container list",
+			doc: `kind: Pod
+spec:
+  initContainers: [{name: i, image: "busybox:1"}]
+  containers: [{name: a, image: a:1}, {name: b, image: b:1}]
+  ephemeralContainers: [{name: e, image: e:1}]`,
+			want: []found{{"spec.containers[0].image", "a:1"}, {"spec.containers[1].image", "b:1"}, {"spec.initContainers[0].image", "busybox:1"}, {"spec.ephemeralContainers[0].image", "e:1"}},
+		},
+		{
+			name: "deployment-shaped, any kind",
+			doc:  "kind: Anything\nspec:\n  template:\n    spec:\n      containers:\n      - image: x:1\n",
+			want: []found{{"spec.template.spec.containers[0].image", "x:1"}},
+		},
+		{
+			name: "cronjob",
+			doc:  "kind: CronJob\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{image: i:1}]\n          containers: [{image: c:1}]\n",
+			want: []found{{"spec.jobTemplate.spec.template.spec.containers[0].image", "c:1"}, {"spec.jobTemplate.spec.template.spec.initContainers[0].image", "i:1"}},
+		},
+		{
+			name: "podtemplate",
+			doc:  "kind: PodTemplate\ntemplate:\n  spec:\n    containers: [{image: p:1}]\n",
+			want: []found{{"template.spec.containers[0].image", "p:1"}},
+		},
+		{name: "no images", doc: "kind: Service\nspec:\n  ports: [{port: 80}]\n"},
+		{name: "not a mapping", doc: "- a\n- b\n"},
+		{name: "null containers", doc: "spec:\n  containers: null\n"},
+		{
+			name:         "containers is a map",
+			doc:          "spec:\n  containers:\n    web: {image: a:1}\n",
+			wantProblems: []string{"spec.containers: is a mapping, want a list of containers"},
+		},
+		{
+			name: "odd images",
+			doc:  "spec:\n  containers:\n  - {name: n, image: 1.5}\n  - {name: t, image: true}\n  - {name: m}\n  - {name: e, image: ''}\n  - {name: l, image: [a]}\n  - plain\n  - {image: null}\n",
+			wantProblems: []string{
+				"spec.containers[0].image: is a number (1.5), want a string",
+				"spec.containers[1].image: is a boolean (true), want a string",
+				`spec.containers[2].image: container "m" has no image`,
+				`spec.containers[3].image: container "e" has an empty image`,
+				"spec.containers[4].image: is a list, want a string",
+				"spec.containers[5]: is a string, want a container object",
+				"spec.containers[6].image: container without a name has no image",
+			},
+		},
+		{
+			name: "quoted number is a string",
+			doc:  "spec:\n  containers: [{image: \"1.5\"}]\n",
+			want: []found{{"spec.containers[0].image", "1.5"}},
+		},
+		{
+			name: "anchors and aliases share a node",
+			doc:  "spec:\n  initContainers: [{name: a, image: &img app:1}]\n  containers: [{name: b, image: *img}]\n",
+			want: []found{{"spec.containers[0].image", "app:1"}, {"spec.initContainers[0].image", "app:1"}},
+		},
+		{
+			name: "merge key",
+			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
+			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems := walk(t, tt.doc)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAliasSharesNode: rewriting the node behind an alias rewrites every field that uses it.
+func TestAliasSharesNode(t *testing.T) {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("spec:\n  initContainers: [{image: &img app:1}]\n  containers: [{image: *img}]\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := New().Walk(&n)
+	if len(fields) != 2 || fields[0].Node != fields[1].Node {
+		t.Fatalf("want two fields sharing one node, got %+v", fields)
+	}
+}
