@@ -91,7 +91,6 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 	return c, err
 }
 
-
 func parseConfigMap(b []byte, c *Config) error {
 	var cm struct {
 		APIVersion string         `yaml:"apiVersion"`
