@@ -9,6 +9,8 @@ package main
 import (
 	"context"
 	_ "embed"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,7 +25,30 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &processor{ctx: ctx, getenv: os.Getenv, stderr: os.Stderr}
-	if err := fn.AsMain(p, fn.WithDocs(readme, nil)); err != nil {
+	if len(os.Args) > 1 { // --help, --doc, or files named on the command line
+		if err := fn.AsMain(p, fn.WithDocs(readme, nil)); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	// A ResourceList on stdin, as AsMain reads it; when the SDK cannot parse it, say which item is wrong.
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "digester: read stdin:", err)
+		os.Exit(1)
+	}
+	out, err := fn.Run(p, in)
+	if out == nil && err != nil {
+		if e := checkInput(in); e != nil {
+			err = e
+		}
+	}
+	os.Stdout.Write(out)
+	if err != nil {
+		if out != nil {
+			err = fmt.Errorf("failed: see the error results above; the package is returned unchanged")
+		}
+		fmt.Fprintln(os.Stderr, "digester:", err)
 		os.Exit(1)
 	}
 }

@@ -58,9 +58,16 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 			continue
 		}
 		rn := obj.MoveToResourceNode()
+		dup := duplicateKey(rn.YNode())
 		fields, problems := w.Walk(rn.YNode())
 		obj = fn.MoveToKubeObject(rn)
 		rl.Items[i] = obj
+		if dup != "" {
+			invalid++
+			results = append(results, fieldResult(obj, failSeverity,
+				"duplicate key: Kubernetes rejects it and digester does not guess which value counts, so nothing in this resource is pinned", dup, nil, nil))
+			continue
+		}
 		for _, pr := range problems {
 			results = append(results, fieldResult(obj, fn.Warning, pr.Message, pr.Path, nil, nil))
 		}
