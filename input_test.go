@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name:       "not UTF-8",
-			in:         pod("    containers: [{image: " + img + "}]\n") + "# caf\xe9\n",
+			in:         pod("    containers: [{image: "+img+"}]\n") + "# caf\xe9\n",
 			wantCode:   1,
 			wantStderr: "digester: input is not UTF-8: byte 0xe9 on line 11",
 		},
