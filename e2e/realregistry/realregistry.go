@@ -1,0 +1,332 @@
+// Package realregistry runs a real registry for end-to-end tests: Debian's docker-registry (the
+// CNCF distribution registry 2.8) on a free loopback port, serving TLS with a certificate from a CA
+// it creates and requiring htpasswd basic auth. It writes the files a client needs to reach it —
+// the CA (for SSL_CERT_FILE) and a docker config.json holding the credentials (for DOCKER_CONFIG) —
+// and pushes small images and multi-arch indexes with go-containerregistry.
+//
+// It needs docker-registry and htpasswd (apache2-utils) on PATH: `make deps` installs both.
+package realregistry
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Registry is a running docker-registry.
+type Registry struct {
+	// Host is 127.0.0.1:PORT, ready to prefix a repository.
+	Host string
+	// CAFile is the PEM file of the CA that signed the registry's certificate; point
+	// SSL_CERT_FILE at it to trust the registry.
+	CAFile string
+	// DockerConfig is a directory whose config.json holds the registry's credentials; point
+	// DOCKER_CONFIG at it.
+	DockerConfig string
+	// User and Password are the credentials the registry accepts.
+	User, Password string
+
+	dir       string
+	logFile   string
+	cmd       *exec.Cmd
+	exited    chan error
+	transport *http.Transport
+}
+
+// Start starts a registry keeping its files (storage, certificates, config, log) under dir.
+// Close it when done.
+func Start(dir string) (*Registry, error) {
+	for _, tool := range []string{"docker-registry", "htpasswd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s is not on PATH: run `make deps` (scripts/install-deps.sh apt-installs docker-registry and apache2-utils)", tool)
+		}
+	}
+	secret := make([]byte, 12)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		User:         "digester",
+		Password:     "pw-" + hex.EncodeToString(secret),
+		CAFile:       filepath.Join(dir, "ca.pem"),
+		DockerConfig: filepath.Join(dir, "docker"),
+		dir:          dir,
+		logFile:      filepath.Join(dir, "registry.log"),
+	}
+	pool, err := r.writeCerts()
+	if err != nil {
+		return nil, fmt.Errorf("creating certificates: %w", err)
+	}
+	r.transport = http.DefaultTransport.(*http.Transport).Clone()
+	r.transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+	out, err := exec.Command("htpasswd", "-Bbn", r.User, r.Password).Output()
+	if err != nil {
+		return nil, fmt.Errorf("htpasswd: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), out, 0o600); err != nil {
+		return nil, err
+	}
+	// The port is chosen before the registry binds it; another process may take it first, so try
+	// a few times.
+	for attempt := 0; ; attempt++ {
+		err = r.start()
+		if err == nil || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))
+	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{r.Host: map[string]string{"auth": auth}}})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.DockerConfig, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(r.DockerConfig, "config.json"), cfg, 0o600); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) start() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	r.Host = l.Addr().String()
+	l.Close()
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog: {disabled: true}
+storage:
+  filesystem: {rootdirectory: %q}
+http:
+  addr: %q
+  tls: {certificate: %q, key: %q}
+auth:
+  htpasswd: {realm: digester-e2e, path: %q}
+`, filepath.Join(r.dir, "storage"), r.Host, filepath.Join(r.dir, "server.pem"),
+		filepath.Join(r.dir, "server-key.pem"), filepath.Join(r.dir, "htpasswd"))
+	cfgFile := filepath.Join(r.dir, "config.yml")
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
+		return err
+	}
+	log, err := os.Create(r.logFile)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	r.cmd = exec.Command("docker-registry", "serve", cfgFile)
+	r.cmd.Stdout, r.cmd.Stderr = log, log
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("starting docker-registry: %w", err)
+	}
+	r.exited = make(chan error, 1)
+	go func() { r.exited <- r.cmd.Wait() }()
+
+	// Ready when /v2/ asks for credentials.
+	client := &http.Client{Transport: r.transport, Timeout: time.Second}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-r.exited:
+			return fmt.Errorf("docker-registry exited (%v) before serving:\n%s", err, r.Log())
+		case <-time.After(50 * time.Millisecond):
+		}
+		resp, err := client.Get("https://" + r.Host + "/v2/")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil
+		}
+	}
+	r.Close()
+	return fmt.Errorf("docker-registry did not answer on %s:\n%s", r.Host, r.Log())
+}
+
+// writeCerts creates a CA and a server certificate for 127.0.0.1 and localhost signed by it, and
+// returns a pool trusting the CA.
+func (r *Registry) writeCerts() (*x509.CertPool, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "digester e2e CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	for file, block := range map[string]*pem.Block{
+		"ca.pem":         {Type: "CERTIFICATE", Bytes: caDER},
+		"server.pem":     {Type: "CERTIFICATE", Bytes: der},
+		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(r.dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, nil
+}
+
+// Close stops the registry.
+func (r *Registry) Close() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	r.cmd.Process.Kill()
+	<-r.exited
+}
+
+// Log returns what the registry has logged.
+func (r *Registry) Log() string {
+	b, _ := os.ReadFile(r.logFile)
+	return string(b)
+}
+
+// Secrets returns the strings that must never appear in a client's output: the password and the
+// base64 user:password of the docker config.
+func (r *Registry) Secrets() []string {
+	return []string{r.Password, base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))}
+}
+
+// Push pushes a small random image (mt an image manifest type) or a two-platform index of them
+// (mt an index type) as Host/repo:tag, and returns the digest of what it pushed.
+// OCI types get OCI children, Docker types Docker children.
+func (r *Registry) Push(ctx context.Context, repo, tag string, mt types.MediaType) (string, error) {
+	ref, err := name.NewTag(r.Host + "/" + repo + ":" + tag)
+	if err != nil {
+		return "", err
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(r.transport),
+		remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password}),
+	}
+	var d v1.Hash
+	switch {
+	case mt.IsIndex():
+		child := types.OCIManifestSchema1
+		if mt == types.DockerManifestList {
+			child = types.DockerManifestSchema2
+		}
+		var adds []mutate.IndexAddendum
+		for _, arch := range []string{"amd64", "arm64"} {
+			img, err := randomImage(child)
+			if err != nil {
+				return "", err
+			}
+			adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+				MediaType: child, Platform: &v1.Platform{OS: "linux", Architecture: arch},
+			}})
+		}
+		idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), mt)
+		if err := remote.WriteIndex(ref, idx, opts...); err != nil {
+			return "", fmt.Errorf("pushing %s: %w", ref, err)
+		}
+		d, err = idx.Digest()
+	case mt.IsImage():
+		img, err := randomImage(mt)
+		if err != nil {
+			return "", err
+		}
+		if err := remote.Write(ref, img, opts...); err != nil {
+			return "", fmt.Errorf("pushing %s: %w", ref, err)
+		}
+		d, err = img.Digest()
+	default:
+		return "", fmt.Errorf("pushing %s: %s is neither an image nor an index media type", ref, mt)
+	}
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}
+
+// randomImage is a one-layer image with random content and manifest type mt.
+func randomImage(mt types.MediaType) (v1.Image, error) {
+	content := make([]byte, 64)
+	if _, err := rand.Read(content); err != nil {
+		return nil, err
+	}
+	layerType, configType := types.DockerLayer, types.DockerConfigJSON
+	if mt == types.OCIManifestSchema1 {
+		layerType, configType = types.OCILayer, types.OCIConfigJSON
+	}
+	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(content, layerType))
+	if err != nil {
+		return nil, err
+	}
+	return mutate.ConfigMediaType(mutate.MediaType(img, mt), configType), nil
+}
