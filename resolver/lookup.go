@@ -25,6 +25,10 @@ import (
 // maxManifestBytes bounds a manifest body: registries refuse manifests over 4 MiB.
 const maxManifestBytes = 4 << 20
 
+// maxScopes bounds the repositories asked for in the first token exchange, keeping its URL short;
+// a registry's challenge adds the others when they are looked up.
+const maxScopes = 100
+
 // maxErrorBytes bounds what is read of an error response.
 const maxErrorBytes = 64 << 10
 
@@ -50,7 +54,6 @@ type registry struct {
 
 	once      sync.Once
 	client    *http.Client
-	scheme    string
 	anonymous bool
 	secrets   []string
 	err       error
@@ -77,7 +80,7 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 	var rt http.RoundTripper = &guard{inner: r.base, insecure: r.allowPlainHTTP}
 	rt = &counter{inner: rt, stats: &r.stats}
 	rt = &retry{inner: rt, attempts: r.attempts, timeout: r.timeout, maxWait: r.maxWait, base: r.backoff}
-	rt = &userAgent{inner: rt, ua: r.userAgent}
+	rt = transport.NewUserAgent(rt, r.userAgent)
 
 	auth, err := r.keychain.Resolve(reg)
 	if err != nil {
@@ -94,25 +97,14 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 		}
 	}
 
-	ch, err := transport.Ping(ctx, reg, rt)
-	if err != nil {
-		return g.explain(err, "", "")
+	// NewWithContext pings once, picks https or (loopback and insecure registries only) http, and
+	// for a bearer challenge exchanges credentials for one token covering the run's repositories.
+	// The bearer transport keeps these scopes and adds any a later challenge asks for.
+	scopes := g.scopes
+	if len(scopes) > maxScopes {
+		scopes = scopes[:maxScopes]
 	}
-	g.scheme = "https"
-	if ch.Insecure {
-		g.scheme = "http"
-	}
-	tok := &transport.Token{}
-	if strings.EqualFold(ch.Scheme, "bearer") {
-		scopes := g.scopes
-		if len(scopes) > 50 { // keep the token URL short; other scopes come on challenge
-			scopes = scopes[:50]
-		}
-		if tok, err = transport.Exchange(ctx, reg, auth, rt, scopes, ch); err != nil {
-			return g.explain(err, "", "")
-		}
-	}
-	authed, err := transport.FromToken(reg, auth, rt, ch, tok)
+	authed, err := transport.NewWithContext(ctx, reg, auth, rt, scopes)
 	if err != nil {
 		return g.explain(err, "", "")
 	}
@@ -131,7 +123,8 @@ func (r *Resolver) lookup(ctx context.Context, g *registry, tag name.Tag) (strin
 		return "", err
 	}
 	repo, ref := tag.RepositoryStr(), tag.TagStr()
-	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", g.scheme, g.name.RegistryStr(), repo, ref)
+	// https: the transport switches to http where the ping found a plain-HTTP (loopback or insecure) registry.
+	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", g.name.RegistryStr(), repo, ref)
 
 	resp, err := g.do(ctx, http.MethodHead, url)
 	if err != nil {
@@ -226,19 +219,6 @@ func (g *registry) do(ctx context.Context, method, url string) (*http.Response, 
 	}
 	req.Header.Set("Accept", acceptHeader)
 	return g.client.Do(req)
-}
-
-type userAgent struct {
-	inner http.RoundTripper
-	ua    string
-}
-
-func (u *userAgent) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Header.Get("User-Agent") == "" {
-		req = req.Clone(req.Context())
-		req.Header.Set("User-Agent", u.ua)
-	}
-	return u.inner.RoundTrip(req)
 }
 
 // insecureTLS returns a transport that skips certificate verification for the listed hosts only.
