@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -42,8 +43,10 @@ func (g *registry) explain(err error, repo, tag string) error {
 	host := g.name.RegistryStr()
 	e := &Error{Registry: host, Repository: repo, Tag: tag}
 	where := "registry " + host
+	what := "" // what was asked for, as a suffix
 	if repo != "" {
 		where = fmt.Sprintf("repository %s on registry %s", repo, host)
+		what = fmt.Sprintf(" for repository %s, tag %q", repo, tag)
 	}
 	detail := ""
 	var se *statusError
@@ -52,7 +55,7 @@ func (g *registry) explain(err error, repo, tag string) error {
 	case errors.As(err, &se):
 		e.StatusCode, detail = se.code, registryMessage(se.body)
 		if ra := se.header.Get("Retry-After"); ra != "" && se.code == http.StatusTooManyRequests {
-			detail = "it asks to retry after " + ra + ", longer than digester waits"
+			detail = "it asks to retry after " + ra + ", longer than digester may wait"
 		}
 	case errors.As(err, &te):
 		e.StatusCode = te.StatusCode
@@ -71,15 +74,15 @@ func (g *registry) explain(err error, repo, tag string) error {
 	case e.StatusCode == http.StatusNotFound && repo != "":
 		e.msg = fmt.Sprintf("tag not found: %q in %s", tag, where)
 	case e.StatusCode == http.StatusUnauthorized && g.anonymous:
-		e.msg = fmt.Sprintf("unauthorized: no credentials for registry %s (add them to the docker config or a credential helper)", host)
+		e.msg = fmt.Sprintf("unauthorized: registry %s wants credentials%s and digester has none for it (add them to the docker config or a credential helper)", host, what)
 	case e.StatusCode == http.StatusUnauthorized:
-		e.msg = fmt.Sprintf("unauthorized: registry %s rejected the credentials digester found for it", host)
+		e.msg = fmt.Sprintf("unauthorized: registry %s rejected the credentials digester found for it%s", host, what)
 	case e.StatusCode == http.StatusForbidden:
-		e.msg = fmt.Sprintf("forbidden: %s denies access to these credentials", where)
+		e.msg = fmt.Sprintf("forbidden: registry %s denies these credentials access%s", host, what)
 	case e.StatusCode == http.StatusTooManyRequests:
-		e.msg = fmt.Sprintf("rate limited: %s answered HTTP 429 Too Many Requests", where)
+		e.msg = fmt.Sprintf("rate limited: registry %s answered HTTP 429 Too Many Requests%s", host, what)
 	case e.StatusCode != 0:
-		e.msg = fmt.Sprintf("%s answered HTTP %d %s", where, e.StatusCode, http.StatusText(e.StatusCode))
+		e.msg = fmt.Sprintf("registry %s answered HTTP %d %s%s", host, e.StatusCode, http.StatusText(e.StatusCode), what)
 	case errors.As(err, &timeout):
 		e.msg = timeout.Error()
 	case errors.Is(err, context.Canceled):
@@ -90,7 +93,7 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.msg = fmt.Sprintf("TLS: registry %s presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE or the system store)", host)
 	case errors.As(err, &hostErr), errors.As(err, &certErr):
 		e.msg = fmt.Sprintf("TLS: registry %s presents an invalid certificate: %v", host, err)
-	case errors.As(err, &recErr):
+	case errors.As(err, &recErr), errors.Is(err, http.ErrSchemeMismatch):
 		e.msg = fmt.Sprintf("TLS: registry %s does not speak TLS (a plain-HTTP registry must be listed under insecure-registries)", host)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		e.msg = fmt.Sprintf("cannot connect to registry %s: connection refused", host)
@@ -102,7 +105,8 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.msg = fmt.Sprintf("%s: %v", where, err)
 	}
 	if detail != "" && e.StatusCode != http.StatusNotFound {
-		e.msg += ": " + detail
+		// Redact before shortening: a secret cut in two would escape redaction.
+		e.msg += ": " + shorten(redact(detail, g.secrets), 200)
 	}
 	e.msg = redact(e.msg, g.secrets)
 	return e
@@ -118,11 +122,18 @@ func registryMessage(body []byte) string {
 	if json.Unmarshal(body, &r) != nil || len(r.Errors) == 0 {
 		return ""
 	}
-	m := r.Errors[0].Message
-	if len(m) > 200 {
-		m = m[:200] + "…"
+	return r.Errors[0].Message
+}
+
+// shorten cuts s to at most n bytes, on a rune boundary.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return m
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // redact removes secrets from s, in case a registry or a library echoed one back.

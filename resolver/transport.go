@@ -84,7 +84,7 @@ func (r *retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		resp, err := r.once(req)
 		wait, again := r.shouldRetry(resp, err, attempt)
-		if !again || (req.Body != nil && req.GetBody == nil) {
+		if !again || (req.Body != nil && req.GetBody == nil) || pastDeadline(req.Context(), wait) {
 			return resp, err
 		}
 		if resp != nil {
@@ -109,21 +109,35 @@ func (r *retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// once sends one attempt under the per-attempt timeout; the timeout also covers reading the body.
+// pastDeadline reports whether waiting d would take past ctx's deadline: then the failure is
+// reported at once (a Retry-After of 20s with 5s left is a rate limit, not a deadline).
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
+}
+
+// maxBodyBytes bounds every response body read through the transport, whoever reads it:
+// go-containerregistry's ping drains its body to the end.
+const maxBodyBytes = maxManifestBytes + 1
+
+// once sends one attempt under the per-attempt timeout; the timeout also covers reading the body,
+// and the body is cut off after maxBodyBytes.
 func (r *retry) once(req *http.Request) (*http.Response, error) {
-	if r.timeout <= 0 {
-		return r.inner.RoundTrip(req)
+	parent := req.Context()
+	ctx, cancel := parent, context.CancelFunc(func() {})
+	if r.timeout > 0 {
+		ctx, cancel = context.WithTimeout(parent, r.timeout)
+		req = req.Clone(ctx)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), r.timeout)
-	resp, err := r.inner.RoundTrip(req.Clone(ctx))
+	resp, err := r.inner.RoundTrip(req)
 	if err != nil {
 		cancel()
-		if ctx.Err() == context.DeadlineExceeded && req.Context().Err() == nil {
+		if ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
 			return nil, &TimeoutError{After: r.timeout, Host: req.URL.Host}
 		}
 		return nil, err
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel, ctx: ctx, parent: req.Context(), timeout: r.timeout, host: req.URL.Host}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel, ctx: ctx, parent: parent, timeout: r.timeout, host: req.URL.Host, left: maxBodyBytes}
 	return resp, nil
 }
 
@@ -190,8 +204,8 @@ func isNetReset(err error) bool {
 	return errors.As(err, &op) && op.Op == "read"
 }
 
-// cancelBody releases the per-attempt timeout when the body is closed, and reports a timeout
-// hit while reading as a TimeoutError.
+// cancelBody releases the per-attempt timeout when the body is closed, reports a timeout hit
+// while reading as a TimeoutError, and ends the body after left more bytes.
 type cancelBody struct {
 	io.ReadCloser
 	cancel  context.CancelFunc
@@ -199,10 +213,18 @@ type cancelBody struct {
 	parent  context.Context
 	timeout time.Duration
 	host    string
+	left    int64
 }
 
 func (b *cancelBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("registry %s sent a response larger than %d MiB: stopped reading", b.host, maxManifestBytes>>20)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
 	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
 	if err != nil && err != io.EOF && b.ctx.Err() == context.DeadlineExceeded && b.parent.Err() == nil {
 		err = &TimeoutError{After: b.timeout, Host: b.host}
 	}
