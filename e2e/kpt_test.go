@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -247,4 +248,161 @@ onError: fail
 			}
 		})
 	}
+}
+
+// examplePackage copies the repository's own kpt package (root Kptfile, .krmignore and example/)
+// to dir, moving its images from localhost:5000 to the test registry, and puts the binary where
+// the Kptfile's exec path, resolved against dir, points. It pushes every image but those in
+// unpushed, and returns the files digester must leave when every lookup succeeds.
+func (s space) examplePackage(t *testing.T, dir string, unpushed ...string) (want map[string]string) {
+	t.Helper()
+	files := map[string]string{}
+	for _, name := range []string{"Kptfile", ".krmignore"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	for name, content := range readFiles(t, filepath.Join(repoRoot, "example")) {
+		files[filepath.Join("example", name)] = strings.ReplaceAll(content, "localhost:5000/", s.image(""))
+	}
+
+	// Every image field on the test registry, pushed with the four media types in turn.
+	images := map[string]types.MediaType{}
+	kinds := []types.MediaType{types.DockerManifestSchema2, types.OCIManifestSchema1, types.OCIImageIndex, types.DockerManifestList}
+	var refs []string
+	for _, content := range files {
+		for _, m := range imageLine.FindAllStringSubmatch(content, -1) {
+			if rest, ok := strings.CutPrefix(m[2], s.image("")); ok && !slices.Contains(refs, rest) {
+				refs = append(refs, rest)
+			}
+		}
+	}
+	if len(refs) < 4 {
+		t.Fatalf("example/ has %d images on localhost:5000, want at least 4 to cover every media type", len(refs))
+	}
+	sort.Strings(refs)
+	for i, ref := range refs {
+		if !slices.Contains(unpushed, ref) {
+			images[ref] = kinds[i%len(kinds)]
+		}
+	}
+	digests := s.push(t, images)
+
+	want = map[string]string{}
+	for name, content := range files {
+		want[name] = imageLine.ReplaceAllStringFunc(content, func(line string) string {
+			m := imageLine.FindStringSubmatch(line)
+			rest, ok := strings.CutPrefix(m[2], s.image(""))
+			if !ok {
+				return line
+			}
+			return m[1] + m[2] + "@" + digests[rest] + m[3]
+		})
+	}
+	writeFiles(t, dir, files)
+
+	kptfile, err := yaml.Parse(files["Kptfile"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutators, err := kptfile.Pipe(yaml.Lookup("pipeline", "mutators"))
+	if err != nil || mutators == nil {
+		t.Fatalf("the repository's Kptfile has no pipeline mutators: %v", err)
+	}
+	execs, err := mutators.ElementValues("exec")
+	if err != nil || len(execs) != 1 || filepath.IsAbs(execs[0]) {
+		t.Fatalf("the repository's Kptfile should run one mutator with a relative exec path, has %q (%v)", execs, err)
+	}
+	bin := filepath.Join(dir, execs[0])
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(digester, bin); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// imageLine is an image field on a line of its own: indentation and key, the reference (quoted or
+// not), and the rest of the line.
+var imageLine = regexp.MustCompile(`(?m)^(\s*(?:- )?image: ["']?)([^\s"'#]+)(.*)$`)
+
+// TestKptRender runs the repository's own Kptfile pipeline on a copy of example/, as a user
+// runs it from the repository root.
+func TestKptRender(t *testing.T) {
+	t.Parallel()
+	kpt := tool(t, "kpt")
+	dir := t.TempDir()
+	want := newSpace(t).examplePackage(t, dir)
+	out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec")
+	if out.code != 0 {
+		t.Fatalf("kpt fn render exited %d:\n%s%s", out.code, out.stdout, out.stderr)
+	}
+	checkFiles(t, dir, want)
+	if !strings.Contains(out.stderr, "[PASS] \"./bin/digester\"") || !strings.Contains(out.stderr, "Successfully executed 1 function(s)") {
+		t.Errorf("kpt does not report the pipeline passed:\n%s", out.stderr)
+	}
+}
+
+// TestKptFailingLookup runs kpt on packages with an image whose tag does not exist: kpt must
+// fail, show digester's error, and leave every file as it was.
+func TestKptFailingLookup(t *testing.T) {
+	kpt := tool(t, "kpt")
+
+	t.Run("eval", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := newSpace(t)
+		pkg, _, _ := s.shopPackage(t, dir)
+		typo := s.image("shop/web:1.O")
+		writeFiles(t, pkg, map[string]string{"typo.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: web\n    image: " + typo + "\n"})
+		before := readFiles(t, dir)
+
+		out := run(t, env{}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--results-dir", "results", "--", "skip-prefixes=vendor.example/")
+		if out.code == 0 {
+			t.Fatalf("kpt fn eval succeeded on a missing tag:\n%s", out.stderr)
+		}
+		msg := "cannot pin " + typo + `: tag not found: "1.O" in repository ` + s.ns + "/shop/web on registry " + reg.Host
+		if !strings.Contains(out.stderr, msg) {
+			t.Errorf("kpt's output does not show %q:\n%s", msg, out.stderr)
+		}
+		delete(before, "results/results.yaml")
+		got := readFiles(t, dir)
+		delete(got, "results/results.yaml")
+		if diff := cmp.Diff(before, got); diff != "" {
+			t.Errorf("files changed (-before +after):\n%s", diff)
+		}
+		code, results := readResults(t, filepath.Join(dir, "results"))
+		wantResults := []result{
+			{Severity: "info", Message: "pinned nothing: 1 image fields could not be pinned, so the package is returned unchanged (5 distinct references, N registry requests)"},
+			{Severity: "error", Message: msg, Kind: "Pod", Name: "typo", File: "typo.yaml", Path: "spec.containers[0].image", Current: typo},
+		}
+		if code == 0 {
+			t.Errorf("results.yaml exitCode = 0, want non-zero")
+		}
+		if diff := cmp.Diff(wantResults, results); diff != "" {
+			t.Errorf("results (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("render", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := newSpace(t)
+		s.examplePackage(t, dir, "shop/report:2.0")
+		before := readFiles(t, dir)
+		out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec")
+		if out.code == 0 {
+			t.Fatalf("kpt fn render succeeded on a missing image:\n%s", out.stderr)
+		}
+		msg := "cannot pin " + s.image("shop/report:2.0") + `: tag not found: "2.0" in repository ` + s.ns + "/shop/report on registry " + reg.Host
+		if !strings.Contains(out.stderr, msg) {
+			t.Errorf("kpt's output does not show %q:\n%s", msg, out.stderr)
+		}
+		if diff := cmp.Diff(before, readFiles(t, dir)); diff != "" {
+			t.Errorf("files changed (-before +after):\n%s", diff)
+		}
+	})
 }

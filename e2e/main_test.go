@@ -224,12 +224,13 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// readFiles returns every file under dir by relative path.
+// readFiles returns every regular file under dir by relative path (symbolic links, such as one
+// to the binary, are left out).
 func readFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
 		b, err := os.ReadFile(p)

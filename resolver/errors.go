@@ -70,6 +70,11 @@ func (g *registry) explain(err error, repo, tag string) error {
 	var recErr tls.RecordHeaderError
 	var dnsErr *net.DNSError
 	var plain *plainHTTPError
+	if errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
+		// A loopback or insecure registry is pinged over plain HTTP too; when HTTPS failed on the
+		// certificate, that answer (a TLS server's HTTP 400) is not the cause: the certificate is.
+		e.StatusCode, detail = 0, ""
+	}
 	switch {
 	case e.StatusCode == http.StatusNotFound && repo != "":
 		e.msg = fmt.Sprintf("tag not found: %q in %s", tag, where)
