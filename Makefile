@@ -35,5 +35,11 @@ fuzz-short:
 fuzz:
 	./scripts/fuzz.sh 2m
 
+## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it.
+## Files are dated to the last commit (SOURCE_DATE_EPOCH), so a commit always gives the same digest.
+image:
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(GO) run ./cmd/mkimage -out out/image $(if $(IMAGE),-push $(IMAGE))
+
 clean:
 	rm -rf bin out

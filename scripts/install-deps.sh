@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates) # cmd/mkimage copies it into the image
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
