@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -141,10 +142,14 @@ func shorten(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// authValueRE matches the value of an Authorization header echoed back: bearer tokens live inside
+// go-containerregistry's transport and are never seen here, so they are recognised by their place.
+var authValueRE = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{4,}`)
+
 // redact removes secrets from s, in case a registry or a library echoed one back.
 func redact(s string, secrets []string) string {
 	for _, sec := range secrets {
 		s = strings.ReplaceAll(s, sec, "[redacted]")
 	}
-	return s
+	return authValueRE.ReplaceAllString(s, "$1 [redacted]")
 }

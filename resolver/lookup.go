@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -91,7 +92,11 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 		return fmt.Errorf("read credentials for registry %s: %w", host, err)
 	}
 	g.anonymous = *cfg == authn.AuthConfig{}
-	for _, s := range []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken} {
+	secrets := []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken}
+	if cfg.Username != "" && cfg.Password != "" { // what a basic Authorization header carries
+		secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
+	}
+	for _, s := range secrets {
 		if len(s) >= 4 {
 			g.secrets = append(g.secrets, s)
 		}

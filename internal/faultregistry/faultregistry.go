@@ -266,17 +266,19 @@ func TokenAuth(user, pass, token string, tokenFault http.Handler) func(http.Hand
 	}
 }
 
-// Echo answers with code and an OCI error whose message, after prefix, repeats the request's
-// Authorization header and the credentials it carries, as a careless registry or proxy might.
+// Echo answers with code and an OCI error whose message, after prefix, repeats the credentials
+// of the request's basic Authorization header, decoded, and then the header itself, as a careless
+// registry or proxy might.
 func Echo(code int, prefix string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := r.Header.Get("Authorization")
-		msg := prefix + a
+		msg := prefix
 		if _, b64, ok := strings.Cut(a, "Basic "); ok {
 			if dec, err := base64.StdEncoding.DecodeString(b64); err == nil {
-				msg += " which is " + string(dec)
+				msg += string(dec) + " from "
 			}
 		}
+		msg += a
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"errors":[{"code":"DENIED","message":%q}]}`, msg)
