@@ -19,8 +19,13 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registr
   systemctl stop docker-registry || true
 fi
 
-if [ -f tools/go.mod ] && [ ! -x bin/kustomize ]; then
-  (cd tools && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -o ../bin/kustomize sigs.k8s.io/kustomize/kustomize/v5)
+if [ -f tools/go.mod ]; then
+  # Rebuilt whenever bin/kustomize is not the version pinned in tools/go.mod.
+  kustomize_version=$(cd tools && GOTOOLCHAIN=local GOFLAGS= go list -m -f '{{.Version}}' sigs.k8s.io/kustomize/kustomize/v5)
+  if [ "$(bin/kustomize version 2>/dev/null)" != "$kustomize_version" ]; then
+    echo "building kustomize $kustomize_version into bin/"
+    (cd tools && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -o ../bin/kustomize sigs.k8s.io/kustomize/kustomize/v5)
+  fi
 fi
 
 command -v kpt >/dev/null || echo "warning: kpt is not on PATH; the kpt end-to-end tests will fail and say how to get it" >&2
