@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/digester/digester/internal/faultregistry"
+	"github.com/digester/digester/internal/registrytest"
+)
+
+// hangGuard bounds each wait in the binary tests below; it is a guard against a hung test, not
+// a timing assertion.
+const hangGuard = 10 * time.Second
+
+// imageList is a ResourceList with one Deployment whose containers use images.
+func imageList(images ...string) string {
+	var b strings.Builder
+	b.WriteString(`apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: app
+    annotations:
+      config.kubernetes.io/path: app.yaml
+      internal.config.kubernetes.io/path: app.yaml
+  spec:
+    template:
+      spec:
+        containers:
+`)
+	for i, img := range images {
+		b.WriteString("        - name: c" + string(rune('0'+i)) + "\n          image: " + img + "\n")
+	}
+	return b.String()
+}
+
+// TestSignalStopsLookups: SIGTERM and SIGINT stop lookups in flight against a registry that never
+// answers; the binary exits non-zero, says why, and returns the items unchanged.
+func TestSignalStopsLookups(t *testing.T) {
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			arrived := make(chan *http.Request, 8)
+			reg := registrytest.New(registrytest.WithMiddleware(
+				faultregistry.Always(faultregistry.Manifest(""), faultregistry.Hang(nil, arrived))))
+			t.Cleanup(reg.Close)
+			in := imageList(reg.Host+"/app:v1", reg.Host+"/other:v2")
+
+			cmd := exec.Command(bin)
+			cmd.Stdin = strings.NewReader(in)
+			cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+t.TempDir())
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+
+			select {
+			case <-arrived:
+			case err := <-exited:
+				t.Fatalf("digester exited (%v) before its lookup reached the registry; stderr:\n%s", err, stderr.String())
+			case <-time.After(hangGuard):
+				cmd.Process.Kill()
+				t.Fatal("no lookup reached the registry")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			select {
+			case err = <-exited:
+			case <-time.After(hangGuard):
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("digester still running after %s; stderr:\n%s", sig, stderr.String())
+			}
+
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() == 0 {
+				t.Fatalf("exit: %v; want a non-zero exit code; stderr:\n%s", err, stderr.String())
+			}
+			if ee.ExitCode() < 0 {
+				t.Errorf("digester was killed by %s rather than exiting on its own: %v", sig, err)
+			}
+			if want := "canceled while waiting for registry " + reg.Host; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+			if diff := cmp.Diff(itemsYAML(t, []byte(in)), itemsYAML(t, stdout.Bytes())); diff != "" {
+				t.Errorf("items changed after %s (-want +got):\n%s", sig, diff)
+			}
+			if n := reg.Count(http.MethodGet, "manifest"); n != 0 {
+				t.Errorf("manifest GETs = %d, want 0", n)
+			}
+		})
+	}
+}
