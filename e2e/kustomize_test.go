@@ -161,6 +161,7 @@ func TestKustomizeBuildFailingLookup(t *testing.T) {
 	if out.code == 0 {
 		t.Fatalf("kustomize build succeeded on a missing tag:\n%s", out.stdout)
 	}
+	t.Logf("kustomize build prints:\n%s", out.stderr)
 	msg := "cannot pin " + missing + `: tag not found: "1.1" in repository ` + s.ns + "/shop/web on registry " + reg.Host
 	if !strings.Contains(out.stderr, msg) {
 		t.Errorf("kustomize's output does not show %q:\n%s", msg, out.stderr)

@@ -1,3 +1,6 @@
+// Go programs the tests run, pinned in a module of their own so that the function's go.mod stays
+// lean. scripts/install-deps.sh (make deps) builds them into ../bin. kustomize stays at v5.8.2:
+// v5.8.3 needs Go 1.27.
 module github.com/digester/digester/tools
 
 go 1.26.8
