@@ -158,18 +158,15 @@ func TestImage(t *testing.T) {
 			if !bytes.Equal(ca, hostCA) || !x509.NewCertPool().AppendCertsFromPEM(ca) {
 				t.Errorf("CA bundle in the image (%d bytes) is not the build machine's (%d bytes) or holds no certificate", len(ca), len(hostCA))
 			}
-			// kpt runs container functions as --user nobody, docker resolves names in the image's passwd.
-			pw, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
-			if err != nil {
-				t.Fatal(err)
+			// kpt runs container functions as --user nobody; docker resolves it in the image's passwd.
+			gotUsers := []string{passwdUser(t, root, "nobody"), passwdUser(t, root, "nonroot")}
+			if diff := cmp.Diff([]string{"65534:65534", "65532:65532"}, gotUsers); diff != "" {
+				t.Errorf("/etc/passwd nobody, nonroot (-want +got):\n%s", diff)
 			}
-			for _, line := range []string{"nobody:x:65534:65534:", "nonroot:x:65532:65532:"} {
-				if !strings.Contains(string(pw), "\n"+line) {
-					t.Errorf("/etc/passwd lacks %q:\n%s", line, pw)
-				}
-			}
-			if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&(os.ModeSticky|0o777) != os.ModeSticky|0o777 {
-				t.Errorf("/tmp: %v, %v; want a world-writable sticky directory", fi.Mode(), err)
+			if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil {
+				t.Errorf("/tmp: %v", err)
+			} else if got, want := fi.Mode(), os.ModeDir|os.ModeSticky|0o777; got != want {
+				t.Errorf("/tmp mode %v; want %v", got, want)
 			}
 		})
 	}
@@ -205,36 +202,43 @@ items:
         - name: app
           image: ` + image + `
 `
-		cmd := containerCommand(t, root, cf)
-		cmd.Stdin = strings.NewReader(in)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s: %v\nstderr:\n%s", cf.Config.Entrypoint[0], err, e.String())
-		}
-		rl, err := fn.ParseResourceList(o.Bytes())
-		if err != nil {
-			t.Fatalf("output is not a ResourceList: %v\n%s", err, o.String())
-		}
-		containers, _, err := rl.Items[0].NestedSlice("spec", "template", "spec", "containers")
-		if err != nil || len(containers) != 1 {
-			t.Fatalf("containers: %v, %v\n%s", containers, err, o.String())
-		}
-		if diff := cmp.Diff(image+"@"+app.String(), containers[0].GetString("image")); diff != "" {
-			t.Errorf("pinned image (-want +got):\n%s", diff)
+		for _, tc := range []struct{ name, user string }{
+			{"as the image's user", cf.Config.User},
+			{"as kpt's --user nobody", passwdUser(t, root, "nobody")},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cmd := containerCommand(t, root, cf, tc.user)
+				cmd.Stdin = strings.NewReader(in)
+				var o, e bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &o, &e
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("%s: %v\nstderr:\n%s", cf.Config.Entrypoint[0], err, e.String())
+				}
+				rl, err := fn.ParseResourceList(o.Bytes())
+				if err != nil {
+					t.Fatalf("output is not a ResourceList: %v\n%s", err, o.String())
+				}
+				containers, _, err := rl.Items[0].NestedSlice("spec", "template", "spec", "containers")
+				if err != nil || len(containers) != 1 {
+					t.Fatalf("containers: %v, %v\n%s", containers, err, o.String())
+				}
+				if diff := cmp.Diff(image+"@"+app.String(), containers[0].GetString("image")); diff != "" {
+					t.Errorf("pinned image (-want +got):\n%s", diff)
+				}
+			})
 		}
 	})
 }
 
 // containerCommand returns a command running the image's entrypoint as a runtime would: as root
-// (this machine's CI), in a chroot of the unpacked filesystem, as the config's user, with only the
+// (this machine's CI), in a chroot of the unpacked filesystem, as user ("uid:gid"), with only the
 // config's environment. Without root it runs the unpacked binary directly, with SSL_CERT_FILE
 // pointing into the unpacked filesystem.
-func containerCommand(t *testing.T, root string, cf *v1.ConfigFile) *exec.Cmd {
+func containerCommand(t *testing.T, root string, cf *v1.ConfigFile, user string) *exec.Cmd {
 	t.Helper()
-	uid, gid := parseUser(t, cf.Config.User)
+	uid, gid := parseUser(t, user)
 	if uid == 0 {
-		t.Fatalf("image runs as root (User %q)", cf.Config.User)
+		t.Fatalf("running as root (user %q)", user)
 	}
 	if os.Geteuid() != 0 {
 		t.Logf("not root: running %s without chroot, as uid %d", cf.Config.Entrypoint[0], os.Geteuid())
@@ -252,14 +256,31 @@ func containerCommand(t *testing.T, root string, cf *v1.ConfigFile) *exec.Cmd {
 	return cmd
 }
 
-// parseUser reads a numeric "uid:gid" image user.
+// passwdUser looks name up in the image's /etc/passwd, as docker does for `--user name`, and
+// returns "uid:gid".
+func passwdUser(t *testing.T, root, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Split(line, ":"); len(f) == 7 && f[0] == name {
+			return f[2] + ":" + f[3]
+		}
+	}
+	t.Fatalf("no user %q in the image's /etc/passwd:\n%s", name, b)
+	return ""
+}
+
+// parseUser reads a numeric "uid:gid" user.
 func parseUser(t *testing.T, user string) (uid, gid uint32) {
 	t.Helper()
 	u, g, ok := strings.Cut(user, ":")
 	un, err1 := strconv.ParseUint(u, 10, 32)
 	gn, err2 := strconv.ParseUint(g, 10, 32)
 	if !ok || err1 != nil || err2 != nil {
-		t.Fatalf("image User %q is not numeric uid:gid", user)
+		t.Fatalf("user %q is not numeric uid:gid", user)
 	}
 	return uint32(un), uint32(gn)
 }
