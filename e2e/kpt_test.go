@@ -148,6 +148,7 @@ func readResults(t *testing.T, dir string) (int, []result) {
 	if err := yaml.Unmarshal(b, &list); err != nil {
 		t.Fatalf("parsing results.yaml: %v\n%s", err, b)
 	}
+	noSecrets(t, "results.yaml", string(b))
 	if list.Kind != "FunctionResultList" || len(list.Items) != 1 {
 		t.Fatalf("results.yaml is not one function's FunctionResultList:\n%s", b)
 	}
@@ -226,6 +227,7 @@ onError: fail
 			if out.code != 0 {
 				t.Fatalf("kpt fn eval exited %d:\n%s%s", out.code, out.stdout, out.stderr)
 			}
+			t.Logf("kpt fn eval prints:\n%s", out.stderr)
 			checkFiles(t, pkg, want)
 
 			code, got := readResults(t, filepath.Join(dir, "results"))
@@ -327,7 +329,7 @@ func (s space) examplePackage(t *testing.T, dir string, unpushed ...string) (wan
 
 // imageLine is an image field on a line of its own: indentation and key, the reference (quoted or
 // not), and the rest of the line.
-var imageLine = regexp.MustCompile(`(?m)^(\s*(?:- )?image: ["']?)([^\s"'#]+)(.*)$`)
+var imageLine = regexp.MustCompile(`(?m)^([ \t]*(?:- )?image: ["']?)([^\s"'#]+)(.*)$`)
 
 // TestKptRender runs the repository's own Kptfile pipeline on a copy of example/, as a user
 // runs it from the repository root.
@@ -340,6 +342,7 @@ func TestKptRender(t *testing.T) {
 	if out.code != 0 {
 		t.Fatalf("kpt fn render exited %d:\n%s%s", out.code, out.stdout, out.stderr)
 	}
+	t.Logf("kpt fn render prints:\n%s", out.stderr)
 	checkFiles(t, dir, want)
 	if !strings.Contains(out.stderr, "[PASS] \"./bin/digester\"") || !strings.Contains(out.stderr, "Successfully executed 1 function(s)") {
 		t.Errorf("kpt does not report the pipeline passed:\n%s", out.stderr)
