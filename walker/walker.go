@@ -149,10 +149,18 @@ func lookupPath(n *yaml.Node, keys []string) *yaml.Node {
 // lookup returns the value of key in mapping m, following aliases and merge keys ("<<").
 // The last occurrence of a duplicated key wins, as in most YAML decoders.
 func lookup(m *yaml.Node, key string) *yaml.Node {
+	return lookupOnce(m, key, map[*yaml.Node]bool{})
+}
+
+// lookupOnce is lookup visiting each mapping at most once: merge keys can name a mapping that
+// merges itself (endless recursion) or name one mapping many times over, level after level
+// (exponential time from a few lines of YAML).
+func lookupOnce(m *yaml.Node, key string, seen map[*yaml.Node]bool) *yaml.Node {
 	m = deref(m)
-	if m == nil || m.Kind != yaml.MappingNode {
+	if m == nil || m.Kind != yaml.MappingNode || seen[m] {
 		return nil
 	}
+	seen[m] = true
 	var found *yaml.Node
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -173,7 +181,7 @@ func lookup(m *yaml.Node, key string) *yaml.Node {
 			targets = mg.Content
 		}
 		for _, t := range targets {
-			if v := lookup(t, key); v != nil {
+			if v := lookupOnce(t, key, seen); v != nil {
 				return v
 			}
 		}

@@ -1,0 +1,136 @@
+package walker_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/walker"
+)
+
+// walkSeeds are YAML documents that reach the walker's corners: every workload shape, anchors,
+// aliases, merge keys (including a self-merge and a merge bomb), and fields of the wrong type.
+// More seeds are checked in under testdata/fuzz/FuzzWalk.
+var walkSeeds = []string{
+	"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27\n  initContainers:\n  - image: 'busybox'\n",
+	"kind: CronJob\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{image: \"redis:7\"}]\n",
+	"template:\n  spec:\n    ephemeralContainers:\n    - image: !!str 42\n",
+	"base: &b {image: base:1}\nspec:\n  containers:\n  - <<: *b\n  - <<: [*b]\n    image: own:1\n  - *b\n",
+	"spec:\n  containers:\n  - image: 1.5\n  - image: null\n  - image: [a]\n  - image: ''\n  - 7\n",
+	"spec: &s {containers: [{image: a:1}]}\nx: *s\n",
+	"a: &a {<<: *a}\n<<: *a\n",
+	"spec:\n  containers: {image: a}\n",
+	"--- \n...\n",
+}
+
+// FuzzWalk: Walk never panics or hangs on any YAML, never changes the tree, and every field it
+// returns is a string scalar holding exactly Field.Image.
+func FuzzWalk(f *testing.F) {
+	for _, s := range walkSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for range 8 {
+			var doc yaml.Node
+			if err := dec.Decode(&doc); err != nil {
+				return // the end, or not YAML: nothing more for the walker to see
+			}
+			checkWalk(t, &doc)
+		}
+	})
+}
+
+func checkWalk(t *testing.T, doc *yaml.Node) {
+	t.Helper()
+	before := dump(doc)
+	w := walker.New()
+	fields, problems := w.Walk(doc)
+	if after := dump(doc); after != before {
+		t.Fatalf("Walk changed the tree:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, fl := range fields {
+		switch {
+		case fl.Node == nil:
+			t.Fatalf("field %s has no node", fl.Path)
+		case fl.Node.Kind != yaml.ScalarNode || fl.Node.ShortTag() != "!!str":
+			t.Fatalf("field %s: node is kind %v tag %s, want a string scalar", fl.Path, fl.Node.Kind, fl.Node.ShortTag())
+		case fl.Node.Value != fl.Image:
+			t.Fatalf("field %s: node holds %q, Field.Image is %q", fl.Path, fl.Node.Value, fl.Image)
+		case strings.TrimSpace(fl.Image) == "":
+			t.Fatalf("field %s: empty image returned as a field", fl.Path)
+		case !strings.HasSuffix(fl.Path, ".image"):
+			t.Fatalf("field path %q does not end in .image", fl.Path)
+		}
+	}
+	for _, p := range problems {
+		if p.Path == "" || p.Message == "" {
+			t.Fatalf("problem without path or message: %+v", p)
+		}
+	}
+	again, _ := w.Walk(doc)
+	if len(again) != len(fields) {
+		t.Fatalf("a second Walk found %d fields, the first %d", len(again), len(fields))
+	}
+}
+
+// dump renders a node tree with everything Walk must leave alone; aliases are shown, not followed.
+func dump(n *yaml.Node) string {
+	var b strings.Builder
+	var rec func(n *yaml.Node, depth int)
+	rec = func(n *yaml.Node, depth int) {
+		if n == nil {
+			return
+		}
+		fmt.Fprintf(&b, "%*s%d %q %q %d &%s", depth, "", n.Kind, n.Tag, n.Value, n.Style, n.Anchor)
+		if n.Alias != nil {
+			fmt.Fprintf(&b, " *%s", n.Alias.Anchor)
+		}
+		b.WriteString("\n")
+		for _, c := range n.Content {
+			rec(c, depth+1)
+		}
+	}
+	rec(n, 0)
+	return b.String()
+}
+
+// TestMergeKeysCannotHangWalk: a mapping that merges itself, or mappings merging the previous
+// one twice, level after level, are walked in linear time (they used to overflow the stack and
+// to take time doubling with each level).
+func TestMergeKeysCannotHangWalk(t *testing.T) {
+	var bomb strings.Builder
+	bomb.WriteString("l0: &l0 {a: 1}\n")
+	for i := 1; i <= 64; i++ {
+		fmt.Fprintf(&bomb, "l%d: &l%d {<<: [*l%d, *l%d]}\n", i, i, i-1, i-1)
+	}
+	bomb.WriteString("<<: [*l64, *l64]\nspec:\n  <<: [*l64, *l64]\n  containers:\n  - <<: [*l64, *l64]\n    image: app:1\n")
+	for _, tc := range []struct{ name, doc string }{
+		{"self-merge", "a: &a {<<: *a}\n<<: *a\nspec:\n  <<: *a\n  containers:\n  - &c {<<: [*a, *c], image: app:1}\n"},
+		{"merge bomb", bomb.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(tc.doc), &doc); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan []walker.Field, 1)
+			go func() {
+				fields, _ := walker.New().Walk(&doc)
+				done <- fields
+			}()
+			select {
+			case fields := <-done:
+				if len(fields) != 1 || fields[0].Image != "app:1" {
+					t.Errorf("fields = %+v, want the one image app:1", fields)
+				}
+			case <-time.After(10 * time.Second): // a hang guard, not a timing assertion
+				t.Fatal("Walk hung")
+			}
+		})
+	}
+}
