@@ -149,10 +149,24 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 	} else if failed > 0 {
 		summary += fmt.Sprintf("; %d left unpinned (on-error: warn)", failed)
 	}
-	results = append(results, &fn.Result{Message: summary, Severity: fn.Info})
-	rl.Results = append(rl.Results, results...)
+	// kpt prints only the first few results: errors first, then the summary, then the rest.
+	rl.Results = append(rl.Results, bySeverity(results, fn.Error)...)
+	rl.Results = append(rl.Results, &fn.Result{Message: summary, Severity: fn.Info})
+	rl.Results = append(rl.Results, bySeverity(results, fn.Warning)...)
+	rl.Results = append(rl.Results, bySeverity(results, fn.Info)...)
 	p.report(rl.Results)
 	return failed == 0 || warn, nil
+}
+
+// bySeverity returns the results of one severity, in their order.
+func bySeverity(results fn.Results, sev fn.Severity) fn.Results {
+	var out fn.Results
+	for _, r := range results {
+		if r.Severity == sev {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // report writes error results to stderr, so that a failed run says why wherever it runs.

@@ -51,7 +51,7 @@ func Default() Config {
 
 // Keys documents every ConfigMap key, its typed field and default, in README order.
 var Keys = []struct{ Key, Field, Default, Doc string }{
-	{"skip-prefixes", "skipPrefixes", `""`, "colon-separated (ConfigMap) or list (typed) of image prefixes to leave alone; the SKIP_PREFIXES variable adds to it"},
+	{"skip-prefixes", "skipPrefixes", `""`, "colon- or comma-separated (ConfigMap) or list (typed) of image prefixes to leave alone; the SKIP_PREFIXES variable adds to it"},
 	{"concurrency", "concurrency", strconv.Itoa(resolver.DefaultConcurrency), "lookups in flight at once, all registries together"},
 	{"registry-concurrency", "registryConcurrency", strconv.Itoa(resolver.DefaultRegistryConcurrency), "lookups in flight at once against one registry"},
 	{"timeout", "timeout", resolver.DefaultTimeout.String(), "bound on each registry request, body included"},
@@ -64,7 +64,7 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 // value of SKIP_PREFIXES. Errors name the offending key.
 func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 	c := Default()
-	c.SkipPrefixes = splitList(skipPrefixesEnv, ":")
+	c.SkipPrefixes = splitPrefixes(skipPrefixesEnv)
 	if len(bytes.TrimSpace(functionConfig)) == 0 {
 		return c, nil
 	}
@@ -111,7 +111,7 @@ func parseConfigMap(b []byte, c *Config) error {
 		var err error
 		switch k {
 		case "skip-prefixes":
-			c.SkipPrefixes = append(c.SkipPrefixes, splitList(v, ":")...)
+			c.SkipPrefixes = append(c.SkipPrefixes, splitPrefixes(v)...)
 		case "concurrency":
 			c.Concurrency, err = positive(v)
 		case "registry-concurrency":
@@ -203,6 +203,25 @@ func known(f func(struct{ Key, Field, Default, Doc string }) string) string {
 		ks = append(ks, f(k))
 	}
 	return strings.Join(ks, ", ")
+}
+
+// splitPrefixes splits a skip-prefixes value on colons, as google/k8s-digester does, and on commas.
+// A piece that starts with a port number ("5000/team/") belongs to the piece before it, so
+// "registry.example:5000/team/:other.example/" is two prefixes, not three.
+func splitPrefixes(s string) []string {
+	var out []string
+	for _, p := range strings.Split(strings.ReplaceAll(s, ",", ":"), ":") {
+		p = strings.TrimSpace(p)
+		rest := strings.TrimLeft(p, "0123456789")
+		if len(out) > 0 && rest != p && (rest == "" || rest[0] == '/') && !strings.Contains(out[len(out)-1], "/") {
+			out[len(out)-1] += ":" + p
+			continue
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return uniq(out)
 }
 
 func splitList(s, sep string) []string {

@@ -70,6 +70,14 @@ onError: fail
 				InsecureRegistries: []string{"r.example"}, OnError: "fail",
 			},
 		},
+		{
+			name: "skip-prefixes with ports and commas",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefixes: \"127.0.0.1:5000/vendor/:localhost:5000:gcr.io/x/,quay.io/y/\"\n",
+			env:  "registry.example:443/team/",
+			want: with(func(c *Config) {
+				c.SkipPrefixes = []string{"registry.example:443/team/", "127.0.0.1:5000/vendor/", "localhost:5000", "gcr.io/x/", "quay.io/y/"}
+			}),
+		},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
 		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
 		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},
