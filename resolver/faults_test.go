@@ -3,6 +3,8 @@ package resolver_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -473,4 +475,54 @@ func (k staticKeychain) Resolve(res authn.Resource) (authn.Authenticator, error)
 		return authn.FromConfig(c), nil
 	}
 	return authn.Anonymous, nil
+}
+
+// TestSilentServer: a server that accepts connections and never says a word (not even a TLS
+// handshake) is stopped by the per-request timeout and by the deadline; it gets one HTTPS and
+// one plain-HTTP probe, as a loopback registry may speak either, and no retries.
+func TestSilentServer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		ctx     func() (context.Context, context.CancelFunc)
+		want    string
+	}{
+		{"per-request timeout", 300 * time.Millisecond, background, "timed out after 300ms waiting for registry"},
+		{"deadline", 0, deadline(500 * time.Millisecond), "deadline reached while waiting for registry"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns atomic.Int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				var open []net.Conn
+				defer func() {
+					for _, c := range open {
+						c.Close()
+					}
+				}()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					open = append(open, c)
+					go io.Copy(io.Discard, c) // read until closed, answer nothing
+				}
+			}()
+			t.Cleanup(func() { ln.Close(); <-done })
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			ref := ln.Addr().String() + "/app:v1"
+			wantError(t, resolveOne(t, ctx, fast(resolver.WithTimeout(tc.timeout)), ref), tc.want+" "+ln.Addr().String())
+			if n := conns.Load(); n != 2 {
+				t.Errorf("connections = %d, want 2 (an HTTPS and a plain-HTTP probe)", n)
+			}
+		})
+	}
 }
