@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
+
+	"github.com/digester/digester/internal/krmio"
 )
 
 //go:embed README.md
@@ -37,7 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "digester: read stdin:", err)
 		os.Exit(1)
 	}
-	out, err := fn.Run(p, in)
+	out, err := krmio.Run(p, in) // fn.Run, with results written cheaply (docs/performance.md)
 	if out == nil && err != nil {
 		if e := checkInput(in); e != nil {
 			err = e

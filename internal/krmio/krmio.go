@@ -1,0 +1,208 @@
+// Package krmio runs a KRM function processor on a ResourceList as fn.Run does, with a cheaper
+// way of writing results that gives the same bytes.
+//
+// fn.Run (krm-functions-sdk v1.1.1) converts every result through JSON and YAML text, then writes
+// the whole ResourceList as one YAML document, and the YAML encoder keeps every event of a
+// document in memory until it ends. A function that reports one result per changed field, as
+// digester does, doubles its output with results, and so its time and peak memory. Run writes the
+// items exactly as the SDK does, then the results as small documents built directly as YAML nodes,
+// in the SDK's key order. Results it cannot reproduce exactly (tags, non-string values, invalid
+// UTF-8) make it fall back to the SDK's own path.
+package krmio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/kptdev/krm-functions-sdk/go/fn"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// chunk is how many results go into one YAML document.
+const chunk = 256
+
+// Run parses input, runs p and returns the output ResourceList and an error, as fn.Run does.
+func Run(p fn.ResourceListProcessor, input []byte) ([]byte, error) {
+	if p == nil {
+		return nil, errors.New("nil ResourceListProcessor")
+	}
+	rl, err := fn.ParseResourceList(input)
+	if err != nil {
+		return nil, err
+	}
+	success, fnErr := p.Process(rl)
+	out, err := toYAML(rl)
+	switch {
+	case err != nil:
+		return out, err
+	case fnErr != nil:
+		return out, fnErr
+	case !success:
+		return out, errors.New("error: function failure")
+	}
+	return out, nil
+}
+
+// toYAML is rl.ToYAML, with results written by appendResults when it can reproduce them.
+func toYAML(rl *fn.ResourceList) ([]byte, error) {
+	results := rl.Results
+	for _, r := range results {
+		if !plain(r) {
+			return rl.ToYAML()
+		}
+	}
+	rl.Results = nil
+	out, err := rl.ToYAML() // results come last in a ResourceList: append them after
+	rl.Results = results
+	if err != nil {
+		return nil, err
+	}
+	return appendResults(out, results)
+}
+
+// appendResults appends "results:" and the results, as the SDK writes them, to out.
+func appendResults(out []byte, results fn.Results) ([]byte, error) {
+	buf := bytes.NewBuffer(out)
+	for start := 0; start < len(results); start += chunk {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, r := range results[start:min(start+chunk, len(results))] {
+			seq.Content = append(seq.Content, resultNode(r))
+		}
+		node := seq // a top-level sequence is written as the same lines as one under "results:"
+		if start == 0 {
+			node = mapping([]pair{{"results", seq}})
+		}
+		if err := yaml.NewEncoder(buf).Encode(node); err != nil {
+			return nil, fmt.Errorf("write results: %w", err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// plain reports whether resultNode reproduces what the SDK writes for r: no tags, string
+// values only, valid UTF-8 (JSON would replace invalid bytes), no empty mappings.
+func plain(r *fn.Result) bool {
+	if r == nil || len(r.Tags) > 0 || r.Message == "" && r.Severity == "" && r.ResourceRef == nil && r.Field == nil && r.File == nil {
+		return false
+	}
+	strs := []string{r.Message, string(r.Severity)}
+	if ref := r.ResourceRef; ref != nil {
+		if *ref == (fn.ResourceRef{}) {
+			return false
+		}
+		strs = append(strs, ref.APIVersion, ref.Kind, ref.Name, ref.Namespace)
+	}
+	if f := r.Field; f != nil {
+		strs = append(strs, f.Path)
+		for _, v := range []any{f.CurrentValue, f.ProposedValue} {
+			switch s := v.(type) {
+			case nil:
+			case string:
+				strs = append(strs, s)
+			default:
+				return false
+			}
+		}
+		if f.Path == "" && f.CurrentValue == nil && f.ProposedValue == nil {
+			return false
+		}
+	}
+	if f := r.File; f != nil {
+		if *f == (fn.File{}) {
+			return false
+		}
+		strs = append(strs, f.Path)
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
+}
+
+type pair struct {
+	key   string
+	value *yaml.Node
+}
+
+// resultNode builds r as the SDK does: JSON field names, empty fields left out.
+func resultNode(r *fn.Result) *yaml.Node {
+	ps := addStr(nil, "message", r.Message)
+	ps = addStr(ps, "severity", string(r.Severity))
+	if ref := r.ResourceRef; ref != nil {
+		rp := addStr(nil, "apiVersion", ref.APIVersion)
+		rp = addStr(rp, "kind", ref.Kind)
+		rp = addStr(rp, "name", ref.Name)
+		rp = addStr(rp, "namespace", ref.Namespace)
+		ps = append(ps, pair{"resourceRef", mapping(rp)})
+	}
+	if f := r.Field; f != nil {
+		fp := addStr(nil, "path", f.Path)
+		if s, ok := f.CurrentValue.(string); ok {
+			fp = append(fp, pair{"currentValue", str(s)})
+		}
+		if s, ok := f.ProposedValue.(string); ok {
+			fp = append(fp, pair{"proposedValue", str(s)})
+		}
+		ps = append(ps, pair{"field", mapping(fp)})
+	}
+	if f := r.File; f != nil {
+		fp := addStr(nil, "path", f.Path)
+		if f.Index != 0 {
+			fp = append(fp, pair{"index", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(f.Index)}})
+		}
+		ps = append(ps, pair{"file", mapping(fp)})
+	}
+	return mapping(ps)
+}
+
+// mapping builds a mapping with its keys in the SDK's order: kyaml's yaml.FieldOrder first, then by name.
+func mapping(ps []pair) *yaml.Node {
+	sort.SliceStable(ps, func(i, j int) bool {
+		io, iok := yaml.FieldOrder[ps[i].key]
+		jo, jok := yaml.FieldOrder[ps[j].key]
+		switch {
+		case iok && jok:
+			return io < jo
+		case iok || jok:
+			return iok
+		}
+		return ps[i].key < ps[j].key
+	})
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: make([]*yaml.Node, 0, 2*len(ps))}
+	for _, p := range ps {
+		m.Content = append(m.Content, str(p.key), p.value)
+	}
+	return m
+}
+
+func addStr(ps []pair, k, v string) []pair {
+	if v != "" {
+		ps = append(ps, pair{k, str(v)})
+	}
+	return ps
+}
+
+// str is a string node. The SDK encodes Go strings, which yaml.v3 double-quotes when they read as
+// YAML 1.1 booleans or base-60 numbers; a node it quotes only when they read as YAML 1.2 non-strings.
+func str(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	switch s {
+	case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
+		n.Style = yaml.DoubleQuotedStyle
+	default:
+		if base60.MatchString(s) {
+			n.Style = yaml.DoubleQuotedStyle
+		}
+	}
+	return n
+}
+
+// base60 is yaml.v3's pattern for YAML 1.1 base-60 floats ("1:20").
+var base60 = regexp.MustCompile(`^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
