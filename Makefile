@@ -35,6 +35,10 @@ fuzz-short:
 fuzz:
 	./scripts/fuzz.sh 2m
 
+## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
+bench: build
+	$(GO) run ./bench -digester $(BIN)
+
 ## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it.
 ## Files are dated to the last commit (SOURCE_DATE_EPOCH), so a commit always gives the same digest.
 image:

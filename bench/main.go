@@ -1,0 +1,274 @@
+// Command bench measures digester against its floor, a no-op function on the same SDK.
+//
+// It starts an in-process registry on loopback with injectable latency, generates packages of
+// several sizes (see bench/gen), and runs bin/digester and bench/noop on the same ResourceList
+// through stdin, several times each, interleaved. It checks every digester output is correctly
+// pinned, counts the registry requests of each run, and prints one table: median wall time and
+// peak RSS, requests, and the ratios to the floor, where
+//
+//	floor time   = the no-op's median wall time + ceil(distinct / 16) × latency
+//	floor memory = the no-op's median peak RSS
+//
+// Run it with `make bench` or `go run ./bench -digester bin/digester`. It exits 1 if an output is
+// wrong or a request target is missed; time and memory targets are reported, not enforced,
+// because they depend on the machine.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/digester/digester/bench/gen"
+	"github.com/digester/digester/internal/registrytest"
+)
+
+// Targets (issue 4).
+const (
+	timeTarget   = 1.15
+	memoryTarget = 1.10
+	lanes        = 16 // the default per-registry concurrency, the floor's parallelism
+)
+
+func main() {
+	digester := flag.String("digester", "bin/digester", "the digester binary to measure")
+	sizes := flag.String("sizes", "100,1000,5000,20000", "package sizes, in resources")
+	latencies := flag.String("latencies", "0,20ms", "registry latencies to run each size at")
+	reps := flag.Int("reps", 5, "runs of each binary per row, at most 3 above 5,000 resources; the median is reported")
+	flag.Parse()
+	if err := run(*digester, *sizes, *latencies, *reps, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct {
+	resources, distinct, fields int
+	latency                     time.Duration
+	wall, floor                 time.Duration
+	rss, floorRSS               int64 // KiB
+	requests, manifests, gets   int
+	pings                       int
+	problems                    []string
+}
+
+func run(digester, sizeList, latencyList string, reps int, stdout io.Writer) error {
+	sizes, err := parseList(sizeList, strconv.Atoi)
+	if err != nil {
+		return fmt.Errorf("-sizes: %w", err)
+	}
+	lats, err := parseList(latencyList, parseDuration)
+	if err != nil {
+		return fmt.Errorf("-latencies: %w", err)
+	}
+	if _, err := os.Stat(digester); err != nil {
+		return fmt.Errorf("%w (run make build first)", err)
+	}
+	tmp, err := os.MkdirTemp("", "digester-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	noop := filepath.Join(tmp, "noop")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", noop, "./bench/noop")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // built as bin/digester is
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build the no-op function: %w", err)
+	}
+	// No host credentials: the keychain finds an empty Docker config, as on a fresh CI runner.
+	env := append(os.Environ(), "DOCKER_CONFIG="+tmp, "SKIP_PREFIXES=")
+
+	reg := registrytest.New()
+	defer reg.Close()
+	imgs, err := gen.Push(reg, gen.Distinct(slices.Max(sizes)))
+	if err != nil {
+		return err
+	}
+
+	var rows []row
+	failed := false
+	for _, n := range sizes {
+		pkg := gen.Generate(imgs[:gen.Distinct(n)], n)
+		for _, lat := range lats {
+			reg.SetLatency(lat)
+			r, err := measure(reg, pkg, digester, noop, env, repsFor(n, reps))
+			if err != nil {
+				return fmt.Errorf("%d resources, latency %s: %w", n, lat, err)
+			}
+			r.latency = lat
+			r.floor += time.Duration((pkg.Distinct+lanes-1)/lanes) * lat
+			rows = append(rows, r)
+			failed = failed || len(r.problems) > 0
+			fmt.Fprintf(os.Stderr, "bench: %d resources, latency %s: wall %s, floor %s\n", n, lat, r.wall.Round(time.Millisecond), r.floor.Round(time.Millisecond))
+		}
+	}
+	reg.SetLatency(0)
+	printTable(stdout, rows)
+	if failed {
+		return fmt.Errorf("some rows missed a request target or produced wrong output (see notes)")
+	}
+	return nil
+}
+
+// repsFor keeps `make bench` within about ten minutes on two cores: large packages take seconds a run.
+func repsFor(resources, reps int) int {
+	if resources > 5000 {
+		return max(min(reps, 3), 1)
+	}
+	return max(reps, 1)
+}
+
+// measure runs the no-op and digester reps times each, interleaved, and returns their medians.
+func measure(reg *registrytest.Registry, pkg *gen.Package, digester, noop string, env []string, reps int) (row, error) {
+	r := row{resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields}
+	var walls, floors []time.Duration
+	var rsss, floorRSSs []int64
+	var first []byte
+	for i := range reps {
+		_, wall, rss, err := exe(noop, env, pkg.Input)
+		if err != nil {
+			return r, fmt.Errorf("no-op: %w", err)
+		}
+		floors, floorRSSs = append(floors, wall), append(floorRSSs, rss)
+
+		reg.Reset()
+		out, wall, rss, err := exe(digester, env, pkg.Input)
+		if err != nil {
+			return r, fmt.Errorf("digester: %w", err)
+		}
+		walls, rsss = append(walls, wall), append(rsss, rss)
+		reqs := reg.Requests()
+		if i == 0 || !bytes.Equal(out, first) {
+			if err := pkg.Check(out); err != nil {
+				return r, fmt.Errorf("digester's output is wrong: %w", err)
+			}
+			first = out
+		}
+		var manifests, gets, pings int
+		for _, q := range reqs {
+			switch q.Kind() {
+			case "manifest":
+				manifests++
+				if q.Method == http.MethodGet {
+					gets++
+				}
+			case "ping":
+				pings++
+			}
+		}
+		// Report the worst run: a target holds only if it holds every time.
+		r.requests = max(r.requests, len(reqs))
+		r.manifests, r.gets, r.pings = max(r.manifests, manifests), max(r.gets, gets), max(r.pings, pings)
+	}
+	r.wall, r.floor = median(walls), median(floors)
+	r.rss, r.floorRSS = median(rsss), median(floorRSSs)
+	if r.manifests > pkg.Distinct {
+		r.problems = append(r.problems, fmt.Sprintf("%d manifest requests for %d distinct references", r.manifests, pkg.Distinct))
+	}
+	if r.gets > 0 {
+		r.problems = append(r.problems, fmt.Sprintf("%d manifest GETs although HEAD works", r.gets))
+	}
+	if r.pings > 1 {
+		r.problems = append(r.problems, fmt.Sprintf("%d pings of one registry", r.pings))
+	}
+	if other := r.requests - r.manifests - r.pings; other > 0 {
+		r.problems = append(r.problems, fmt.Sprintf("%d requests other than pings and manifests (the registry needs no token)", other))
+	}
+	return r, nil
+}
+
+// exe runs bin with input on stdin and returns its stdout, wall time and peak RSS in KiB.
+func exe(bin string, env []string, input []byte) ([]byte, time.Duration, int64, error) {
+	var out, errb bytes.Buffer
+	out.Grow(len(input) * 2)
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(input)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(errb.String()))
+	}
+	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	return out.Bytes(), wall, rss, nil
+}
+
+func printTable(w io.Writer, rows []row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "resources\tfields\tdistinct\tlatency\twall\tfloor\ttime ratio\trequests\tmanifest req/distinct\tpeak RSS\tno-op RSS\tRSS ratio\ttargets\t")
+	var notes []string
+	for _, r := range rows {
+		tr := float64(r.wall) / float64(r.floor)
+		mr := float64(r.rss) / float64(r.floorRSS)
+		var miss []string
+		if tr > timeTarget {
+			miss = append(miss, "time")
+		}
+		if mr > memoryTarget {
+			miss = append(miss, "memory")
+		}
+		if len(r.problems) > 0 {
+			miss = append(miss, "requests")
+			notes = append(notes, fmt.Sprintf("%d resources, latency %s: %s", r.resources, r.latency, strings.Join(r.problems, "; ")))
+		}
+		verdict := "met"
+		if len(miss) > 0 {
+			verdict = "MISSED: " + strings.Join(miss, ", ")
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\t%s\t%.2f\t%s\t\n",
+			r.resources, r.fields, r.distinct, r.latency, ms(r.wall), ms(r.floor), tr,
+			r.requests, float64(r.manifests)/float64(r.distinct), mib(r.rss), mib(r.floorRSS), mr, verdict)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nfloor = no-op median wall + ceil(distinct/%d) × latency; targets: time ratio ≤ %.2f, RSS ratio ≤ %.2f,\n", lanes, timeTarget, memoryTarget)
+	fmt.Fprintln(w, "≤ 1 manifest request per distinct reference, no manifest GET, ≤ 1 ping; requests and RSS are the worst run, times the median.")
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + " ms" }
+
+func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+func median[T int64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.Split(s, ",") {
+		v, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return out, nil
+}
