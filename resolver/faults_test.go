@@ -129,31 +129,15 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 	}
 }
 
-// TestRetryAfterIsWaitedFor: a Retry-After of one second is waited for (the registry would refuse
-// an earlier retry), then the lookup succeeds.
+// TestRetryAfterIsWaitedFor: a rate limiter that refuses every request for a second after the
+// first, saying Retry-After: 1, is waited for: the second HEAD gets through and pins. A retry that
+// came early would be refused again and use up the attempts.
 func TestRetryAfterIsWaitedFor(t *testing.T) {
-	var first atomic.Int64 // when the 429 was sent, as Unix nanoseconds
-	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		first.Store(time.Now().UnixNano())
-		faultregistry.Status(http.StatusTooManyRequests, "Retry-After: 1").ServeHTTP(w, r)
-	})
-	var early atomic.Int64 // retries that came before the registry allowed them
-	watch := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if f := first.Load(); f != 0 && time.Now().UnixNano() < f+int64(time.Second) {
-				early.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-	reg, ref, digest := faulty(t, watch, faultregistry.First(1, faultregistry.Manifest(http.MethodHead), limited))
+	reg, ref, digest := faulty(t, faultregistry.RateLimit(faultregistry.Manifest(""), 1))
 	r := fast(resolver.WithRetries(3, 5*time.Second, time.Millisecond))
 	wantPinned(t, resolveOne(t, context.Background(), r, ref), digest)
 	if diff := cmp.Diff(map[string]int{"HEAD": 2, "GET": 0}, manifestRequests(reg)); diff != "" {
 		t.Errorf("manifest requests (-want +got):\n%s", diff)
-	}
-	if n := early.Load(); n != 0 {
-		t.Errorf("%d requests came before Retry-After allowed them", n)
 	}
 }
 
@@ -524,5 +508,21 @@ func TestSilentServer(t *testing.T) {
 				t.Errorf("connections = %d, want 2 (an HTTPS and a plain-HTTP probe)", n)
 			}
 		})
+	}
+}
+
+// TestEndlessTokenResponse: a token service whose answer never ends is read only up to a bound
+// (go-containerregistry stops at 64 KiB) and the lookup fails in words, without hanging.
+func TestEndlessTokenResponse(t *testing.T) {
+	var sent atomic.Int64
+	reg, ref, _ := faulty(t, faultregistry.TokenAuth(robotUser, robotPass, robotToken, faultregistry.Endless("application/json", &sent)))
+	kc := staticKeychain{reg.Host: {Username: robotUser, Password: robotPass}}
+	res := resolveOne(t, context.Background(), fast(resolver.WithKeychain(kc), resolver.WithTimeout(5*time.Second)), ref)
+	wantError(t, res, "registry "+reg.Host+": body exceeds 65536 byte limit")
+	if diff := cmp.Diff(map[string]int{"HEAD": 0, "GET": 0}, manifestRequests(reg)); diff != "" {
+		t.Errorf("manifest requests (-want +got):\n%s", diff)
+	}
+	if n := sent.Load(); n > 32<<20 {
+		t.Errorf("the resolver accepted %d MiB of a token response; want it bounded", n>>20)
 	}
 }

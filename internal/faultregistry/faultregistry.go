@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Match selects the requests a fault applies to.
@@ -86,6 +87,32 @@ func Status(code int, headers ...string) http.Handler {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"errors":[{"code":"FAULT","message":"injected %d"}]}`, code)
 	})
+}
+
+// RateLimit answers 429 with a Retry-After of a whole number of seconds to every matching
+// request for that long after the first one, as a registry's rate limiter does: a client that
+// retries early is refused again.
+func RateLimit(match Match, seconds int) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	var until time.Time
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if match(r) {
+				mu.Lock()
+				now := time.Now()
+				if until.IsZero() {
+					until = now.Add(time.Duration(seconds) * time.Second)
+				}
+				limited := now.Before(until)
+				mu.Unlock()
+				if limited {
+					Status(http.StatusTooManyRequests, fmt.Sprintf("Retry-After: %d", seconds)).ServeHTTP(w, r)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Body answers with code, Content-Type ct and body, as a captive portal or a misconfigured proxy would.
