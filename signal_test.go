@@ -105,3 +105,54 @@ func TestSignalStopsLookups(t *testing.T) {
 		})
 	}
 }
+
+// TestHungRegistryCannotHangTheBinary: with no signal at all, the configured per-request timeout
+// and the run's deadline each end a run against a registry that never answers.
+func TestHungRegistryCannotHangTheBinary(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tc := range []struct{ name, config, want string }{
+		{"timeout", "timeout: 500ms", "timed out after 500ms waiting for registry "},
+		{"deadline", "deadline: 1s", "deadline reached while waiting for registry "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := registrytest.New(registrytest.WithMiddleware(
+				faultregistry.Always(faultregistry.Manifest(""), faultregistry.Hang(nil, nil))))
+			t.Cleanup(reg.Close)
+			in := imageList(reg.Host+"/app:v1") + `functionConfig:
+  apiVersion: v1
+  kind: ConfigMap
+  metadata:
+    name: digester
+  data:
+    ` + tc.config + "\n"
+
+			cmd := exec.Command(bin)
+			cmd.Stdin = strings.NewReader(in)
+			cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+t.TempDir())
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-exited:
+			case <-time.After(hangGuard):
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("digester hung; stderr:\n%s", stderr.String())
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v; want exit code 1; stderr:\n%s", err, stderr.String())
+			}
+			if want := tc.want + reg.Host; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+			if n := reg.Count(http.MethodHead, "manifest"); n != 1 {
+				t.Errorf("manifest HEADs = %d, want 1 (a timeout is not retried)", n)
+			}
+		})
+	}
+}
