@@ -183,6 +183,7 @@ func TestRetryAfterTooLong(t *testing.T) {
 		deadline   time.Duration
 	}{
 		{"beyond the longest wait", "3600", time.Minute},
+		{"beyond what a duration holds", "10000000000", time.Minute},
 		{"beyond the deadline", "20", time.Second},
 		{"as a date beyond the longest wait", time.Now().Add(2 * time.Hour).UTC().Format(http.TimeFormat), time.Minute},
 	} {

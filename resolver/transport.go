@@ -174,7 +174,7 @@ func retryAfter(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
+		return time.Duration(min(s, 1<<32)) * time.Second, true // capped: a huge value must not wrap negative
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		d := time.Until(t)
