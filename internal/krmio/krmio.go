@@ -5,8 +5,8 @@
 // the whole ResourceList as one YAML document, and the YAML encoder keeps every event of a
 // document in memory until it ends. A function that reports one result per changed field, as
 // digester does, doubles its output with results, and so its time and peak memory. Run writes the
-// items exactly as the SDK does, then the results as small documents built directly as YAML nodes,
-// in the SDK's key order. Results it cannot reproduce exactly (tags, non-string values, invalid
+// items exactly as the SDK does, then the results, built as YAML nodes in the SDK's key order and
+// written directly, or as small YAML documents when quoting is involved. Results it cannot reproduce exactly (tags, non-string values, invalid
 // UTF-8) make it fall back to the SDK's own path.
 package krmio
 
@@ -17,14 +17,12 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
-
-// chunk is how many results go into one YAML document.
-const chunk = 256
 
 // Run parses input, runs p and returns the output ResourceList and an error, as fn.Run does.
 func Run(p fn.ResourceListProcessor, input []byte) ([]byte, error) {
@@ -65,23 +63,89 @@ func toYAML(rl *fn.ResourceList) ([]byte, error) {
 	return appendResults(out, results)
 }
 
-// appendResults appends "results:" and the results, as the SDK writes them, to out.
+// appendResults appends "results:" and the results, as the SDK writes them, to out. A result
+// whose strings all stay plain scalars is written directly; any other is encoded on its own as a
+// one-item sequence, which yaml.v3 writes as the same lines as an item of "results:".
 func appendResults(out []byte, results fn.Results) ([]byte, error) {
+	if len(results) == 0 {
+		return out, nil
+	}
 	buf := bytes.NewBuffer(out)
-	for start := 0; start < len(results); start += chunk {
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, r := range results[start:min(start+chunk, len(results))] {
-			seq.Content = append(seq.Content, resultNode(r))
+	buf.WriteString("results:\n")
+	for _, r := range results {
+		n := resultNode(r)
+		if simple(n) {
+			writeMapping(buf, n, 2, "- ")
+			continue
 		}
-		node := seq // a top-level sequence is written as the same lines as one under "results:"
-		if start == 0 {
-			node = mapping([]pair{{"results", seq}})
-		}
-		if err := yaml.NewEncoder(buf).Encode(node); err != nil {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
+		if err := yaml.NewEncoder(buf).Encode(seq); err != nil {
 			return nil, fmt.Errorf("write results: %w", err)
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// writeMapping writes m in block style, its first key after first and the others at indent.
+func writeMapping(buf *bytes.Buffer, m *yaml.Node, indent int, first string) {
+	pad := strings.Repeat(" ", indent)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if i == 0 {
+			buf.WriteString(first)
+		} else {
+			buf.WriteString(pad)
+		}
+		buf.WriteString(m.Content[i].Value)
+		buf.WriteByte(':')
+		if v := m.Content[i+1]; v.Kind == yaml.MappingNode {
+			buf.WriteByte('\n')
+			writeMapping(buf, v, indent+2, pad+"  ")
+		} else {
+			buf.WriteByte(' ')
+			buf.WriteString(v.Value)
+			buf.WriteByte('\n')
+		}
+	}
+}
+
+// simple reports whether every scalar in m is one yaml.v3 writes plain, exactly as it is: an
+// integer, or a string that starts with a letter, is not a YAML boolean or null, and holds only
+// ASCII letters, digits, spaces and ._/@:+=,()[]- with no ": ", no trailing ":" or space.
+// Anything else (quoting, escaping, other scripts) is left to yaml.v3.
+func simple(m *yaml.Node) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		v := m.Content[i+1]
+		switch {
+		case v.Kind == yaml.MappingNode:
+			if len(v.Content) == 0 || !simple(v) {
+				return false
+			}
+		case v.Kind != yaml.ScalarNode || v.Style != 0:
+			return false
+		case v.Tag == "!!int":
+		case v.Tag != "!!str" || !plainString(v.Value):
+			return false
+		}
+	}
+	return true
+}
+
+func plainString(s string) bool {
+	if s == "" || !('a' <= s[0] && s[0] <= 'z' || 'A' <= s[0] && s[0] <= 'Z') ||
+		s[len(s)-1] == ' ' || s[len(s)-1] == ':' || strings.Contains(s, ": ") {
+		return false
+	}
+	switch strings.ToLower(s) {
+	case "true", "false", "null", "yes", "no", "on", "off", "y", "n":
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(" ._/@:+=,()[]-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // plain reports whether resultNode reproduces what the SDK writes for r: no tags, string

@@ -69,8 +69,12 @@ func TestRunMatchesSDK(t *testing.T) {
 		success bool
 	}{
 		{"no results", items, nil, true},
-		{"one result per field, several chunks", items, many(3*chunk + 7), true},
+		{"one result per field, many", items, many(1000), true},
 		{"function config", withConfig, many(40), true},
+		{"digester's results", items, fn.Results{{Message: "pinned nginx:1.27 to sha256:0f", Severity: fn.Info,
+			ResourceRef: &fn.ResourceRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Namespace: "shop"},
+			Field:       &fn.Field{Path: "spec.template.spec.containers[0].image", CurrentValue: "nginx:1.27", ProposedValue: "nginx:1.27@sha256:0f"},
+			File:        &fn.File{Path: "apps/web.yaml", Index: 2}}, {Message: "pinned 1 image fields (1 distinct references, 2 registry requests)", Severity: fn.Info}}, true},
 		{"no items", "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n", many(3), true},
 		{"failure", items, fn.Results{{Message: "cannot pin nginx:1.27: tag not found", Severity: fn.Error,
 			ResourceRef: &fn.ResourceRef{Kind: "Pod", Name: "a"}, Field: &fn.Field{Path: "spec.containers[0].image", CurrentValue: "nginx:1.27"}}}, false},
