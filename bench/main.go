@@ -42,6 +42,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "spawn" {
+		os.Exit(spawn(os.Args[2], os.Args[3]))
+	}
 	digester := flag.String("digester", "bin/digester", "the digester binary to measure")
 	sizes := flag.String("sizes", "100,1000,5000,20000", "package sizes, in resources")
 	latencies := flag.String("latencies", "0,20ms", "registry latencies to run each size at")
@@ -190,21 +193,61 @@ func measure(reg *registrytest.Registry, pkg *gen.Package, digester, noop string
 }
 
 // exe runs bin with input on stdin and returns its stdout, wall time and peak RSS in KiB.
+//
+// It starts bin through a copy of this program in spawn mode: on Linux a child's peak RSS
+// counts the memory of the process it was started from (the exec'd process inherits the
+// parent's high-water mark), and this process holds the registry and the packages. The small
+// spawner makes that inheritance a few MiB, the same for both binaries.
 func exe(bin string, env []string, input []byte) ([]byte, time.Duration, int64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	f, err := os.CreateTemp("", "bench-usage-")
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
 	var out, errb bytes.Buffer
 	out.Grow(len(input) * 2)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(self, "spawn", f.Name(), bin)
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(errb.String()))
+	}
+	usage, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var wall time.Duration
+	var rss int64
+	if _, err := fmt.Sscan(string(usage), &wall, &rss); err != nil {
+		return nil, 0, 0, fmt.Errorf("read usage of %s: %w", bin, err)
+	}
+	return out.Bytes(), wall, rss, nil
+}
+
+// spawn runs bin on this process's stdin, stdout and stderr and writes its wall time (ns) and
+// peak RSS (KiB, from rusage) to usageFile; it returns bin's exit code.
+func spawn(usageFile, bin string) int {
+	cmd := exec.Command(bin)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(errb.String()))
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "bench spawn:", err)
+		return 1
 	}
 	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
-	return out.Bytes(), wall, rss, nil
+	if werr := os.WriteFile(usageFile, []byte(fmt.Sprintf("%d %d\n", wall.Nanoseconds(), rss)), 0o600); werr != nil {
+		fmt.Fprintln(os.Stderr, "bench spawn:", werr)
+		return 1
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 func printTable(w io.Writer, rows []row) {
