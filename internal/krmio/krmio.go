@@ -46,21 +46,70 @@ func Run(p fn.ResourceListProcessor, input []byte) ([]byte, error) {
 	return out, nil
 }
 
-// toYAML is rl.ToYAML, with results written by appendResults when it can reproduce them.
+// toYAML is rl.ToYAML, writing each item as a YAML document of its own rather than the whole
+// ResourceList as one: yaml.v3's encoder holds every event of a document until it ends, so one
+// document the size of the package costs time and memory that per-item documents do not. The
+// text is the same: an item encoded as a one-item sequence is the same lines as an item of
+// "items:". Anchors and aliases may cross items, so a ResourceList with any goes the SDK's way.
+// Results are written by appendResults when it can reproduce them.
 func toYAML(rl *fn.ResourceList) ([]byte, error) {
-	results := rl.Results
-	for _, r := range results {
+	for _, r := range rl.Results {
 		if !plain(r) {
 			return rl.ToYAML()
 		}
 	}
-	rl.Results = nil
-	out, err := rl.ToYAML() // results come last in a ResourceList: append them after
-	rl.Results = results
-	if err != nil {
-		return nil, err
+	rl.Sort()
+	nodes := make([]*yaml.Node, len(rl.Items))
+	for i, it := range rl.Items {
+		nodes[i] = node(&rl.Items[i], it)
 	}
-	return appendResults(out, results)
+	var fc *yaml.Node
+	if rl.FunctionConfig != nil && !rl.FunctionConfig.IsEmpty() {
+		fc = node(&rl.FunctionConfig, rl.FunctionConfig)
+	}
+	if hasAnchors(append(nodes, fc)...) {
+		return rl.ToYAML()
+	}
+
+	var buf bytes.Buffer
+	buf.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
+	if len(nodes) > 0 {
+		buf.WriteString("items:\n")
+	}
+	for _, n := range nodes {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
+		if err := yaml.NewEncoder(&buf).Encode(seq); err != nil {
+			return nil, fmt.Errorf("write items: %w", err)
+		}
+	}
+	if fc != nil {
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str("functionConfig"), fc}}
+		if err := yaml.NewEncoder(&buf).Encode(m); err != nil {
+			return nil, fmt.Errorf("write functionConfig: %w", err)
+		}
+	}
+	return appendResults(buf.Bytes(), rl.Results)
+}
+
+// node returns the YAML node behind o, which stays in *slot.
+func node(slot **fn.KubeObject, o *fn.KubeObject) *yaml.Node {
+	rn := o.MoveToResourceNode()
+	n := rn.YNode()
+	*slot = fn.MoveToKubeObject(rn)
+	return n
+}
+
+// hasAnchors reports whether any of the trees holds an anchor or an alias.
+func hasAnchors(nodes ...*yaml.Node) bool {
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		if n.Anchor != "" || n.Kind == yaml.AliasNode || hasAnchors(n.Content...) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendResults appends "results:" and the results, as the SDK writes them, to out. A result

@@ -2,6 +2,8 @@ package krmio
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,6 +132,69 @@ func FuzzRunMatchesSDK(f *testing.F) {
 		})
 		want, wantErr := fn.Run(p, []byte(items))
 		got, gotErr := Run(p, []byte(items))
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("output (-fn.Run +Run):\n%s", diff)
+		}
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
+		}
+	})
+}
+
+// itemInputs are ResourceLists built from the project's golden cases and example package: real
+// manifests with comments, quoting, flow style, anchors and odd values.
+func itemInputs(t testing.TB) []string {
+	files, err := filepath.Glob("../../testdata/golden/*/resources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob("../../example/*.yaml")
+	var out []string
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := fn.ParseKubeObjects(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		rl, err := (&fn.ResourceList{Items: objs}).ToYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(rl))
+	}
+	return append(out,
+		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- a: &x 1\n- b: *x\n",
+		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- kind: A # line\n  # foot of A\n# foot of items\n- kind: B\n  x: [1, {y: 2}]\n  z: |\n    block\n    text\nfunctionConfig: # fc\n  kind: ConfigMap\n  data: {k: v}\n",
+	)
+}
+
+// TestItemsMatchSDK: items and functionConfig come out as fn.Run writes them.
+func TestItemsMatchSDK(t *testing.T) {
+	noop := fn.ResourceListProcessorFunc(func(*fn.ResourceList) (bool, error) { return true, nil })
+	for i, in := range itemInputs(t) {
+		want, wantErr := fn.Run(noop, []byte(in))
+		got, gotErr := Run(noop, []byte(in))
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("input %d: output (-fn.Run +Run):\n%s", i, diff)
+		}
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+			t.Errorf("input %d: error = %v, want %v as fn.Run", i, gotErr, wantErr)
+		}
+	}
+}
+
+// FuzzItemsMatchSDK: any ResourceList the SDK reads comes out as fn.Run writes it.
+func FuzzItemsMatchSDK(f *testing.F) {
+	for _, in := range itemInputs(f) {
+		f.Add(in)
+	}
+	noop := fn.ResourceListProcessorFunc(func(*fn.ResourceList) (bool, error) { return true, nil })
+	f.Fuzz(func(t *testing.T, in string) {
+		want, wantErr := fn.Run(noop, []byte(in))
+		got, gotErr := Run(noop, []byte(in))
 		if diff := cmp.Diff(string(want), string(got)); diff != "" {
 			t.Errorf("output (-fn.Run +Run):\n%s", diff)
 		}
