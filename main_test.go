@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -210,20 +209,10 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
+// run runs the binary on stdin with an empty docker config: no host credentials.
 func run(t *testing.T, bin, stdin string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return o.String(), e.String(), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), 0
+	return runWithConfig(t, bin, stdin, t.TempDir())
 }
 
 // resourceList wraps the objects of a YAML file in a ResourceList.
