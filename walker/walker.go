@@ -149,7 +149,7 @@ func lookupPath(n *yaml.Node, keys []string) *yaml.Node {
 // lookup returns the value of key in mapping m, following aliases and merge keys ("<<").
 // The last occurrence of a duplicated key wins, as in most YAML decoders.
 func lookup(m *yaml.Node, key string) *yaml.Node {
-	return lookupOnce(m, key, map[*yaml.Node]bool{})
+	return lookupOnce(m, key, nil)
 }
 
 // lookupOnce is lookup visiting each mapping at most once: merge keys can name a mapping that
@@ -160,7 +160,6 @@ func lookupOnce(m *yaml.Node, key string, seen map[*yaml.Node]bool) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode || seen[m] {
 		return nil
 	}
-	seen[m] = true
 	var found *yaml.Node
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -172,9 +171,13 @@ func lookupOnce(m *yaml.Node, key string, seen map[*yaml.Node]bool) *yaml.Node {
 			merges = append(merges, deref(m.Content[i+1]))
 		}
 	}
-	if found != nil {
+	if found != nil || len(merges) == 0 {
 		return deref(found)
 	}
+	if seen == nil { // merge keys are rare: allocate only when one is met
+		seen = map[*yaml.Node]bool{}
+	}
+	seen[m] = true
 	for _, mg := range merges {
 		targets := []*yaml.Node{mg}
 		if mg != nil && mg.Kind == yaml.SequenceNode {
