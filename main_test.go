@@ -166,6 +166,18 @@ items:
 		}
 	})
 
+	t.Run("same input, same output", func(t *testing.T) {
+		in := doc(reg.Host + "/team/multi:v2")
+		first, _, code1 := run(t, bin, in)
+		second, _, code2 := run(t, bin, in)
+		if code1 != 0 || code2 != 0 {
+			t.Fatalf("exit codes %d, %d", code1, code2)
+		}
+		if diff := cmp.Diff(first, second); diff != "" {
+			t.Errorf("two runs differ (-first +second):\n%s", diff)
+		}
+	})
+
 	t.Run("missing tag", func(t *testing.T) {
 		in := doc(reg.Host + "/team/multi:gone")
 		stdout, stderr, code := run(t, bin, in)

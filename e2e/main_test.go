@@ -99,6 +99,8 @@ type env struct {
 	dockerConfig string
 	// caFile is SSL_CERT_FILE; "" means the registry's CA.
 	caFile string
+	// path, if set, is put in front of PATH (where credential helpers are found).
+	path string
 }
 
 func (e env) vars() []string {
@@ -116,6 +118,9 @@ func (e env) vars() []string {
 	}
 	if ca == "" {
 		ca = reg.CAFile
+	}
+	if e.path != "" {
+		vars = append(vars, "PATH="+e.path+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
 	return append(vars, "DOCKER_CONFIG="+dc, "SSL_CERT_FILE="+ca)
 }

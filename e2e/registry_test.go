@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -43,6 +44,19 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFiles(t, wrongConfig, map[string]string{"config.json": string(cfg)})
+	// A docker credential helper, as docker-credential-gcr or -ecr-login are: a program on PATH
+	// that answers "get" with the server's credentials. Named in credHelpers for this registry,
+	// or as the credsStore for all of them.
+	helperDir := t.TempDir()
+	writeFiles(t, helperDir, map[string]string{"docker-credential-digestertest": "#!/bin/sh\n" +
+		"[ \"$1\" = get ] || exit 1\nread server\n" +
+		"printf '{\"ServerURL\":\"%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}\\n' \"$server\" '" + reg.User + "' '" + reg.Password + "'\n"})
+	if err := os.Chmod(filepath.Join(helperDir, "docker-credential-digestertest"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helperConfig, storeConfig := t.TempDir(), t.TempDir()
+	writeFiles(t, helperConfig, map[string]string{"config.json": `{"credHelpers": {"` + reg.Host + `": "digestertest"}}`})
+	writeFiles(t, storeConfig, map[string]string{"config.json": `{"credsStore": "digestertest"}`})
 	otherCA := filepath.Join(t.TempDir(), "no-ca.pem")
 	writeFiles(t, filepath.Dir(otherCA), map[string]string{"no-ca.pem": ""})
 
@@ -54,6 +68,8 @@ func TestRegistry(t *testing.T) {
 		wantStderr []string // what each image's error line says, in this order
 	}{
 		{name: "credentials", env: env{}, wantImages: pinned},
+		{name: "credential helper (credHelpers)", env: env{dockerConfig: helperConfig, path: helperDir}, wantImages: pinned},
+		{name: "credential store (credsStore)", env: env{dockerConfig: storeConfig, path: helperDir}, wantImages: pinned},
 		{
 			name: "no credentials", env: env{dockerConfig: emptyConfig}, wantCode: 1, wantImages: unpinned,
 			wantStderr: []string{"unauthorized: registry " + reg.Host + " wants credentials", "digester has none for it (add them to the docker config or a credential helper)"},
