@@ -72,23 +72,18 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 			results = append(results, fieldResult(obj, fn.Warning, pr.Message, pr.Path, nil, nil))
 		}
 		for _, f := range fields {
-			switch {
-			case hasPrefix(f.Image, cfg.SkipPrefixes):
+			if hasPrefix(f.Image, cfg.SkipPrefixes) {
 				skipped++
+				continue
+			}
+			ref, err := resolver.Parse(f.Image)
+			switch {
+			case err != nil:
+				invalid++
+				results = append(results, fieldResult(obj, failSeverity, err.Error(), f.Path, f.Image, nil))
 			case resolver.HasDigest(f.Image):
-				if _, err := resolver.Parse(f.Image); err != nil {
-					invalid++
-					results = append(results, fieldResult(obj, failSeverity, err.Error(), f.Path, f.Image, nil))
-					continue
-				}
 				alreadyPinned++
 			default:
-				ref, err := resolver.Parse(f.Image)
-				if err != nil {
-					invalid++
-					results = append(results, fieldResult(obj, failSeverity, err.Error(), f.Path, f.Image, nil))
-					continue
-				}
 				distinct[ref.Name()] = true
 				todo = append(todo, use{obj, f})
 			}
