@@ -43,6 +43,22 @@ items:
 	return b.String()
 }
 
+// start starts the binary on stdin with no credentials; exited receives what cmd.Wait returns.
+func start(t *testing.T, bin, stdin string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, exited <-chan error) {
+	t.Helper()
+	cmd = exec.Command(bin)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, stdout, stderr, done
+}
+
 // TestSignalStopsLookups: SIGTERM and SIGINT stop lookups in flight against a registry that never
 // answers; the binary exits non-zero, says why, and returns the items unchanged.
 func TestSignalStopsLookups(t *testing.T) {
@@ -55,16 +71,7 @@ func TestSignalStopsLookups(t *testing.T) {
 			t.Cleanup(reg.Close)
 			in := imageList(reg.Host+"/app:v1", reg.Host+"/other:v2")
 
-			cmd := exec.Command(bin)
-			cmd.Stdin = strings.NewReader(in)
-			cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+t.TempDir())
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			cmd, stdout, stderr, exited := start(t, bin, in)
 
 			select {
 			case <-arrived:
@@ -126,16 +133,7 @@ func TestHungRegistryCannotHangTheBinary(t *testing.T) {
   data:
     ` + tc.config + "\n"
 
-			cmd := exec.Command(bin)
-			cmd.Stdin = strings.NewReader(in)
-			cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+t.TempDir())
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			cmd, _, stderr, exited := start(t, bin, in)
 			var err error
 			select {
 			case err = <-exited:
