@@ -31,11 +31,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/digester/digester/internal/registrytest"
 )
 
 // Registry is a running docker-registry.
@@ -261,7 +260,7 @@ func (r *Registry) Secrets() []string {
 	return []string{r.Password, base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))}
 }
 
-// Push pushes a small random image (mt an image manifest type) or a two-platform index of them
+// Push pushes a small image (mt an image manifest type) or a two-platform index of them
 // (mt an index type) as Host/repo:tag, and returns the digest of what it pushed.
 // OCI types get OCI children, Docker types Docker children.
 func (r *Registry) Push(ctx context.Context, repo, tag string, mt types.MediaType) (string, error) {
@@ -275,29 +274,19 @@ func (r *Registry) Push(ctx context.Context, repo, tag string, mt types.MediaTyp
 		remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password}),
 	}
 	var d v1.Hash
+	seed := repo + ":" + tag
 	switch {
 	case mt.IsIndex():
-		child := types.OCIManifestSchema1
-		if mt == types.DockerManifestList {
-			child = types.DockerManifestSchema2
+		idx, err := registrytest.Index(mt, seed)
+		if err != nil {
+			return "", err
 		}
-		var adds []mutate.IndexAddendum
-		for _, arch := range []string{"amd64", "arm64"} {
-			img, err := randomImage(child)
-			if err != nil {
-				return "", err
-			}
-			adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
-				MediaType: child, Platform: &v1.Platform{OS: "linux", Architecture: arch},
-			}})
-		}
-		idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), mt)
 		if err := remote.WriteIndex(ref, idx, opts...); err != nil {
 			return "", fmt.Errorf("pushing %s: %w", ref, err)
 		}
 		d, err = idx.Digest()
 	case mt.IsImage():
-		img, err := randomImage(mt)
+		img, err := registrytest.Image(mt, seed)
 		if err != nil {
 			return "", err
 		}
@@ -312,21 +301,4 @@ func (r *Registry) Push(ctx context.Context, repo, tag string, mt types.MediaTyp
 		return "", err
 	}
 	return d.String(), nil
-}
-
-// randomImage is a one-layer image with random content and manifest type mt.
-func randomImage(mt types.MediaType) (v1.Image, error) {
-	content := make([]byte, 64)
-	if _, err := rand.Read(content); err != nil {
-		return nil, err
-	}
-	layerType, configType := types.DockerLayer, types.DockerConfigJSON
-	if mt == types.OCIManifestSchema1 {
-		layerType, configType = types.OCILayer, types.OCIConfigJSON
-	}
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(content, layerType))
-	if err != nil {
-		return nil, err
-	}
-	return mutate.ConfigMediaType(mutate.MediaType(img, mt), configType), nil
 }

@@ -180,7 +180,7 @@ func (r *Registry) Reset() {
 // PushImage pushes a small image, the same for the same repo:tag, as repo:tag and returns its manifest digest.
 // mt selects the manifest media type: types.OCIManifestSchema1 or types.DockerManifestSchema2.
 func (r *Registry) PushImage(repo, tag string, mt types.MediaType) (v1.Hash, error) {
-	img, err := image(mt, repo+":"+tag)
+	img, err := Image(mt, repo+":"+tag)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -197,21 +197,10 @@ func (r *Registry) PushImage(repo, tag string, mt types.MediaType) (v1.Hash, err
 // PushIndex pushes a multi-arch index of two small images (linux/amd64, linux/arm64) as repo:tag and returns the index digest.
 // mt selects the index media type: types.OCIImageIndex or types.DockerManifestList.
 func (r *Registry) PushIndex(repo, tag string, mt types.MediaType) (v1.Hash, error) {
-	child := types.OCIManifestSchema1
-	if mt == types.DockerManifestList {
-		child = types.DockerManifestSchema2
+	idx, err := Index(mt, repo+":"+tag)
+	if err != nil {
+		return v1.Hash{}, err
 	}
-	var adds []mutate.IndexAddendum
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := image(child, repo+":"+tag+"/"+arch)
-		if err != nil {
-			return v1.Hash{}, err
-		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
-			MediaType: child, Platform: &v1.Platform{OS: "linux", Architecture: arch},
-		}})
-	}
-	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), mt)
 	ref, err := r.ref(repo, tag)
 	if err != nil {
 		return v1.Hash{}, err
@@ -222,9 +211,36 @@ func (r *Registry) PushIndex(repo, tag string, mt types.MediaType) (v1.Hash, err
 	return idx.Digest()
 }
 
-// image builds a small image whose content, and so digest, depends only on seed and mt:
-// the same repository and tag always get the same digest, which keeps golden files stable.
-func image(mt types.MediaType, seed string) (v1.Image, error) {
+// Image builds a small linux/amd64 image whose content, and so digest, depends only on mt
+// (types.OCIManifestSchema1 or types.DockerManifestSchema2) and seed: the same repository and
+// tag always get the same digest, which keeps golden files stable.
+func Image(mt types.MediaType, seed string) (v1.Image, error) {
+	return image(mt, seed, "amd64")
+}
+
+// Index builds a multi-arch index (types.OCIImageIndex or types.DockerManifestList) of two
+// small images, linux/amd64 and linux/arm64, whose digest depends only on mt and seed.
+// An OCI index holds OCI images, a Docker list Docker images.
+func Index(mt types.MediaType, seed string) (v1.ImageIndex, error) {
+	child := types.OCIManifestSchema1
+	if mt == types.DockerManifestList {
+		child = types.DockerManifestSchema2
+	}
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := image(child, seed+"/"+arch, arch)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			MediaType: child, Platform: &v1.Platform{OS: "linux", Architecture: arch},
+		}})
+	}
+	return mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), mt), nil
+}
+
+// image builds a small image for linux/arch whose content depends only on mt and seed.
+func image(mt types.MediaType, seed, arch string) (v1.Image, error) {
 	layerType := types.DockerLayer
 	if mt == types.OCIManifestSchema1 {
 		layerType = types.OCILayer
@@ -235,7 +251,7 @@ func image(mt types.MediaType, seed string) (v1.Image, error) {
 		return nil, err
 	}
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: archOf(seed), OS: "linux",
+		Architecture: arch, OS: "linux",
 		Config: v1.Config{Labels: map[string]string{"seed": seed}},
 		RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(layer)}},
 	})
@@ -246,13 +262,6 @@ func image(mt types.MediaType, seed string) (v1.Image, error) {
 		img = mutate.ConfigMediaType(mutate.MediaType(img, mt), types.OCIConfigJSON)
 	}
 	return img, nil
-}
-
-func archOf(seed string) string {
-	if i := strings.LastIndex(seed, "/"); i >= 0 && strings.HasPrefix(seed[i+1:], "arm64") {
-		return "arm64"
-	}
-	return "amd64"
 }
 
 func mustDiffID(l v1.Layer) v1.Hash {
