@@ -135,7 +135,7 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 				fmt.Sprintf("pinned %s to %s", u.field.Image, res.Digest), u.field.Path, u.field.Image, to))
 		}
 	}
-	requests, _, _ := r.Stats()
+	requests := r.Requests()
 	summary := fmt.Sprintf("pinned %d image fields (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
 		pinned, len(distinct), requests, alreadyPinned, skipped)
 	if failed > 0 && !warn {

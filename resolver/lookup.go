@@ -79,7 +79,7 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 		}
 	}
 	var rt http.RoundTripper = &guard{inner: r.base, insecure: r.allowPlainHTTP}
-	rt = &counter{inner: rt, stats: &r.stats}
+	rt = &counter{inner: rt, requests: &r.requests}
 	rt = &retry{inner: rt, attempts: r.attempts, timeout: r.timeout, maxWait: r.maxWait, base: r.backoff}
 	rt = transport.NewUserAgent(rt, r.userAgent)
 

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -46,7 +47,7 @@ type Resolver struct {
 	insecure    map[string]bool
 	userAgent   string
 
-	stats Stats
+	requests atomic.Int64 // HTTP requests sent, retries included
 
 	mu         sync.Mutex
 	registries map[string]*registry
@@ -115,7 +116,7 @@ func New(opts ...Option) *Resolver {
 		t.MaxIdleConnsPerHost = r.perRegistry
 		r.base = t
 	}
-	if r.insecure != nil && len(r.insecure) > 0 {
+	if len(r.insecure) > 0 {
 		if t, ok := r.base.(*http.Transport); ok {
 			r.base = insecureTLS(t, r.insecure)
 		}
@@ -131,10 +132,8 @@ type Result struct {
 	Err error
 }
 
-// Stats returns the requests sent so far.
-func (r *Resolver) Stats() (requests, heads, gets int64) {
-	return r.stats.Requests.Load(), r.stats.ManifestHeads.Load(), r.stats.ManifestGets.Load()
-}
+// Requests returns how many HTTP requests the Resolver has sent to registries, retries included.
+func (r *Resolver) Requests() int64 { return r.requests.Load() }
 
 // Resolve looks up every distinct reference in refs once and returns a result for each. References
 // that already carry a digest, or do not parse, get an error: filter them out first (HasDigest, Parse).

@@ -10,23 +10,15 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// counter counts the HTTP requests that reach the network, by kind.
+// counter counts the HTTP requests that reach the network, retries included.
 type counter struct {
-	inner http.RoundTripper
-	stats *Stats
-}
-
-// Stats counts what a Resolver sent to registries. Read it with Resolver.Stats.
-type Stats struct {
-	Requests      atomic.Int64 // every HTTP request sent, retries included
-	ManifestHeads atomic.Int64
-	ManifestGets  atomic.Int64
+	inner    http.RoundTripper
+	requests *atomic.Int64
 }
 
 func (c *counter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -36,15 +28,7 @@ func (c *counter) RoundTrip(req *http.Request) (*http.Response, error) {
 		// An HTTPS probe of a plain-HTTP loopback registry: no request was sent.
 		return resp, err
 	}
-	c.stats.Requests.Add(1)
-	if isManifestPath(req.URL.Path) {
-		switch req.Method {
-		case http.MethodHead:
-			c.stats.ManifestHeads.Add(1)
-		case http.MethodGet:
-			c.stats.ManifestGets.Add(1)
-		}
-	}
+	c.requests.Add(1)
 	return resp, err
 }
 
@@ -245,8 +229,4 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("timed out after %s waiting for registry %s", e.After, e.Host)
-}
-
-func isManifestPath(p string) bool {
-	return strings.HasPrefix(p, "/v2/") && strings.Contains(p, "/manifests/")
 }
