@@ -1,13 +1,14 @@
 // Package krmio runs a KRM function processor on a ResourceList as fn.Run does, with a cheaper
-// way of writing results that gives the same bytes.
+// way of writing the output that gives the same bytes.
 //
 // fn.Run (krm-functions-sdk v1.1.1) converts every result through JSON and YAML text, then writes
 // the whole ResourceList as one YAML document, and the YAML encoder keeps every event of a
 // document in memory until it ends. A function that reports one result per changed field, as
-// digester does, doubles its output with results, and so its time and peak memory. Run writes the
-// items exactly as the SDK does, then the results, built as YAML nodes in the SDK's key order and
-// written directly, or as small YAML documents when quoting is involved. Results it cannot reproduce exactly (tags, non-string values, invalid
-// UTF-8) make it fall back to the SDK's own path.
+// digester does, doubles its output with results, and so its time and peak memory. Run writes
+// each item on its own: directly (appendItem) when it is made of what manifests are usually made
+// of, and through yaml.v3 otherwise; then the results, built as YAML nodes in the SDK's key order
+// and written directly, or as small YAML documents when quoting is involved. Results it cannot
+// reproduce exactly (tags, non-string values, invalid UTF-8) make it fall back to the SDK's own path.
 package krmio
 
 import (
@@ -76,7 +77,13 @@ func toYAML(rl *fn.ResourceList) ([]byte, error) {
 	if len(nodes) > 0 {
 		buf.WriteString("items:\n")
 	}
+	var scratch []byte
 	for _, n := range nodes {
+		var ok bool
+		if scratch, ok = appendItem(scratch[:0], n); ok {
+			buf.Write(scratch)
+			continue
+		}
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
 		if err := yaml.NewEncoder(&buf).Encode(seq); err != nil {
 			return nil, fmt.Errorf("write items: %w", err)
@@ -158,9 +165,8 @@ func writeMapping(buf *bytes.Buffer, m *yaml.Node, indent int, first string) {
 }
 
 // simple reports whether every scalar in m is one yaml.v3 writes plain, exactly as it is: an
-// integer, or a string that starts with a letter, is not a YAML boolean or null, and holds only
-// ASCII letters, digits, spaces and ._/@:+=,()[]- with no ": ", no trailing ":" or space.
-// Anything else (quoting, escaping, other scripts) is left to yaml.v3.
+// integer, or a printable ASCII string that reads back as a string and needs no quotes (see
+// appendScalar). Anything else (quoting, escaping, other scripts) is left to yaml.v3.
 func simple(m *yaml.Node) bool {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		v := m.Content[i+1]
@@ -180,21 +186,7 @@ func simple(m *yaml.Node) bool {
 }
 
 func plainString(s string) bool {
-	if s == "" || !('a' <= s[0] && s[0] <= 'z' || 'A' <= s[0] && s[0] <= 'Z') ||
-		s[len(s)-1] == ' ' || s[len(s)-1] == ':' || strings.Contains(s, ": ") {
-		return false
-	}
-	switch strings.ToLower(s) {
-	case "true", "false", "null", "yes", "no", "on", "off", "y", "n":
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(" ._/@:+=,()[]-", c) >= 0) {
-			return false
-		}
-	}
-	return true
+	return printableASCII(s) && plainAllowed(s, false) && readsAsString(s)
 }
 
 // plain reports whether resultNode reproduces what the SDK writes for r: no tags, string
