@@ -302,7 +302,7 @@ func str(s string) *yaml.Node {
 	case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
 		n.Style = yaml.DoubleQuotedStyle
 	default:
-		if base60.MatchString(s) {
+		if strings.Trim(s, "0123456789_:.+-") == "" && base60.MatchString(s) { // the regexp only on what it can match
 			n.Style = yaml.DoubleQuotedStyle
 		}
 	}
