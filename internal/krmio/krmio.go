@@ -59,7 +59,7 @@ func toYAML(rl *fn.ResourceList) ([]byte, error) {
 			return rl.ToYAML()
 		}
 	}
-	rl.Sort()
+	sortItems(rl.Items)
 	nodes := make([]*yaml.Node, len(rl.Items))
 	for i, it := range rl.Items {
 		nodes[i] = node(&rl.Items[i], it)
@@ -96,6 +96,29 @@ func toYAML(rl *fn.ResourceList) ([]byte, error) {
 		}
 	}
 	return appendResults(buf.Bytes(), rl.Results)
+}
+
+// sortItems is rl.Sort with each item's key built once rather than twice per comparison (the SDK
+// formats four fields with fmt.Sprintf in every Less). sort.Sort makes the same comparisons in the
+// same order on the same keys, so the items end in the same order.
+func sortItems(items fn.KubeObjects) {
+	k := keyed{items: items, keys: make([]string, len(items))}
+	for i, o := range items {
+		k.keys[i] = o.GetAPIVersion() + " " + o.GetKind() + " " + o.GetNamespace() + " " + o.GetName()
+	}
+	sort.Sort(k)
+}
+
+type keyed struct {
+	items fn.KubeObjects
+	keys  []string
+}
+
+func (k keyed) Len() int           { return len(k.items) }
+func (k keyed) Less(i, j int) bool { return k.keys[i] < k.keys[j] }
+func (k keyed) Swap(i, j int) {
+	k.items[i], k.items[j] = k.items[j], k.items[i]
+	k.keys[i], k.keys[j] = k.keys[j], k.keys[i]
 }
 
 // node returns the YAML node behind o, which stays in *slot.

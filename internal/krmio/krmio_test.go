@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,4 +203,35 @@ func FuzzItemsMatchSDK(f *testing.F) {
 			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
 		}
 	})
+}
+
+// TestSortItemsMatchesSDK: many items, with keys that tie and sort apart only on a later field,
+// end in the order rl.Sort gives (sort.Sort is not stable, so ties must be broken alike too).
+func TestSortItemsMatchesSDK(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n")
+	for i := range 500 {
+		fmt.Fprintf(&in, "- apiVersion: v%d\n  kind: K%d\n  metadata: {name: n%d, namespace: ns%d}\n  seq: %d\n", i%2, i%3, i%7, i%5, i)
+	}
+	want, err := fn.ParseResourceList([]byte(in.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := fn.ParseResourceList([]byte(in.String()))
+	want.Sort()
+	sortItems(got.Items)
+	seq := func(items fn.KubeObjects) []string {
+		var out []string
+		for _, o := range items {
+			n, found, err := o.NestedInt("seq")
+			if !found || err != nil {
+				t.Fatalf("item without its seq: %v", err)
+			}
+			out = append(out, strconv.Itoa(n))
+		}
+		return out
+	}
+	if diff := cmp.Diff(seq(want.Items), seq(got.Items)); diff != "" {
+		t.Errorf("order (-rl.Sort +sortItems):\n%s", diff)
+	}
 }
