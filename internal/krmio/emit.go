@@ -9,8 +9,9 @@ import (
 
 // appendItem appends item as kyaml's encoder (yaml.v3, indent 2, compact sequences) writes it as
 // the only item of a block sequence, and reports whether it could. It covers what manifests are
-// mostly made of: block and flow collections, plain, single- and double-quoted ASCII scalars. For
-// anything else (comments, anchors, explicit tags, block scalars, multi-line or non-ASCII text, a
+// mostly made of: block and flow collections, plain, single- and double-quoted ASCII scalars, a
+// comment at the end of a scalar's line (kpt's "# kpt-set: ${image}") and comment lines above a key.
+// For anything else (other comments, anchors, explicit tags, block scalars, multi-line or non-ASCII text, a
 // scalar yaml.v3 would quote differently, a sequence in a sequence, a long key) it returns false
 // and the caller encodes the item with yaml.v3. It writes in one pass what yaml.v3 builds an event
 // list, an emitter state machine and a buffer for, which is most of the cost of writing a package.
@@ -26,6 +27,37 @@ func bare(n *yaml.Node) bool {
 	return n.HeadComment == "" && n.LineComment == "" && n.FootComment == "" && n.Anchor == "" && n.Style&yaml.TaggedStyle == 0
 }
 
+// bareBut is bare, allowing a line comment, head comment lines, or both.
+func bareBut(n *yaml.Node, head, line bool) bool {
+	c := *n
+	if head && comment(c.HeadComment, true) {
+		c.HeadComment = ""
+	}
+	if line && comment(c.LineComment, false) {
+		c.LineComment = ""
+	}
+	return bare(&c)
+}
+
+// comment reports whether c is one or, when lines is set, more "#" lines of printable ASCII, which
+// yaml.v3 writes as they are.
+func comment(c string, lines bool) bool {
+	for _, l := range strings.Split(c, "\n") {
+		if l == "" || l[0] != '#' || !printableASCII(l) || !lines && l != c {
+			return false
+		}
+	}
+	return true
+}
+
+// appendComment writes the line comment of a scalar just written, if it has one.
+func appendComment(b []byte, n *yaml.Node) []byte {
+	if n.LineComment == "" {
+		return b
+	}
+	return append(append(b, ' '), n.LineComment...)
+}
+
 // appendBlockMapping writes m's pairs at indent; onLine means the first key goes on the current line.
 func appendBlockMapping(b []byte, m *yaml.Node, indent int, onLine bool) ([]byte, bool) {
 	if len(m.Content)%2 != 0 {
@@ -34,13 +66,19 @@ func appendBlockMapping(b []byte, m *yaml.Node, indent int, onLine bool) ([]byte
 	ok := true
 	for i := 0; ok && i < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
-		if i > 0 || !onLine {
-			b = appendIndent(b, indent)
-		}
-		if k.Kind != yaml.ScalarNode || len(k.Value) > 128 { // yaml.v3 writes longer keys as "? key"
+		ownLine := i > 0 || !onLine
+		if k.Kind != yaml.ScalarNode || len(k.Value) > 128 || !bareBut(k, ownLine, false) { // yaml.v3 writes longer keys as "? key"
 			return b, false
 		}
-		if b, ok = appendScalar(b, k, false); !ok {
+		if ownLine {
+			if k.HeadComment != "" {
+				for _, l := range strings.Split(k.HeadComment, "\n") {
+					b = append(append(appendIndent(b, indent), l...), '\n')
+				}
+			}
+			b = appendIndent(b, indent)
+		}
+		if b, ok = appendScalar(b, k, false, true); !ok {
 			return b, false
 		}
 		b = append(b, ':')
@@ -51,13 +89,14 @@ func appendBlockMapping(b []byte, m *yaml.Node, indent int, onLine bool) ([]byte
 
 // appendValue writes v after "key:", and the line break that ends it.
 func appendValue(b []byte, v *yaml.Node, indent int) ([]byte, bool) {
-	if !bare(v) {
+	if !bareBut(v, false, v.Kind == yaml.ScalarNode) {
 		return b, false
 	}
 	ok := true
 	switch {
 	case v.Kind == yaml.ScalarNode:
-		b, ok = appendScalar(append(b, ' '), v, false)
+		b, ok = appendScalar(append(b, ' '), v, false, true)
+		b = appendComment(b, v)
 	case v.Kind == yaml.MappingNode && v.Style == 0 && len(v.Content) > 0:
 		return appendBlockMapping(append(b, '\n'), v, indent+2, false)
 	case v.Kind == yaml.SequenceNode && v.Style == 0 && len(v.Content) > 0:
@@ -72,14 +111,14 @@ func appendValue(b []byte, v *yaml.Node, indent int) ([]byte, bool) {
 func appendBlockSequence(b []byte, s *yaml.Node, indent int) ([]byte, bool) {
 	ok := true
 	for _, it := range s.Content {
-		if !bare(it) {
+		if !bareBut(it, false, it.Kind == yaml.ScalarNode) {
 			return b, false
 		}
 		b = append(appendIndent(b, indent), "- "...)
 		switch {
 		case it.Kind == yaml.ScalarNode:
-			b, ok = appendScalar(b, it, false)
-			b = append(b, '\n')
+			b, ok = appendScalar(b, it, false, true)
+			b = append(appendComment(b, it), '\n')
 		case it.Kind == yaml.MappingNode && it.Style == 0 && len(it.Content) > 0:
 			b, ok = appendBlockMapping(b, it, indent+2, true)
 		case it.Kind == yaml.SequenceNode && it.Style == 0 && len(it.Content) > 0:
@@ -122,7 +161,7 @@ func appendFlow(b []byte, n *yaml.Node) ([]byte, bool) {
 		case i > 0:
 			b = append(b, ", "...)
 		}
-		if b, ok = appendScalar(b, c, true); !ok {
+		if b, ok = appendScalar(b, c, true, false); !ok {
 			return b, false
 		}
 	}
@@ -130,9 +169,10 @@ func appendFlow(b []byte, n *yaml.Node) ([]byte, bool) {
 }
 
 // appendScalar writes s as yaml.v3 does in block or flow context, when its text is printable ASCII
-// and its style stays what the node asks for.
-func appendScalar(b []byte, s *yaml.Node, flow bool) ([]byte, bool) {
-	if s.Kind != yaml.ScalarNode || !bare(s) || !printableASCII(s.Value) {
+// and its style stays what the node asks for. Its comments are the caller's to check and write:
+// those it allows (commented) are left out here.
+func appendScalar(b []byte, s *yaml.Node, flow, commented bool) ([]byte, bool) {
+	if s.Kind != yaml.ScalarNode || !commented && !bare(s) || !printableASCII(s.Value) {
 		return b, false
 	}
 	str := s.Tag == "" || s.Tag == "!!str"

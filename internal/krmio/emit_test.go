@@ -91,6 +91,20 @@ spec:
       - {}
 `,
 		"kind: A\nx: ~\ny: a b  c\nz: a#b\nw: 'a: b'\n",
+		`apiVersion: apps/v1 # a comment
+kind: Deployment
+spec:
+  template:
+    spec:
+      # the app, pinned by digester
+      # (two lines)
+      containers:
+      - name: app
+        image: nginx:1.27@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef # kpt-set: ${image}
+        args:
+        - --port # the port
+        - "8080" #
+`,
 	} {
 		if !same(t, parse(t, in)) {
 			t.Errorf("appendItem left this to yaml.v3, but it is what it is for:\n%s", in)
@@ -101,8 +115,11 @@ spec:
 // TestAppendItemDeclines: what appendItem does not reproduce, it leaves to yaml.v3.
 func TestAppendItemDeclines(t *testing.T) {
 	for _, in := range []string{
-		"kind: A # comment\n",
 		"# head\nkind: A\n",
+		"kind: A\nm: # on m\n  k: v\n",
+		"kind: A\nm:\n  k: v\n  # foot of k\nn: 1\n",
+		"kind: A\nx: {a: b} # on a flow mapping\n",
+		"kind: A\nx: v # ünï\n",
 		"kind: A\nx: &a 1\ny: *a\n",
 		"kind: A\nx: !!str 1\n",
 		"kind: A\nx: |\n  block\n",
@@ -183,13 +200,15 @@ func placed(place int, s *yaml.Node) *yaml.Node {
 // FuzzAppendItem: whatever the scalar, wherever it is, appendItem writes what yaml.v3 writes or
 // leaves it to yaml.v3 (same fails when yaml.v3 refuses what appendItem wrote).
 func FuzzAppendItem(f *testing.F) {
+	comments := []string{"", "# c", "#", "# kpt-set: ${image}", "# a\n# b", "no hash", "# ü", "#\n", "# a\n\n# b"}
 	for i, v := range scalars {
-		f.Add(v, uint8(i), uint8(i/3))
+		f.Add(v, uint8(i), uint8(i/3), comments[i%len(comments)], comments[(i/2)%len(comments)])
 	}
-	f.Fuzz(func(t *testing.T, v string, how, place uint8) {
+	f.Fuzz(func(t *testing.T, v string, how, place uint8, line, head string) {
 		styles := []yaml.Style{0, yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle, yaml.LiteralStyle, yaml.FlowStyle}
 		tags := []string{"", "!!str", "!!int", "!!bool", "!!null", "!!float", "!!timestamp"}
-		s := &yaml.Node{Kind: yaml.ScalarNode, Style: styles[int(how)%len(styles)], Tag: tags[int(how)/len(styles)%len(tags)], Value: v}
+		s := &yaml.Node{Kind: yaml.ScalarNode, Style: styles[int(how)%len(styles)], Tag: tags[int(how)/len(styles)%len(tags)], Value: v,
+			LineComment: line, HeadComment: head}
 		item := placed(int(place)%places, s)
 		same(t, item)
 	})
