@@ -23,27 +23,19 @@ func appendItem(b []byte, item *yaml.Node) ([]byte, bool) {
 }
 
 // bare reports whether n has nothing appendItem does not write: comments, anchors, tags written out.
-func bare(n *yaml.Node) bool {
-	return n.HeadComment == "" && n.LineComment == "" && n.FootComment == "" && n.Anchor == "" && n.Style&yaml.TaggedStyle == 0
-}
+func bare(n *yaml.Node) bool { return bareBut(n, false, false) }
 
-// bareBut is bare, allowing a line comment, head comment lines, or both.
+// bareBut is bare, allowing head comment lines above n, a comment at the end of its line, or both.
 func bareBut(n *yaml.Node, head, line bool) bool {
-	c := *n
-	if head && comment(c.HeadComment, true) {
-		c.HeadComment = ""
-	}
-	if line && comment(c.LineComment, false) {
-		c.LineComment = ""
-	}
-	return bare(&c)
+	return n.FootComment == "" && n.Anchor == "" && n.Style&yaml.TaggedStyle == 0 &&
+		(n.HeadComment == "" || head && comment(n.HeadComment)) &&
+		(n.LineComment == "" || line && !strings.Contains(n.LineComment, "\n") && comment(n.LineComment))
 }
 
-// comment reports whether c is one or, when lines is set, more "#" lines of printable ASCII, which
-// yaml.v3 writes as they are.
-func comment(c string, lines bool) bool {
+// comment reports whether c is "#" lines of printable ASCII, which yaml.v3 writes as they are.
+func comment(c string) bool {
 	for _, l := range strings.Split(c, "\n") {
-		if l == "" || l[0] != '#' || !printableASCII(l) || !lines && l != c {
+		if l == "" || l[0] != '#' || !printableASCII(l) {
 			return false
 		}
 	}
@@ -78,7 +70,7 @@ func appendBlockMapping(b []byte, m *yaml.Node, indent int, onLine bool) ([]byte
 			}
 			b = appendIndent(b, indent)
 		}
-		if b, ok = appendScalar(b, k, false, true); !ok {
+		if b, ok = appendScalar(b, k, false); !ok {
 			return b, false
 		}
 		b = append(b, ':')
@@ -95,7 +87,7 @@ func appendValue(b []byte, v *yaml.Node, indent int) ([]byte, bool) {
 	ok := true
 	switch {
 	case v.Kind == yaml.ScalarNode:
-		b, ok = appendScalar(append(b, ' '), v, false, true)
+		b, ok = appendScalar(append(b, ' '), v, false)
 		b = appendComment(b, v)
 	case v.Kind == yaml.MappingNode && v.Style == 0 && len(v.Content) > 0:
 		return appendBlockMapping(append(b, '\n'), v, indent+2, false)
@@ -117,7 +109,7 @@ func appendBlockSequence(b []byte, s *yaml.Node, indent int) ([]byte, bool) {
 		b = append(appendIndent(b, indent), "- "...)
 		switch {
 		case it.Kind == yaml.ScalarNode:
-			b, ok = appendScalar(b, it, false, true)
+			b, ok = appendScalar(b, it, false)
 			b = append(appendComment(b, it), '\n')
 		case it.Kind == yaml.MappingNode && it.Style == 0 && len(it.Content) > 0:
 			b, ok = appendBlockMapping(b, it, indent+2, true)
@@ -161,7 +153,7 @@ func appendFlow(b []byte, n *yaml.Node) ([]byte, bool) {
 		case i > 0:
 			b = append(b, ", "...)
 		}
-		if b, ok = appendScalar(b, c, true, false); !ok {
+		if b, ok = appendScalar(b, c, true); !ok {
 			return b, false
 		}
 	}
@@ -169,10 +161,10 @@ func appendFlow(b []byte, n *yaml.Node) ([]byte, bool) {
 }
 
 // appendScalar writes s as yaml.v3 does in block or flow context, when its text is printable ASCII
-// and its style stays what the node asks for. Its comments are the caller's to check and write:
-// those it allows (commented) are left out here.
-func appendScalar(b []byte, s *yaml.Node, flow, commented bool) ([]byte, bool) {
-	if s.Kind != yaml.ScalarNode || !commented && !bare(s) || !printableASCII(s.Value) {
+// and its style stays what the node asks for. Its comments, anchor and tag are the caller's to check
+// (bare, bareBut) and its comments the caller's to write.
+func appendScalar(b []byte, s *yaml.Node, flow bool) ([]byte, bool) {
+	if s.Kind != yaml.ScalarNode || !printableASCII(s.Value) {
 		return b, false
 	}
 	str := s.Tag == "" || s.Tag == "!!str"
