@@ -2,8 +2,8 @@
 // its immutable digest: nginx:1.27 becomes nginx:1.27@sha256:…
 //
 // It reads a ResourceList on stdin and writes the pinned ResourceList on stdout, as kpt and
-// kustomize expect of exec and container functions. main.go only wires the SDK; the work is in
-// walker (finding image fields) and resolver (looking digests up).
+// kustomize expect of exec and container functions. main.go only wires the SDK and process.go
+// adapts ResourceLists to the pinning core, package pin.
 package main
 
 import (

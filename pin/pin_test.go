@@ -1,0 +1,225 @@
+package pin_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/config"
+	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/pin"
+)
+
+// serve starts a registry with nginx:1.27 and ghcr.io/acme/app:2 and returns it with their digests.
+func serve(t *testing.T) (*registrytest.Registry, map[string]string) {
+	t.Helper()
+	reg := registrytest.New(registrytest.WithTLS())
+	t.Cleanup(reg.Close)
+	digests := map[string]string{}
+	for _, ref := range []string{"nginx:1.27", "ghcr.io/acme/app:2"} {
+		repo, tag, _ := strings.Cut(ref, ":")
+		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[ref] = d.String()
+	}
+	reg.Reset()
+	return reg, digests
+}
+
+// objects parses one YAML document per object, named a.yaml, b.yaml, ... in order.
+func objects(t *testing.T, docs ...string) []*pin.Object {
+	t.Helper()
+	var objs []*pin.Object
+	for i, d := range docs {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(d), &n); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, &pin.Object{Node: &n, File: fmt.Sprintf("%c.yaml", 'a'+i)})
+	}
+	return objs
+}
+
+func encode(t *testing.T, o *pin.Object) string {
+	t.Helper()
+	b, err := yaml.Marshal(o.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func pod(name, image string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: ns\nspec:\n  containers:\n  - name: c\n    image: %s # keep me\n", name, image)
+}
+
+// finding is what a user reads of a Finding; Object and positions are compared separately.
+type finding struct {
+	Severity      string
+	ID            string
+	File, Path    string
+	Image, Pinned string
+	Message       string
+}
+
+func simplify(fs []pin.Finding) []finding {
+	var out []finding
+	for _, f := range fs {
+		g := finding{Severity: f.Severity.String(), ID: f.ID.String(), Path: f.Path, Image: f.Image, Pinned: f.Pinned, Message: f.Message}
+		if f.Object != nil {
+			g.File = f.Object.File
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func newPinner(reg *registrytest.Registry, mutate func(*config.Config)) *pin.Pinner {
+	cfg := config.Default()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return pin.New(cfg, pin.WithTransport(reg.Transport()), pin.WithKeychain(authn.NewMultiKeychain()))
+}
+
+func TestRun(t *testing.T) {
+	reg, d := serve(t)
+	pinned := "sha256:" + strings.Repeat("a", 64)
+	tests := []struct {
+		name         string
+		docs         []string
+		mutate       func(*config.Config)
+		wantOK       bool
+		wantSummary  pin.Summary
+		wantFindings []finding
+		wantDocs     []string // each object after the run
+	}{{
+		name:        "pins every field, one lookup per distinct reference",
+		docs:        []string{pod("a", "nginx:1.27"), pod("b", "docker.io/library/nginx:1.27"), pod("c", "ghcr.io/acme/app:2")},
+		wantOK:      true,
+		wantSummary: pin.Summary{Pinned: 3, Distinct: 2, Requests: 4}, // 2 pings, 2 HEADs
+		wantFindings: []finding{
+			{"info", "Pod ns/a", "a.yaml", "spec.containers[0].image", "nginx:1.27", "nginx:1.27@" + d["nginx:1.27"], "pinned nginx:1.27 to " + d["nginx:1.27"]},
+			{"info", "Pod ns/b", "b.yaml", "spec.containers[0].image", "docker.io/library/nginx:1.27", "docker.io/library/nginx:1.27@" + d["nginx:1.27"], "pinned docker.io/library/nginx:1.27 to " + d["nginx:1.27"]},
+			{"info", "Pod ns/c", "c.yaml", "spec.containers[0].image", "ghcr.io/acme/app:2", "ghcr.io/acme/app:2@" + d["ghcr.io/acme/app:2"], "pinned ghcr.io/acme/app:2 to " + d["ghcr.io/acme/app:2"]},
+		},
+		wantDocs: []string{pod("a", "nginx:1.27@"+d["nginx:1.27"]), pod("b", "docker.io/library/nginx:1.27@"+d["nginx:1.27"]), pod("c", "ghcr.io/acme/app:2@"+d["ghcr.io/acme/app:2"])},
+	}, {
+		name:        "already pinned, skipped and local-config cost nothing",
+		docs:        []string{pod("a", "nginx:1.27@"+pinned), pod("b", "ghcr.io/acme/app:2"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: l\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nspec:\n  containers:\n  - image: nginx:1.27\n"},
+		mutate:      func(c *config.Config) { c.SkipPrefixes = []string{"ghcr.io/"} },
+		wantOK:      true,
+		wantSummary: pin.Summary{AlreadyPinned: 1, Skipped: 1},
+		wantDocs:    []string{pod("a", "nginx:1.27@"+pinned), pod("b", "ghcr.io/acme/app:2"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: l\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nspec:\n  containers:\n  - image: nginx:1.27\n"},
+	}, {
+		name:        "one failure leaves every object unchanged",
+		docs:        []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
+		wantSummary: pin.Summary{Failed: 1, Distinct: 2, Requests: 3},
+		wantFindings: []finding{
+			{"error", "Pod ns/b", "b.yaml", "spec.containers[0].image", "nginx:1.28", "", `cannot pin nginx:1.28: tag not found: "1.28" in repository library/nginx on registry index.docker.io`},
+		},
+		wantDocs: []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
+	}, {
+		name:        "on-error warn pins what resolved",
+		docs:        []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
+		mutate:      func(c *config.Config) { c.OnError = "warn" },
+		wantOK:      true,
+		wantSummary: pin.Summary{Pinned: 1, Failed: 1, Distinct: 2, Requests: 3, Warn: true},
+		wantFindings: []finding{
+			{"warning", "Pod ns/b", "b.yaml", "spec.containers[0].image", "nginx:1.28", "", `cannot pin nginx:1.28: tag not found: "1.28" in repository library/nginx on registry index.docker.io`},
+			{"info", "Pod ns/a", "a.yaml", "spec.containers[0].image", "nginx:1.27", "nginx:1.27@" + d["nginx:1.27"], "pinned nginx:1.27 to " + d["nginx:1.27"]},
+		},
+		wantDocs: []string{pod("a", "nginx:1.27@"+d["nginx:1.27"]), pod("b", "nginx:1.28")},
+	}, {
+		name:        "an invalid reference is an error and costs no request",
+		docs:        []string{pod("a", "Nginx:1.27")},
+		wantSummary: pin.Summary{Failed: 1},
+		wantFindings: []finding{
+			{"error", "Pod ns/a", "a.yaml", "spec.containers[0].image", "Nginx:1.27", "", `"Nginx:1.27" is not a valid image reference: repository names must be lowercase`},
+		},
+		wantDocs: []string{pod("a", "Nginx:1.27")},
+	}, {
+		name:         "a field that cannot be read is a warning and does not fail the run",
+		docs:         []string{"apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: 42\n"},
+		wantOK:       true,
+		wantFindings: []finding{{"warning", "Pod a", "a.yaml", "spec.containers[0].image", "", "", "is a number (42), want a string"}},
+		wantDocs:     []string{"apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: 42\n"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := objects(t, tt.docs...)
+			rep := newPinner(reg, tt.mutate).Run(context.Background(), objs)
+			if rep.OK() != tt.wantOK {
+				t.Errorf("OK() = %v, want %v", rep.OK(), tt.wantOK)
+			}
+			if diff := cmp.Diff(tt.wantSummary, rep.Summary); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantFindings, simplify(rep.Findings)); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+			var got []string
+			for _, o := range objs {
+				got = append(got, encode(t, o))
+			}
+			if diff := cmp.Diff(tt.wantDocs, got); diff != "" {
+				t.Errorf("objects (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFindingPosition checks that findings carry the line and column of the image value, which the
+// command line prints as file:line:col.
+func TestFindingPosition(t *testing.T) {
+	reg, _ := serve(t)
+	objs := objects(t, pod("a", "nginx:9"))
+	rep := newPinner(reg, nil).Run(context.Background(), objs)
+	if len(rep.Findings) != 1 {
+		t.Fatalf("findings: %+v", rep.Findings)
+	}
+	if got, want := [2]int{rep.Findings[0].Line, rep.Findings[0].Column}, [2]int{9, 12}; got != want {
+		t.Errorf("line, column = %v, want %v", got, want)
+	}
+}
+
+// TestUnreachable: a registry that cannot be reached fails the run and changes nothing.
+func TestUnreachable(t *testing.T) {
+	objs := objects(t, pod("a", "127.0.0.1:1/app:1"))
+	cfg := config.Default()
+	rep := pin.New(cfg, pin.WithTransport(http.DefaultTransport), pin.WithKeychain(authn.NewMultiKeychain())).Run(context.Background(), objs)
+	if rep.OK() || rep.Summary.Failed != 1 {
+		t.Fatalf("summary %+v, want one failure", rep.Summary)
+	}
+	if got := encode(t, objs[0]); got != pod("a", "127.0.0.1:1/app:1") {
+		t.Errorf("object changed:\n%s", got)
+	}
+	if f := rep.Findings[0]; f.Severity != pin.Error || !strings.Contains(f.Message, "127.0.0.1:1") {
+		t.Errorf("finding %+v does not name the registry", f)
+	}
+}
+
+// TestDuplicateKey: a resource with a repeated key is reported and left alone.
+func TestDuplicateKey(t *testing.T) {
+	reg, _ := serve(t)
+	doc := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n    image: nginx:1.27\n"
+	objs := objects(t, doc)
+	rep := newPinner(reg, nil).Run(context.Background(), objs)
+	want := []finding{{"error", "Pod a", "a.yaml", "spec.containers[0].image", "", "",
+		"duplicate key: Kubernetes rejects it and digester does not guess which value counts, so nothing in this resource is pinned"}}
+	if diff := cmp.Diff(want, simplify(rep.Findings)); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+	if got := encode(t, objs[0]); got != doc {
+		t.Errorf("object changed:\n%s", got)
+	}
+}
