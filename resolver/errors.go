@@ -19,8 +19,9 @@ import (
 
 // Error is a failed lookup, explained in plain words. It never holds a credential.
 type Error struct {
-	// Registry, Repository and Tag say what was looked up; Repository and Tag are empty when the
-	// registry failed before any repository was asked for (ping, token exchange).
+	// Registry, Repository and Tag say what was looked up (Tag holds the digest of a lookup by
+	// digest); Repository and Tag are empty when the registry failed before any repository was
+	// asked for (ping, token exchange).
 	Registry, Repository, Tag string
 	// StatusCode is the registry's HTTP status, 0 if it gave none.
 	StatusCode int
@@ -45,9 +46,13 @@ func (g *registry) explain(err error, repo, tag string) error {
 	e := &Error{Registry: host, Repository: repo, Tag: tag}
 	where := "registry " + host
 	what := "" // what was asked for, as a suffix
+	byDigest := digestRE.MatchString(tag)
 	if repo != "" {
 		where = fmt.Sprintf("repository %s on registry %s", repo, host)
 		what = fmt.Sprintf(" for repository %s, tag %q", repo, tag)
+		if byDigest {
+			what = fmt.Sprintf(" for repository %s, digest %s", repo, tag)
+		}
 	}
 	detail := ""
 	var se *statusError
@@ -77,6 +82,8 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.StatusCode, detail = 0, ""
 	}
 	switch {
+	case e.StatusCode == http.StatusNotFound && byDigest:
+		e.msg = fmt.Sprintf("digest not served: %s is not in %s", tag, where)
 	case e.StatusCode == http.StatusNotFound && repo != "":
 		e.msg = fmt.Sprintf("tag not found: %q in %s", tag, where)
 	case e.StatusCode == http.StatusUnauthorized && g.anonymous:

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -44,8 +43,6 @@ var manifestTypes = []string{
 var acceptHeader = strings.Join(manifestTypes, ",")
 
 var digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
-
-var errAlreadyPinned = errors.New("reference already carries a digest")
 
 // registry is the per-run state of one registry: its authenticated transport, set up once.
 type registry struct {
@@ -122,12 +119,22 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 	return nil
 }
 
-// lookup resolves one tag to its manifest digest.
-func (r *Resolver) lookup(ctx context.Context, g *registry, tag name.Tag) (string, error) {
+// lookup resolves a tag to its manifest digest, or checks that a digest is served.
+func (r *Resolver) lookup(ctx context.Context, g *registry, target name.Reference) (string, error) {
 	if err := r.setup(ctx, g); err != nil {
 		return "", err
 	}
-	repo, ref := tag.RepositoryStr(), tag.TagStr()
+	d, err := r.fetch(ctx, g, target)
+	if want := target.Identifier(); err == nil && HasDigest(target.String()) && d != want {
+		repo := target.Context().RepositoryStr()
+		return "", fmt.Errorf("registry %s sent digest %s for manifest %s of repository %s: refusing to pin", g.name.RegistryStr(), d, want, repo)
+	}
+	return d, err
+}
+
+// fetch asks the registry for the digest of one manifest, by tag or by digest.
+func (r *Resolver) fetch(ctx context.Context, g *registry, target name.Reference) (string, error) {
+	repo, ref := target.Context().RepositoryStr(), target.Identifier()
 	// https: the transport switches to http where the ping found a plain-HTTP (loopback or insecure) registry.
 	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", g.name.RegistryStr(), repo, ref)
 

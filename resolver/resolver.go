@@ -135,29 +135,27 @@ type Result struct {
 // Requests returns how many HTTP requests the Resolver has sent to registries, retries included.
 func (r *Resolver) Requests() int64 { return r.requests.Load() }
 
-// Resolve looks up every distinct reference in refs once and returns a result for each. References
-// that already carry a digest, or do not parse, get an error: filter them out first (HasDigest, Parse).
+// Resolve looks up every distinct reference in refs once and returns a result for each. A tag
+// resolves to the digest it points to now; a reference with a digest ("repo@sha256:…") resolves to
+// that digest if the repository serves it, and to an error if not. References that do not parse
+// get an error.
 func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result {
 	uniq := slices.Clone(refs)
 	slices.Sort(uniq)
 	uniq = slices.Compact(uniq)
 
-	parsed := make(map[string]name.Tag, len(uniq))
+	parsed := make(map[string]name.Reference, len(uniq))
 	results := make(map[string]Result, len(uniq))
 	scopes := map[string][]string{}
 	for _, s := range uniq {
 		ref, err := Parse(s)
-		if err == nil && HasDigest(s) {
-			err = errAlreadyPinned
-		}
 		if err != nil {
 			results[s] = Result{Err: err}
 			continue
 		}
-		tag := ref.(name.Tag)
-		parsed[s] = tag
-		reg := tag.RegistryStr()
-		scope := tag.Repository.Scope("pull")
+		parsed[s] = ref
+		reg := ref.Context().RegistryStr()
+		scope := ref.Context().Scope("pull")
 		if !slices.Contains(scopes[reg], scope) {
 			scopes[reg] = append(scopes[reg], scope)
 		}
@@ -165,20 +163,20 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 
 	// Spellings of one reference ("nginx", "docker.io/library/nginx:latest") share one lookup.
 	spellings := map[string][]string{}
-	for s, tag := range parsed {
-		spellings[tag.Name()] = append(spellings[tag.Name()], s)
+	for s, ref := range parsed {
+		spellings[ref.Name()] = append(spellings[ref.Name()], s)
 	}
 
 	global := make(chan struct{}, r.concurrency)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, ss := range spellings {
-		tag := parsed[ss[0]]
-		reg := r.registry(tag.Registry, scopes[tag.RegistryStr()])
+		ref := parsed[ss[0]]
+		reg := r.registry(ref.Context().Registry, scopes[ref.Context().RegistryStr()])
 		wg.Go(func() {
 			reg.sem <- struct{}{}
 			global <- struct{}{}
-			d, err := r.lookup(ctx, reg, tag)
+			d, err := r.lookup(ctx, reg, ref)
 			<-global
 			<-reg.sem
 			mu.Lock()

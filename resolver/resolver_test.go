@@ -79,3 +79,35 @@ func TestResolveErrors(t *testing.T) {
 		t.Errorf("missing tag: got %v", err)
 	}
 }
+
+// TestResolveDigest: a reference with a digest resolves to that digest when the repository serves
+// it (one HEAD by digest), and to a plain-words error when it does not, with or without a tag.
+func TestResolveDigest(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	d, err := reg.PushImage("app", "v1", types.OCIManifestSchema1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Reset()
+	fake := "sha256:" + strings.Repeat("0", 64)
+	served, tagged := reg.Host+"/app@"+d.String(), reg.Host+"/app:v1@"+d.String()
+	unserved, unservedTagged := reg.Host+"/app@"+fake, reg.Host+"/app:v1@"+fake
+	res := newResolver().Resolve(context.Background(), []string{served, tagged, unserved, unservedTagged})
+	got := map[string]string{}
+	for ref, rr := range res {
+		got[ref] = rr.Digest
+		if rr.Err != nil {
+			got[ref] = rr.Err.Error()
+		}
+	}
+	notServed := "digest not served: " + fake + " is not in repository app on registry " + reg.Host
+	want := map[string]string{served: d.String(), tagged: d.String(), unserved: notServed, unservedTagged: notServed}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	// repo@d and repo:v1@d name one manifest: one HEAD each for the served and the fake digest.
+	if n := reg.Count(http.MethodHead, "manifest"); n != 2 {
+		t.Errorf("manifest HEADs = %d, want 2", n)
+	}
+}
