@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/kptdev/krm-functions-sdk/go/fn"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
@@ -49,6 +50,13 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 		rl.Items[i] = fn.MoveToKubeObject(rn)
 	}
 	rep := pin.New(cfg, opts...).Run(p.ctx, objs)
+	for _, o := range rep.Created { // a new DigestLock: kpt writes it to the file its path names
+		obj := fn.MoveToKubeObject(yaml.NewRNode(o.Node))
+		if err := obj.SetPathAnnotation(o.File); err != nil {
+			return false, fmt.Errorf("add %s: %w", o.File, err)
+		}
+		rl.Items = append(rl.Items, obj)
+	}
 
 	// kpt prints only the first few results: errors first, then the summary, then the rest.
 	rl.Results = appendResults(rl.Results, rep.Findings, pin.Error)
@@ -76,12 +84,14 @@ func result(f pin.Finding) *fn.Result {
 		return r
 	}
 	r.ResourceRef = &fn.ResourceRef{APIVersion: f.ID.APIVersion, Kind: f.ID.Kind, Name: f.ID.Name, Namespace: f.ID.Namespace}
-	r.Field = &fn.Field{Path: f.Path}
-	if f.Image != "" {
-		r.Field.CurrentValue = f.Image
-	}
-	if f.Pinned != "" {
-		r.Field.ProposedValue = f.Pinned
+	if f.Path != "" {
+		r.Field = &fn.Field{Path: f.Path}
+		if f.Image != "" {
+			r.Field.CurrentValue = f.Image
+		}
+		if f.Pinned != "" {
+			r.Field.ProposedValue = f.Pinned
+		}
 	}
 	if f.Object.File != "" {
 		r.File = &fn.File{Path: f.Object.File, Index: f.Object.Index}

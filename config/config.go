@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -36,6 +37,16 @@ type Config struct {
 	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
 	// (pin what resolved, leave the rest and warn).
 	OnError string
+	// Mode is "pin" (set digests) or "check" (change nothing; report every field pin would change).
+	Mode string
+	// Pinned says what to do with references that already carry a digest: "keep" them as they
+	// are, "verify" them against their registries, or "refresh" them to their tag's digest.
+	Pinned string
+	// Lock is how a DigestLock in the package is used: "" (use it and keep it current when the
+	// package has one), "update" (also create one) or "frozen" (pin from it alone, no request).
+	Lock string
+	// LockFile is the file a new lock is written to.
+	LockFile string
 }
 
 // Default returns the settings used when nothing is configured.
@@ -46,8 +57,14 @@ func Default() Config {
 		Timeout:             resolver.DefaultTimeout,
 		Deadline:            5 * time.Minute,
 		OnError:             "fail",
+		Mode:                "pin",
+		Pinned:              "keep",
+		LockFile:            DefaultLockFile,
 	}
 }
+
+// DefaultLockFile is where a new DigestLock is written, relative to the package.
+const DefaultLockFile = "digests.lock.yaml"
 
 // Keys documents every ConfigMap key, its typed field and default, in README order.
 var Keys = []struct{ Key, Field, Default, Doc string }{
@@ -58,6 +75,10 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"deadline", "deadline", "5m0s", "bound on all lookups of the run"},
 	{"insecure-registries", "insecureRegistries", `""`, "comma-separated (ConfigMap) or list (typed) of registries allowed plain HTTP or unverified TLS; loopback always may use plain HTTP"},
 	{"on-error", "onError", "fail", "`fail`: an unresolved image fails the run and nothing is pinned; `warn`: pin what resolved, warn about the rest"},
+	{"mode", "mode", "pin", "`pin`: set digests; `check`: change nothing, report each field pin would change, exit 1 if any"},
+	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
+	{"lock", "lock", `""`, "the package's DigestLock: unset, use it and keep it current if there is one; `update`, also create one; `frozen`, pin from it alone and send no request"},
+	{"lock-file", "lockFile", DefaultLockFile, "the file a new DigestLock is written to, relative to the package"},
 }
 
 // Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
@@ -88,6 +109,9 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 		err = fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
 	}
 	c.SkipPrefixes = uniq(c.SkipPrefixes)
+	if err == nil && c.Lock == "frozen" && c.Pinned != "keep" {
+		err = fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
+	}
 	return c, err
 }
 
@@ -124,6 +148,14 @@ func parseConfigMap(b []byte, c *Config) error {
 			c.InsecureRegistries = splitList(v, ",")
 		case "on-error":
 			c.OnError, err = onError(v)
+		case "mode":
+			c.Mode, err = oneOf(v, "pin", "check")
+		case "pinned":
+			c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
+		case "lock":
+			c.Lock, err = oneOf(v, "", "update", "frozen")
+		case "lock-file":
+			c.LockFile, err = lockFile(v)
 		default:
 			return fmt.Errorf("functionConfig ConfigMap: unknown key %q (known: %s)", k, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
 		}
@@ -146,6 +178,10 @@ func parseTyped(b []byte, c *Config) error {
 		Deadline            *string        `yaml:"deadline"`
 		InsecureRegistries  []string       `yaml:"insecureRegistries"`
 		OnError             *string        `yaml:"onError"`
+		Mode                *string        `yaml:"mode"`
+		Pinned              *string        `yaml:"pinned"`
+		Lock                *string        `yaml:"lock"`
+		LockFile            *string        `yaml:"lockFile"`
 	}
 	if err := strict(b, &d); err != nil {
 		return fmt.Errorf("functionConfig %s: %w", Kind, err)
@@ -182,6 +218,26 @@ func parseTyped(b []byte, c *Config) error {
 	if d.OnError != nil {
 		if c.OnError, err = onError(*d.OnError); err != nil {
 			return field("onError", err)
+		}
+	}
+	if d.Mode != nil {
+		if c.Mode, err = oneOf(*d.Mode, "pin", "check"); err != nil {
+			return field("mode", err)
+		}
+	}
+	if d.Pinned != nil {
+		if c.Pinned, err = oneOf(*d.Pinned, "keep", "verify", "refresh"); err != nil {
+			return field("pinned", err)
+		}
+	}
+	if d.Lock != nil {
+		if c.Lock, err = oneOf(*d.Lock, "", "update", "frozen"); err != nil {
+			return field("lock", err)
+		}
+	}
+	if d.LockFile != nil {
+		if c.LockFile, err = lockFile(*d.LockFile); err != nil {
+			return field("lockFile", err)
 		}
 	}
 	return nil
@@ -266,4 +322,29 @@ func onError(s string) (string, error) {
 		return "", fmt.Errorf("%q is neither fail nor warn", s)
 	}
 	return s, nil
+}
+
+// oneOf returns s if it is one of the allowed values.
+func oneOf(s string, allowed ...string) (string, error) {
+	s = strings.TrimSpace(s)
+	if slices.Contains(allowed, s) {
+		return s, nil
+	}
+	var quoted []string
+	for _, a := range allowed {
+		if a != "" {
+			quoted = append(quoted, a)
+		}
+	}
+	return "", fmt.Errorf("%q is not one of %s", s, strings.Join(quoted, ", "))
+}
+
+// lockFile checks that s is a relative path inside the package.
+func lockFile(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	clean := path.Clean(s)
+	if s == "" || path.IsAbs(s) || clean == ".." || strings.HasPrefix(clean, "../") || !strings.HasSuffix(clean, ".yaml") && !strings.HasSuffix(clean, ".yml") {
+		return "", fmt.Errorf("%q is not a .yaml file inside the package", s)
+	}
+	return clean, nil
 }

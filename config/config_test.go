@@ -38,11 +38,16 @@ data:
   deadline: 1m
   insecure-registries: "r1.example, r2.example:5000"
   on-error: warn
+  mode: check
+  pinned: verify
+  lock: update
+  lock-file: locks/images.yaml
 `,
 			want: Config{
 				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
 				Timeout: 3 * time.Second, Deadline: time.Minute,
 				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn",
+				Mode: "check", Pinned: "verify", Lock: "update", LockFile: "locks/images.yaml",
 			},
 		},
 		{
@@ -50,6 +55,25 @@ data:
 			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefixes: b/\n",
 			env:  "a/:b/",
 			want: with(func(c *Config) { c.SkipPrefixes = []string{"a/", "b/"} }),
+		},
+		{
+			name: "frozen lock and refresh",
+			in: `apiVersion: fn.kpt.dev/v1alpha1
+kind: Digester
+metadata: {name: pin}
+skipPrefixes: [a/]
+concurrency: 4
+registryConcurrency: 3
+timeout: 2s
+deadline: 30s
+insecureRegistries: [r.example]
+onError: fail
+mode: pin
+pinned: refresh
+lock: frozen
+lockFile: x.yaml
+`,
+			wantErr: "lock: frozen sends no registry request, so it cannot go with pinned: refresh",
 		},
 		{
 			name: "typed",
@@ -63,11 +87,15 @@ timeout: 2s
 deadline: 30s
 insecureRegistries: [r.example]
 onError: fail
+mode: check
+pinned: refresh
+lockFile: x.yaml
 `,
 			want: Config{
 				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
 				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
 				InsecureRegistries: []string{"r.example"}, OnError: "fail",
+				Mode: "check", Pinned: "refresh", LockFile: "x.yaml",
 			},
 		},
 		{
@@ -83,6 +111,10 @@ onError: fail
 		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},
 		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n", wantErr: `key "timeout": "soon" is not a positive duration`},
 		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n", wantErr: `key "on-error": "ignore" is neither fail nor warn`},
+		{name: "bad mode", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mode: dry-run\n", wantErr: `key "mode": "dry-run" is not one of pin, check`},
+		{name: "bad pinned", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  pinned: ignore\n", wantErr: `key "pinned": "ignore" is not one of keep, verify, refresh`},
+		{name: "bad lock", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nlock: read\n", wantErr: `field "lock": "read" is not one of update, frozen`},
+		{name: "lock file outside the package", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  lock-file: ../digests.yaml\n", wantErr: `key "lock-file": "../digests.yaml" is not a .yaml file inside the package`},
 		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n", wantErr: `field "deadline"`},
 		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
 		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `kind "Secret" is not supported`},

@@ -9,9 +9,12 @@
 package pin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -84,27 +87,49 @@ type Finding struct {
 
 // Summary counts what a run did.
 type Summary struct {
-	// Pinned image fields were set to a digest; AlreadyPinned carried one; Skipped matched a skip prefix.
-	Pinned, AlreadyPinned, Skipped int
-	// Failed image fields could not be pinned.
+	// Pinned image fields were set to a digest, FromLock of them from the package's DigestLock;
+	// AlreadyPinned carried one; Skipped matched a skip prefix.
+	Pinned, FromLock, AlreadyPinned, Skipped int
+	// Verified pins were found current (pinned: verify or refresh); Refreshed were moved to their
+	// tag's current digest.
+	Verified, Refreshed int
+	// Failed image fields could not be pinned, or, in check mode, would be changed by pin mode.
 	Failed int
 	// Distinct references were looked up (nginx and docker.io/library/nginx:latest count once).
 	Distinct int
 	// Requests is how many HTTP requests went to registries, retries included.
 	Requests int64
-	// Warn is true when the run was told on-error: warn.
-	Warn bool
+	// Warn is true when the run was told on-error: warn; Check, when it was told mode: check.
+	Warn, Check bool
 }
 
 // String is the summary in plain words.
 func (s Summary) String() string {
-	if s.Failed > 0 && !s.Warn {
+	var msg string
+	switch {
+	case s.Check && s.Failed > 0:
+		msg = fmt.Sprintf("check failed: pinning would make %s, each an error above (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
+			plural(s.Failed, "change"), s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
+	case s.Check:
+		msg = fmt.Sprintf("check passed: nothing to pin (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
+			s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
+	case s.Failed > 0 && !s.Warn:
 		return fmt.Sprintf("pinned nothing: %d image fields could not be pinned, so the package is returned unchanged (%d distinct references, %d registry requests)",
 			s.Failed, s.Distinct, s.Requests)
+	default:
+		msg = fmt.Sprintf("pinned %d image fields (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
+			s.Pinned, s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
 	}
-	msg := fmt.Sprintf("pinned %d image fields (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
-		s.Pinned, s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
-	if s.Failed > 0 {
+	if s.FromLock > 0 {
+		msg += fmt.Sprintf("; %d pinned from the lock", s.FromLock)
+	}
+	if s.Verified > 0 {
+		msg += fmt.Sprintf("; %d pins verified", s.Verified)
+	}
+	if s.Refreshed > 0 {
+		msg += fmt.Sprintf("; %d pins refreshed", s.Refreshed)
+	}
+	if s.Failed > 0 && s.Warn {
 		msg += fmt.Sprintf("; %d left unpinned (on-error: warn)", s.Failed)
 	}
 	return msg
@@ -112,10 +137,13 @@ func (s Summary) String() string {
 
 // Report is the outcome of a run.
 type Report struct {
-	// Findings in the order they were met: per object, fields in walk order; lookup failures and
+	// Findings in the order they were met: per object, fields in walk order; lookup outcomes and
 	// pinned fields after all objects were walked.
 	Findings []Finding
 	Summary  Summary
+	// Created holds objects the run made that the front end must add to the package: a new
+	// DigestLock (lock: update), named by its File.
+	Created []*Object
 }
 
 // OK reports whether the run succeeded: every image pinned, or failures tolerated by on-error: warn.
@@ -153,28 +181,60 @@ type use struct {
 	field walker.Field
 }
 
-// Run pins the image fields of objs. Local-config objects (config.kubernetes.io/local-config:
-// "true") are left alone. Nodes change only if the report is OK.
+// task is an image field that needs a lookup or a digest from the lock.
+type task struct {
+	use
+	// tag is the reference without its digest, "" for a repo@digest pin; digest is the field's
+	// pin, "" for an unpinned field; locked is the lock's digest for the reference, if any.
+	tag, digest, locked string
+	// lookup is the reference to resolve, "" when the lock answers.
+	lookup string
+}
+
+// run is the state of one Run.
+type run struct {
+	cfg  config.Config
+	rep  *Report
+	fail Severity // Error, or Warning under on-error: warn
+}
+
+func (r *run) add(sev Severity, u use, msg, pinned string) {
+	r.rep.Findings = append(r.rep.Findings, Finding{
+		Severity: sev, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
+		Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
+	})
+}
+
+func (r *run) failed(u use, msg string) {
+	r.rep.Summary.Failed++
+	r.add(r.fail, u, msg, "")
+}
+
+// Run pins the image fields of objs, as the configuration says. Local-config objects
+// (config.kubernetes.io/local-config) are left alone. Nodes change only if the report is OK and
+// the mode is pin.
 func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	cfg := p.cfg
-	warn := cfg.OnError == "warn"
-	failSeverity := Error
-	if warn {
-		failSeverity = Warning
+	check := cfg.Mode == "check"
+	r := &run{cfg: cfg, rep: &Report{Summary: Summary{Warn: cfg.OnError == "warn" && !check, Check: check}}, fail: Error}
+	if r.rep.Summary.Warn {
+		r.fail = Warning
 	}
-	rep := &Report{Summary: Summary{Warn: warn}}
-	s := &rep.Summary
-	add := func(sev Severity, u use, msg, pinned string) {
-		rep.Findings = append(rep.Findings, Finding{
-			Severity: sev, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
-			Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
-		})
+	s := &r.rep.Summary
+
+	// 0. The package's lock, if it has one.
+	lk := r.readLock(objs)
+	byName := map[string]string{} // normalised reference -> locked digest
+	if lk != nil {
+		for img, d := range lk.entries {
+			byName[normalise(img)] = d
+		}
 	}
 
 	// 1. Find every image field and classify it.
 	w := walker.New()
-	var todo []use
-	distinct := map[string]bool{} // normalised: nginx and docker.io/library/nginx:latest are one
+	var tasks []*task
+	used := map[string]string{} // reference as written -> digest, for the lock
 	for _, obj := range objs {
 		root := mapping(obj.Node)
 		if root == nil || localConfig(root) {
@@ -182,14 +242,13 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 		}
 		id := identify(root)
 		if dup := duplicateKey(root); dup != "" {
-			s.Failed++
-			add(failSeverity, use{obj: obj, id: id, field: walker.Field{Path: dup}},
-				"duplicate key: Kubernetes rejects it and digester does not guess which value counts, so nothing in this resource is pinned", "")
+			r.failed(use{obj: obj, id: id, field: walker.Field{Path: dup}},
+				"duplicate key: Kubernetes rejects it and digester does not guess which value counts, so nothing in this resource is pinned")
 			continue
 		}
 		fields, problems := w.Walk(root)
 		for _, pr := range problems {
-			add(Warning, use{obj: obj, id: id, field: walker.Field{Path: pr.Path}}, pr.Message, "")
+			r.add(Warning, use{obj: obj, id: id, field: walker.Field{Path: pr.Path}}, pr.Message, "")
 		}
 		for _, f := range fields {
 			u := use{obj, id, f}
@@ -197,52 +256,292 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 				s.Skipped++
 				continue
 			}
-			ref, err := resolver.Parse(f.Image)
+			if _, err := resolver.Parse(f.Image); err != nil {
+				r.failed(u, err.Error())
+				continue
+			}
+			t := &task{use: u, tag: f.Image}
+			if resolver.HasDigest(f.Image) {
+				t.tag, t.digest, _ = strings.Cut(f.Image, "@")
+				if !explicitTag(t.tag) {
+					t.tag = ""
+				}
+			}
+			if t.tag != "" {
+				t.locked = byName[normalise(t.tag)]
+			}
 			switch {
-			case err != nil:
-				s.Failed++
-				add(failSeverity, u, err.Error(), "")
-			case resolver.HasDigest(f.Image):
+			case t.digest == "" && check:
+				r.failed(u, fmt.Sprintf("not pinned: %s has no digest (digester would pin it)", f.Image))
+				continue
+			case t.digest != "" && cfg.Pinned == "keep":
 				s.AlreadyPinned++
+				if t.tag != "" {
+					used[t.tag] = t.digest
+					if t.locked != "" && t.locked != t.digest {
+						r.add(Warning, u, fmt.Sprintf("%s is pinned to %s here, but the lock says %s (pinned: refresh aligns them)", t.tag, t.digest, t.locked), "")
+					}
+				}
+				continue
+			case t.digest == "" && t.locked != "" && cfg.Pinned == "keep":
+				// pinned from the lock, no request
+			case t.digest == "" && cfg.Lock == "frozen":
+				r.failed(u, fmt.Sprintf("not in the lock: %s has no entry in the package's DigestLock, and lock: frozen sends no registry request (run with lock: update to add it)", f.Image))
+				continue
+			case t.tag != "":
+				t.lookup = t.tag
 			default:
+				t.lookup = f.Image // repo@digest: is it served?
+			}
+			tasks = append(tasks, t)
+		}
+	}
+
+	// 2. Look each distinct reference up once; for pins whose tag moved, also ask whether the
+	// repository still serves the pinned digest, to say so.
+	res := resolver.New(p.resolverOptions()...)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline)
+	defer cancel()
+	var refs []string
+	distinct := map[string]bool{}
+	for _, t := range tasks {
+		if t.lookup != "" {
+			refs = append(refs, t.lookup)
+			if ref, err := resolver.Parse(t.lookup); err == nil {
 				distinct[ref.Name()] = true
-				todo = append(todo, u)
 			}
 		}
 	}
 	s.Distinct = len(distinct)
-
-	// 2. Look each distinct reference up once.
-	refs := make([]string, len(todo))
-	for i, u := range todo {
-		refs[i] = u.field.Image
+	resolved := map[string]resolver.Result{}
+	if len(refs) > 0 {
+		resolved = res.Resolve(ctx, refs)
 	}
-	r := resolver.New(p.resolverOptions()...)
-	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline)
-	defer cancel()
-	resolved := r.Resolve(ctx, refs)
-
-	// 3. All or nothing: pin only when every lookup succeeded, or when told to warn.
-	for _, u := range todo {
-		if res := resolved[u.field.Image]; res.Err != nil {
-			s.Failed++
-			add(failSeverity, u, fmt.Sprintf("cannot pin %s: %v", u.field.Image, res.Err), "")
+	var old []string
+	for _, t := range tasks {
+		if got := resolved[t.lookup]; t.digest != "" && t.tag != "" && got.Err == nil && got.Digest != t.digest {
+			old = append(old, repository(t.tag)+"@"+t.digest)
 		}
 	}
-	if rep.OK() {
-		for _, u := range todo {
-			res := resolved[u.field.Image]
-			if res.Err != nil {
+	oldResolved := map[string]resolver.Result{}
+	if len(old) > 0 {
+		oldResolved = res.Resolve(ctx, old)
+	}
+
+	// 3. Decide each field. All or nothing: pin only when every field is fine, or when told to warn.
+	type change struct {
+		t    *task
+		to   string
+		msg  string
+		lock bool
+	}
+	var changes []change
+	for _, t := range tasks {
+		got := resolved[t.lookup]
+		img := t.field.Image
+		switch {
+		case t.lookup == "": // from the lock
+			changes = append(changes, change{t, resolver.Pin(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
+			used[img] = t.locked
+		case got.Err != nil && t.digest == "":
+			r.failed(t.use, fmt.Sprintf("cannot pin %s: %v", img, got.Err))
+			if t.locked != "" {
+				used[img] = t.locked
+			}
+		case got.Err != nil:
+			r.failed(t.use, fmt.Sprintf("cannot verify %s: %v", img, got.Err))
+			if t.tag != "" {
+				used[t.tag] = t.digest
+			}
+		case t.digest == "" && t.locked != "" && got.Digest != t.locked && cfg.Pinned == "verify":
+			r.failed(t.use, fmt.Sprintf("stale lock entry: the lock pins %s to %s, but the tag now points to %s", img, t.locked, got.Digest))
+			used[img] = t.locked
+		case t.digest == "":
+			msg := fmt.Sprintf("pinned %s to %s", img, got.Digest)
+			if t.locked != "" && t.locked != got.Digest {
+				msg = fmt.Sprintf("pinned %s to %s, refreshing the lock's %s", img, got.Digest, t.locked)
+			}
+			changes = append(changes, change{t: t, to: resolver.Pin(img, got.Digest), msg: msg})
+			used[img] = got.Digest
+		case t.tag == "": // repo@digest, served
+			s.Verified++
+			if cfg.Pinned == "refresh" {
+				r.add(Info, t.use, fmt.Sprintf("%s has no tag to follow, so it is left as it is (its digest is served)", img), "")
+			}
+		case got.Digest == t.digest:
+			s.Verified++
+			used[t.tag] = t.digest
+		default: // the tag moved
+			why := fmt.Sprintf("%s is pinned to %s, but the tag now points to %s", t.tag, t.digest, got.Digest)
+			if o := oldResolved[repository(t.tag)+"@"+t.digest]; o.Err != nil {
+				why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
+			}
+			if check || cfg.Pinned == "verify" {
+				r.failed(t.use, "stale pin: "+why)
+				used[t.tag] = t.digest
 				continue
 			}
-			to := resolver.Pin(u.field.Image, res.Digest)
-			u.field.Node.Value = to
-			s.Pinned++
-			add(Info, u, fmt.Sprintf("pinned %s to %s", u.field.Image, res.Digest), to)
+			changes = append(changes, change{t: t, to: resolver.Pin(t.tag, got.Digest), msg: "refreshed: " + why})
+			used[t.tag] = got.Digest
 		}
 	}
-	s.Requests = r.Requests()
-	return rep
+	s.Requests = res.Requests()
+	if check {
+		if lk != nil {
+			r.checkLock(lk, used)
+		}
+		return r.rep
+	}
+	if !r.rep.OK() {
+		return r.rep
+	}
+	for _, c := range changes {
+		c.t.field.Node.Value = c.to
+		switch {
+		case c.lock:
+			s.FromLock++
+			s.Pinned++
+		case c.t.digest != "":
+			s.Refreshed++
+		default:
+			s.Pinned++
+		}
+		r.add(Info, c.t.use, c.msg, c.to)
+	}
+	r.writeLock(lk, used)
+	return r.rep
+}
+
+// readLock finds the package's DigestLock. A malformed lock, or two, fail the run: pinning from a
+// lock read wrong would write wrong digests.
+func (r *run) readLock(objs []*Object) *lock {
+	var lk *lock
+	for _, obj := range objs {
+		m := mapping(obj.Node)
+		if m == nil || !isLock(m) {
+			continue
+		}
+		u := use{obj: obj, id: identify(m), field: walker.Field{Path: "images"}}
+		if lk != nil {
+			r.failed(u, fmt.Sprintf("a second DigestLock: the package may hold one (the first is in %s)", orNone(lk.obj.File)))
+			continue
+		}
+		l, err := readLock(obj, m)
+		if err != nil {
+			r.failed(u, "the DigestLock cannot be read: "+err.Error())
+			continue
+		}
+		lk = l
+	}
+	if lk == nil && r.cfg.Lock == "frozen" {
+		r.failed(use{}, "lock: frozen, but the package has no DigestLock (run once with lock: update to create "+r.cfg.LockFile+")")
+	}
+	return lk
+}
+
+// writeLock brings the lock up to date with the references the package uses, creating it under
+// lock: update, and reports what changed.
+func (r *run) writeLock(lk *lock, used map[string]string) {
+	if lk == nil && r.cfg.Lock != "update" || r.cfg.Lock == "frozen" {
+		return
+	}
+	var before map[string]string
+	if lk != nil {
+		before = lk.entries
+	}
+	used = canonical(used, before)
+	added, changed, dropped := lockDiff(before, used)
+	switch {
+	case lk == nil:
+		obj := newLock(r.cfg.LockFile, used)
+		r.rep.Created = append(r.rep.Created, obj)
+		r.add(Info, use{obj: obj, id: identify(mapping(obj.Node))}, fmt.Sprintf("created the lock with %d references", len(used)), "")
+	case added+changed+dropped > 0:
+		lk.setImages(used)
+		r.add(Info, use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+			fmt.Sprintf("updated the lock: %d added, %d changed, %d dropped", added, changed, dropped), "")
+	}
+}
+
+// checkLock reports, in check mode, a lock that pin mode would change.
+func (r *run) checkLock(lk *lock, used map[string]string) {
+	added, changed, dropped := lockDiff(lk.entries, canonical(used, lk.entries))
+	if added+changed+dropped > 0 {
+		r.failed(use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+			fmt.Sprintf("the lock is out of date: pinning would add %d, change %d and drop %d entries", added, changed, dropped))
+	}
+}
+
+// canonical keys used by one spelling per reference: the lock's own where it has one, else the
+// shortest, so that nginx:1.27 and docker.io/library/nginx:1.27 make one entry and
+// an existing lock keeps its spelling.
+func canonical(used, locked map[string]string) map[string]string {
+	keyOf := map[string]string{} // normalised reference -> key
+	for _, k := range slices.Sorted(maps.Keys(locked)) {
+		if n := normalise(k); keyOf[n] == "" {
+			keyOf[n] = k
+		}
+	}
+	out := make(map[string]string, len(used))
+	keys := slices.SortedFunc(maps.Keys(used), func(a, b string) int { // shortest spelling first
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	for _, k := range keys {
+		n := normalise(k)
+		if keyOf[n] == "" {
+			keyOf[n] = k
+		}
+		out[keyOf[n]] = used[k]
+	}
+	return out
+}
+
+// normalise is the reference's full name (docker.io/library/nginx:latest for nginx), or ref itself
+// if it does not parse.
+func normalise(ref string) string {
+	if r, err := resolver.Parse(ref); err == nil {
+		return r.Name()
+	}
+	return ref
+}
+
+func lockDiff(before, after map[string]string) (added, changed, dropped int) {
+	for k, v := range after {
+		switch b, ok := before[k]; {
+		case !ok:
+			added++
+		case b != v:
+			changed++
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			dropped++
+		}
+	}
+	return added, changed, dropped
+}
+
+// explicitTag reports whether a reference without digest names a tag ("nginx:1.27", not "nginx"
+// or "localhost:5000/app").
+func explicitTag(ref string) bool {
+	i := strings.LastIndex(ref, ":")
+	return i > strings.LastIndex(ref, "/")
+}
+
+// repository is ref without its tag.
+func repository(ref string) string {
+	if explicitTag(ref) {
+		return ref[:strings.LastIndex(ref, ":")]
+	}
+	return ref
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no file"
+	}
+	return s
 }
 
 func (p *Pinner) resolverOptions() []resolver.Option {
@@ -333,4 +632,12 @@ func hasPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
