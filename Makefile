@@ -23,6 +23,7 @@ demo: build
 ## test: everything: vet, unit, golden, binary and end-to-end tests, and a short run of each fuzz target.
 test: deps build
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz-short

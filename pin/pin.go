@@ -273,6 +273,9 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			switch {
 			case t.digest == "" && check:
 				r.failed(u, fmt.Sprintf("not pinned: %s has no digest (digester would pin it)", f.Image))
+				if t.locked != "" {
+					used[f.Image] = t.locked // pin mode would pin it from the lock, which keeps the entry
+				}
 				continue
 			case t.digest != "" && cfg.Pinned == "keep":
 				s.AlreadyPinned++
@@ -455,7 +458,7 @@ func (r *run) writeLock(lk *lock, used map[string]string) {
 	case lk == nil:
 		obj := newLock(r.cfg.LockFile, used)
 		r.rep.Created = append(r.rep.Created, obj)
-		r.add(Info, use{obj: obj, id: identify(mapping(obj.Node))}, fmt.Sprintf("created the lock with %d references", len(used)), "")
+		r.add(Info, use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(used), "reference"), "")
 	case added+changed+dropped > 0:
 		lk.setImages(used)
 		r.add(Info, use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
