@@ -46,7 +46,7 @@ func BenchmarkRun(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				if err := pkg.Check(out); err != nil {
+				if err := pkg.Check(out, gen.Pin); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

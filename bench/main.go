@@ -57,6 +57,7 @@ func main() {
 }
 
 type row struct {
+	mode                        gen.Mode
 	resources, distinct, fields int
 	latency                     time.Duration
 	wall, floor                 time.Duration
@@ -105,16 +106,23 @@ func run(digester, sizeList, latencyList string, reps int, stdout io.Writer) err
 	for _, n := range sizes {
 		pkg := gen.Generate(imgs[:gen.Distinct(n)], n)
 		for _, lat := range lats {
-			reg.SetLatency(lat)
-			r, err := measure(reg, pkg, digester, noop, env, repsFor(n, reps))
-			if err != nil {
-				return fmt.Errorf("%d resources, latency %s: %w", n, lat, err)
+			for _, m := range []gen.Mode{gen.Pin, gen.Check, gen.Lock} {
+				if m != gen.Pin && lat != slices.Max(lats) {
+					continue // no request is made: one latency shows that none is waited for
+				}
+				reg.SetLatency(lat)
+				r, err := measure(reg, pkg, m, digester, noop, env, repsFor(n, reps))
+				if err != nil {
+					return fmt.Errorf("%d resources, latency %s, %s: %w", n, lat, m, err)
+				}
+				r.latency = lat
+				if m == gen.Pin {
+					r.floor += time.Duration((pkg.Distinct+lanes-1)/lanes) * lat
+				}
+				rows = append(rows, r)
+				failed = failed || len(r.problems) > 0
+				fmt.Fprintf(os.Stderr, "bench: %d resources, latency %s, %s: wall %s, floor %s\n", n, lat, m, r.wall.Round(time.Millisecond), r.floor.Round(time.Millisecond))
 			}
-			r.latency = lat
-			r.floor += time.Duration((pkg.Distinct+lanes-1)/lanes) * lat
-			rows = append(rows, r)
-			failed = failed || len(r.problems) > 0
-			fmt.Fprintf(os.Stderr, "bench: %d resources, latency %s: wall %s, floor %s\n", n, lat, r.wall.Round(time.Millisecond), r.floor.Round(time.Millisecond))
 		}
 	}
 	reg.SetLatency(0)
@@ -134,27 +142,28 @@ func repsFor(resources, reps int) int {
 }
 
 // measure runs the no-op and digester reps times each, interleaved, and returns their medians.
-func measure(reg *registrytest.Registry, pkg *gen.Package, digester, noop string, env []string, reps int) (row, error) {
-	r := row{resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields}
+func measure(reg *registrytest.Registry, pkg *gen.Package, m gen.Mode, digester, noop string, env []string, reps int) (row, error) {
+	r := row{mode: m, resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields}
+	input := pkg.InputFor(m)
 	var walls, floors []time.Duration
 	var rsss, floorRSSs []int64
 	var first []byte
 	for i := range reps {
-		_, wall, rss, err := exe(noop, env, pkg.Input)
+		_, wall, rss, err := exe(noop, env, input)
 		if err != nil {
 			return r, fmt.Errorf("no-op: %w", err)
 		}
 		floors, floorRSSs = append(floors, wall), append(floorRSSs, rss)
 
 		reg.Reset()
-		out, wall, rss, err := exe(digester, env, pkg.Input)
+		out, wall, rss, err := exe(digester, env, input)
 		if err != nil {
 			return r, fmt.Errorf("digester: %w", err)
 		}
 		walls, rsss = append(walls, wall), append(rsss, rss)
 		reqs := reg.Requests()
 		if i == 0 || !bytes.Equal(out, first) {
-			if err := pkg.Check(out); err != nil {
+			if err := pkg.Check(out, m); err != nil {
 				return r, fmt.Errorf("digester's output is wrong: %w", err)
 			}
 			first = out
@@ -177,6 +186,9 @@ func measure(reg *registrytest.Registry, pkg *gen.Package, digester, noop string
 	}
 	r.wall, r.floor = median(walls), median(floors)
 	r.rss, r.floorRSS = median(rsss), median(floorRSSs)
+	if m != gen.Pin && r.requests > 0 {
+		r.problems = append(r.problems, fmt.Sprintf("%d registry requests where none is needed", r.requests))
+	}
 	if r.manifests > pkg.Distinct {
 		r.problems = append(r.problems, fmt.Sprintf("%d manifest requests for %d distinct references", r.manifests, pkg.Distinct))
 	}
@@ -252,7 +264,7 @@ func spawn(usageFile, bin string) int {
 
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "resources\tfields\tdistinct\tlatency\twall\tfloor\ttime ratio\trequests\tmanifest req/distinct\tpeak RSS\tno-op RSS\tRSS ratio\ttargets\t")
+	fmt.Fprintln(tw, "mode\tresources\tfields\tdistinct\tlatency\twall\tfloor\ttime ratio\trequests\tmanifest req/distinct\tpeak RSS\tno-op RSS\tRSS ratio\ttargets\t")
 	var notes []string
 	for _, r := range rows {
 		tr := float64(r.wall) / float64(r.floor)
@@ -272,8 +284,8 @@ func printTable(w io.Writer, rows []row) {
 		if len(miss) > 0 {
 			verdict = "MISSED: " + strings.Join(miss, ", ")
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\t%s\t%.2f\t%s\t\n",
-			r.resources, r.fields, r.distinct, r.latency, ms(r.wall), ms(r.floor), tr,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\t%s\t%.2f\t%s\t\n",
+			r.mode, r.resources, r.fields, r.distinct, r.latency, ms(r.wall), ms(r.floor), tr,
 			r.requests, float64(r.manifests)/float64(r.distinct), mib(r.rss), mib(r.floorRSS), mr, verdict)
 	}
 	tw.Flush()

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,7 +87,9 @@ type Package struct {
 	// Distinct and Multi count the distinct references to resolve, and those that are indexes.
 	Distinct, Multi int
 
-	want map[string][]string // item name → its image fields as digester must leave them
+	want        map[string][]string // item name → its image fields as digester must leave them
+	pinnedItems []byte              // Input as digester pins it
+	lockItem    []byte              // a DigestLock item naming every image
 }
 
 // Generate builds a package of n resources naming every image in imgs. The same arguments give
@@ -119,34 +122,79 @@ func Generate(imgs []Image, n int) *Package {
 		return s, s + "@" + img.Digest
 	}
 
-	var b bytes.Buffer
+	var b, pb bytes.Buffer // the package as generated, and as digester pins it
 	b.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n")
+	pb.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n")
 	for i := range n {
 		shape := shapes[i%len(shapes)]
 		name := fmt.Sprintf("%s-%d", strings.ToLower(shape.kind), i)
 		ns := fmt.Sprintf("team-%d", i%13)
-		var spec strings.Builder // the pod spec, indented for its place
+		var spec strings.Builder // the pod spec, indented for its place, images marked \x00
 		ind := strings.Repeat(" ", shape.indent)
-		var want []string
+		var ins, want []string
 		if i%3 == 0 {
 			in, out := pick()
-			want = append(want, out)
-			fmt.Fprintf(&spec, "%sinitContainers:\n%s- name: init\n%s  image: %s\n%s  command: [\"sh\", \"-c\", \"echo init\"]\n", ind, ind, ind, in, ind)
+			ins, want = append(ins, in), append(want, out)
+			fmt.Fprintf(&spec, "%sinitContainers:\n%s- name: init\n%s  image: \x00\n%s  command: [\"sh\", \"-c\", \"echo init\"]\n", ind, ind, ind, ind)
 		}
 		fmt.Fprintf(&spec, "%scontainers:\n", ind)
 		for c := range 1 + i%2 {
 			in, out := pick()
-			want = append(want, out)
-			fmt.Fprintf(&spec, "%s- name: c%d\n%s  image: %s\n%s  ports:\n%s  - containerPort: %d\n%s  env:\n%s  - name: LOG_LEVEL\n%s    value: info\n%s  resources:\n%s    requests: {cpu: 100m, memory: 128Mi}\n",
-				ind, c, ind, in, ind, ind, 8080+c, ind, ind, ind, ind, ind)
+			ins, want = append(ins, in), append(want, out)
+			fmt.Fprintf(&spec, "%s- name: c%d\n%s  image: \x00\n%s  ports:\n%s  - containerPort: %d\n%s  env:\n%s  - name: LOG_LEVEL\n%s    value: info\n%s  resources:\n%s    requests: {cpu: 100m, memory: 128Mi}\n",
+				ind, c, ind, ind, ind, 8080+c, ind, ind, ind, ind, ind)
 		}
 		p.want[name] = want
-		fmt.Fprintf(&b, "- apiVersion: %s\n  kind: %s\n  metadata:\n    name: %s\n    namespace: %s\n    labels:\n      app: %s\n      tier: backend\n    annotations:\n      config.kubernetes.io/index: '0'\n      config.kubernetes.io/path: '%s/%s.yaml'\n      internal.config.kubernetes.io/index: '0'\n      internal.config.kubernetes.io/path: '%s/%s.yaml'\n  spec:\n%s",
+		item := fmt.Sprintf("- apiVersion: %s\n  kind: %s\n  metadata:\n    name: %s\n    namespace: %s\n    labels:\n      app: %s\n      tier: backend\n    annotations:\n      config.kubernetes.io/index: '0'\n      config.kubernetes.io/path: '%s/%s.yaml'\n      internal.config.kubernetes.io/index: '0'\n      internal.config.kubernetes.io/path: '%s/%s.yaml'\n  spec:\n%s",
 			shape.apiVersion, shape.kind, name, ns, name, ns, name, ns, name, shape.prefix)
-		b.WriteString(spec.String())
+		b.WriteString(item)
+		pb.WriteString(item)
+		fill(&b, spec.String(), ins)
+		fill(&pb, spec.String(), want)
 	}
 	p.Input = b.Bytes()
+	p.pinnedItems = pb.Bytes()
+	var lock strings.Builder
+	lock.WriteString("- apiVersion: fn.kpt.dev/v1alpha1\n  kind: DigestLock\n  metadata:\n    name: digests\n    annotations:\n      config.kubernetes.io/local-config: \"true\"\n      internal.config.kubernetes.io/path: digests.lock.yaml\n  images:\n")
+	for _, img := range imgs {
+		fmt.Fprintf(&lock, "  - image: %s\n    digest: %s\n", img.Spellings[0], img.Digest)
+	}
+	p.lockItem = []byte(lock.String())
 	return p
+}
+
+// fill writes text with each \x00 replaced by the next of images.
+func fill(b *bytes.Buffer, text string, images []string) {
+	for i, part := range strings.Split(text, "\x00") {
+		if i > 0 {
+			b.WriteString(images[i-1])
+		}
+		b.WriteString(part)
+	}
+}
+
+// Mode is what a benchmark row asks of digester.
+type Mode string
+
+// The modes bench measures.
+const (
+	// Pin pins the generated package against the registry.
+	Pin Mode = "pin"
+	// Check checks the package as digester pinned it (mode: check): nothing to do, no request.
+	Check Mode = "check"
+	// Lock pins the generated package from a complete DigestLock (lock: frozen): no request.
+	Lock Mode = "lock"
+)
+
+// InputFor returns the ResourceList digester is given in mode m.
+func (p *Package) InputFor(m Mode) []byte {
+	switch m {
+	case Check:
+		return slices.Concat(p.pinnedItems, []byte("functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: function-input\n  data:\n    mode: check\n"))
+	case Lock:
+		return slices.Concat(p.Input, p.lockItem, []byte("functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: function-input\n  data:\n    lock: frozen\n"))
+	}
+	return p.Input
 }
 
 // shape is where a kind keeps its pod spec.
@@ -186,9 +234,13 @@ func (s podSpec) images() []string {
 // Check verifies out, digester's output for p: every item is there, every image field equals
 // its original text followed by @ and the pushed digest, fields that were already pinned are
 // unchanged, and there is one info result per pinned field and a summary that counts them.
-func (p *Package) Check(out []byte) error {
+//
+// In Check mode, it wants the pinned package back, a summary that says the check passed and no
+// per-field result; in Lock mode, the pinned package and the lock, pinned with no lookup.
+func (p *Package) Check(out []byte, m Mode) error {
 	var rl struct {
 		Items []struct {
+			Kind     string `yaml:"kind"`
 			Metadata struct {
 				Name string `yaml:"name"`
 			} `yaml:"metadata"`
@@ -217,12 +269,19 @@ func (p *Package) Check(out []byte) error {
 	if err := yaml.Unmarshal(out, &rl); err != nil {
 		return fmt.Errorf("output is not a ResourceList: %w", err)
 	}
-	if len(rl.Items) != p.Resources {
-		return fmt.Errorf("output has %d items, want %d", len(rl.Items), p.Resources)
+	wantItems := p.Resources
+	if m == Lock {
+		wantItems++
+	}
+	if len(rl.Items) != wantItems {
+		return fmt.Errorf("output has %d items, want %d", len(rl.Items), wantItems)
 	}
 	seen := make(map[string]bool, len(rl.Items))
 	for _, it := range rl.Items {
 		name := it.Metadata.Name
+		if m == Lock && it.Kind == "DigestLock" {
+			continue
+		}
 		want, ok := p.want[name]
 		if !ok || seen[name] {
 			return fmt.Errorf("output has an unexpected or repeated item %q", name)
@@ -242,6 +301,12 @@ func (p *Package) Check(out []byte) error {
 	pinned := p.Fields - p.Pinned
 	perField, summary := 0, false
 	wantSummary := fmt.Sprintf("pinned %d image fields (%d distinct references,", pinned, p.Distinct)
+	switch m {
+	case Check:
+		pinned, wantSummary = 0, "check passed: nothing to pin (0 distinct references, 0 registry requests)"
+	case Lock:
+		wantSummary = fmt.Sprintf("pinned %d image fields (0 distinct references, 0 registry requests); %d already pinned, 0 skipped by prefix; %d pinned from the lock", pinned, p.Pinned, pinned)
+	}
 	for _, r := range rl.Results {
 		switch {
 		case r.Severity == "error" || r.Severity == "warning":
