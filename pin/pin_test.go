@@ -223,3 +223,54 @@ func TestDuplicateKey(t *testing.T) {
 		t.Errorf("object changed:\n%s", got)
 	}
 }
+
+// TestFrozenLockUnreachable: with a complete lock and lock: frozen, a package whose registry
+// cannot be reached pins every field from the lock, with no request.
+func TestFrozenLockUnreachable(t *testing.T) {
+	d := "sha256:" + strings.Repeat("b", 64)
+	lock := "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: 127.0.0.1:1/app:1\n  digest: " + d + "\n"
+	objs := objects(t, pod("a", "127.0.0.1:1/app:1"), pod("b", "127.0.0.1:1/app:1"), lock)
+	cfg := config.Default()
+	cfg.Lock = "frozen"
+	rep := pin.New(cfg, pin.WithTransport(http.DefaultTransport), pin.WithKeychain(authn.NewMultiKeychain())).Run(context.Background(), objs)
+	if diff := cmp.Diff(pin.Summary{Pinned: 2, FromLock: 2}, rep.Summary); diff != "" {
+		t.Errorf("summary (-want +got):\n%s", diff)
+	}
+	for i, name := range []string{"a", "b"} {
+		if got, want := encode(t, objs[i]), pod(name, "127.0.0.1:1/app:1@"+d); got != want {
+			t.Errorf("object %s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+	if got := encode(t, objs[2]); got != lock {
+		t.Errorf("lock: frozen changed the lock:\n%s", got)
+	}
+}
+
+// TestLockErrors: a lock that cannot be read, or a second lock, fails the run and pins nothing.
+func TestLockErrors(t *testing.T) {
+	reg, _ := serve(t)
+	head := "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\n"
+	good := head + "images:\n- image: nginx:1.27\n  digest: sha256:" + strings.Repeat("c", 64) + "\n"
+	for _, tt := range []struct {
+		name  string
+		locks []string
+		want  string
+	}{
+		{"not a list", []string{head + "images: nginx\n"}, "the DigestLock cannot be read: images is not a list"},
+		{"no digest", []string{head + "images:\n- image: nginx:1.27\n"}, "the DigestLock cannot be read: images[0] needs an image and a digest"},
+		{"bad digest", []string{head + "images:\n- image: nginx:1.27\n  digest: sha256:abc\n"}, `the DigestLock cannot be read: images[0] (nginx:1.27): "sha256:abc" is not a digest (sha256: and 64 lowercase hex digits)`},
+		{"pinned key", []string{head + "images:\n- image: nginx@sha256:" + strings.Repeat("c", 64) + "\n  digest: sha256:" + strings.Repeat("c", 64) + "\n"}, "carries a digest already"},
+		{"two locks", []string{good, good}, "a second DigestLock: the package may hold one (the first is in b.yaml)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := objects(t, append([]string{pod("a", "nginx:1.27")}, tt.locks...)...)
+			rep := newPinner(reg, nil).Run(context.Background(), objs)
+			if rep.OK() || len(rep.Findings) == 0 || !strings.Contains(rep.Findings[0].Message, tt.want) {
+				t.Fatalf("findings %+v, want a failure containing %q", simplify(rep.Findings), tt.want)
+			}
+			if got := encode(t, objs[0]); got != pod("a", "nginx:1.27") {
+				t.Errorf("object pinned although the lock is bad:\n%s", got)
+			}
+		})
+	}
+}
