@@ -57,22 +57,8 @@ data:
 			want: with(func(c *Config) { c.SkipPrefixes = []string{"a/", "b/"} }),
 		},
 		{
-			name: "frozen lock and refresh",
-			in: `apiVersion: fn.kpt.dev/v1alpha1
-kind: Digester
-metadata: {name: pin}
-skipPrefixes: [a/]
-concurrency: 4
-registryConcurrency: 3
-timeout: 2s
-deadline: 30s
-insecureRegistries: [r.example]
-onError: fail
-mode: pin
-pinned: refresh
-lock: frozen
-lockFile: x.yaml
-`,
+			name:    "frozen lock and refresh",
+			in:      "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npinned: refresh\nlock: frozen\n",
 			wantErr: "lock: frozen sends no registry request, so it cannot go with pinned: refresh",
 		},
 		{

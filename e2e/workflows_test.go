@@ -35,6 +35,14 @@ spec:
 	return pkg, files, digests
 }
 
+// untrusting is an environment that trusts no certificate authority: any registry request fails,
+// so a run that succeeds in it sent none.
+func untrusting(t *testing.T, dir string) env {
+	t.Helper()
+	writeFiles(t, dir, map[string]string{"empty.pem": ""})
+	return env{caFile: filepath.Join(dir, "empty.pem")}
+}
+
 // lockFile is the DigestLock digester writes for images (repo:tag as the package names it → digest).
 func lockFile(entries ...string) string {
 	var b strings.Builder
@@ -78,9 +86,8 @@ func TestKptLockWorkflow(t *testing.T) {
 	// 2. The sources are rendered again, unpinned; with lock: frozen digester pins them from the
 	// lock alone. SSL_CERT_FILE trusts nothing, so any registry request would fail the run.
 	writeFiles(t, pkg, map[string]string{"deploy.yaml": source["deploy.yaml"]})
-	untrusting := filepath.Join(dir, "empty.pem")
-	writeFiles(t, dir, map[string]string{"empty.pem": ""})
-	out = run(t, env{caFile: untrusting}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--results-dir", "results", "--", "lock=frozen")
+	offline := untrusting(t, dir)
+	out = run(t, offline, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--results-dir", "results", "--", "lock=frozen")
 	if out.code != 0 {
 		t.Fatalf("kpt fn eval lock=frozen exited %d:\n%s", out.code, out.stderr)
 	}
@@ -91,12 +98,12 @@ func TestKptLockWorkflow(t *testing.T) {
 
 	// 3. A pull-request check passes on the pinned package without a request, and fails on an
 	// unpinned one, naming file and field.
-	out = run(t, env{caFile: untrusting}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--", "mode=check")
+	out = run(t, offline, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--", "mode=check")
 	if out.code != 0 {
 		t.Fatalf("check on the pinned package exited %d:\n%s", out.code, out.stderr)
 	}
 	writeFiles(t, pkg, map[string]string{"deploy.yaml": strings.Replace(pinned(digests["app/web:1.0"]), "@"+digests["app/api:2.1"], "", 1)})
-	out = run(t, env{caFile: untrusting}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--results-dir", "results", "--", "mode=check")
+	out = run(t, offline, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--results-dir", "results", "--", "mode=check")
 	if out.code == 0 {
 		t.Fatalf("check on an unpinned image passed:\n%s", out.stderr)
 	}
@@ -161,9 +168,7 @@ func TestKustomizeLock(t *testing.T) {
 		"digester.yaml": "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata:\n  name: pin\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: " +
 			digester + "\nlock: frozen\n",
 	})
-	untrusting := filepath.Join(dir, "empty.pem")
-	writeFiles(t, dir, map[string]string{"empty.pem": ""})
-	out := run(t, env{caFile: untrusting}, nil, pkg, kustomize, "build", "--enable-alpha-plugins", "--enable-exec", ".")
+	out := run(t, untrusting(t, dir), nil, pkg, kustomize, "build", "--enable-alpha-plugins", "--enable-exec", ".")
 	if out.code != 0 {
 		t.Fatalf("kustomize build exited %d:\n%s", out.code, out.stderr)
 	}
