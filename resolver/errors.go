@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode/utf8"
 
@@ -87,7 +91,7 @@ func (g *registry) explain(err error, repo, tag string) error {
 	case e.StatusCode == http.StatusNotFound && repo != "":
 		e.msg = fmt.Sprintf("tag not found: %q in %s", tag, where)
 	case e.StatusCode == http.StatusUnauthorized && g.anonymous:
-		e.msg = fmt.Sprintf("unauthorized: registry %s wants credentials%s and digester has none for it (add them to the docker config or a credential helper)", host, what)
+		e.msg = fmt.Sprintf("unauthorized: registry %s wants credentials%s and digester has none for it (add them to the docker config or a credential helper)%s", host, what, unreadableConfig())
 	case e.StatusCode == http.StatusUnauthorized:
 		e.msg = fmt.Sprintf("unauthorized: registry %s rejected the credentials digester found for it%s", host, what)
 	case e.StatusCode == http.StatusForbidden:
@@ -117,6 +121,10 @@ func (g *registry) explain(err error, repo, tag string) error {
 	default:
 		e.msg = fmt.Sprintf("%s: %v", where, err)
 	}
+	if e.StatusCode == 0 && (errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)) && offline() {
+		e.msg += " (digester sees no network but loopback: a container function needs `kpt fn eval --network` or `kpt fn render --allow-network`)"
+	}
 	if detail != "" && e.StatusCode != http.StatusNotFound {
 		// Redact before shortening: a secret cut in two would escape redaction.
 		e.msg += ": " + shorten(redact(detail, g.secrets), 200)
@@ -124,6 +132,41 @@ func (g *registry) explain(err error, repo, tag string) error {
 	e.msg = redact(e.msg, g.secrets)
 	return e
 }
+
+// unreadableConfig says, when $DOCKER_CONFIG/config.json exists but this process may not read
+// it, why no credentials were found: the keychain then takes it for absent. A kpt container
+// function runs as nobody unless kpt is given --as-current-user.
+func unreadableConfig() string {
+	dir := os.Getenv("DOCKER_CONFIG")
+	if dir == "" {
+		return ""
+	}
+	f, err := os.Open(filepath.Join(dir, "config.json"))
+	if err == nil {
+		f.Close()
+		return ""
+	}
+	if !errors.Is(err, fs.ErrPermission) {
+		return ""
+	}
+	return fmt.Sprintf("; uid %d cannot read %s (as a kpt container function it runs as nobody unless kpt is given --as-current-user)",
+		os.Getuid(), filepath.Join(dir, "config.json"))
+}
+
+// offline reports whether this process sees no network interface up but loopback, as in a
+// container kpt starts without --network (docker run --network none). A variable for tests.
+var offline = sync.OnceValue(func() bool {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return false
+	}
+	for _, i := range ifaces {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagLoopback == 0 {
+			return false
+		}
+	}
+	return true
+})
 
 // registryMessage extracts the message of an OCI error body ({"errors":[{"message":...}]}).
 func registryMessage(body []byte) string {

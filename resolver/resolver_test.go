@@ -2,6 +2,7 @@ package resolver_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -109,5 +110,35 @@ func TestResolveDigest(t *testing.T) {
 	// repo@d and repo:v1@d name one manifest: one HEAD each for the served and the fake digest.
 	if n := reg.Count(http.MethodHead, "manifest"); n != 2 {
 		t.Errorf("manifest HEADs = %d, want 2", n)
+	}
+}
+
+// TestUnreachableOffline: when a registry cannot be reached and the process has no network but
+// loopback (a kpt container function run without network), the error says how to give it one.
+func TestUnreachableOffline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close() // nothing listens there now
+	refused := "cannot connect to registry " + host + ": connection refused"
+	for _, tc := range []struct {
+		offline bool
+		want    string
+	}{
+		{false, refused},
+		{true, refused + " (digester sees no network but loopback: a container function needs `kpt fn eval --network` or `kpt fn render --allow-network`)"},
+	} {
+		restore := resolver.SetOffline(func() bool { return tc.offline })
+		ref := host + "/app:v1"
+		err := newResolver().Resolve(context.Background(), []string{ref})[ref].Err
+		restore()
+		if err == nil {
+			t.Fatalf("offline=%v: no error", tc.offline)
+		}
+		if diff := cmp.Diff(tc.want, err.Error()); diff != "" {
+			t.Errorf("offline=%v: error (-want +got):\n%s", tc.offline, diff)
+		}
 	}
 }
