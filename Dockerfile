@@ -1,31 +1,24 @@
-# syntax=docker/dockerfile:1
-#
-# The digester KRM function as a container image (linux/amd64 and linux/arm64 with buildx):
-#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/digester:TAG --push .
-# `make image` builds the same layout of image without docker (cmd/mkimage, FROM scratch).
-#
-# The base images are named by tag, not digest: this file was written where no registry could
-# be reached, and a digest not read from the registry would break every build. Pin them once
-# you can read them, e.g. `crane digest gcr.io/distroless/static-debian12:nonroot`, and write
-# FROM gcr.io/distroless/static-debian12:nonroot@sha256:<that digest>.
+# The digester KRM function as a container image, FROM scratch: nothing is pulled, so it builds
+# with any Docker Engine, offline. `make image-docker` builds it for the machine's platform:
+#   make build                                  # bin/digester, static (CGO_ENABLED=0)
+#   go run ./cmd/mkimage -rootfs out/rootfs     # CA bundle, /etc/passwd and group, /tmp
+#   docker build --build-arg VERSION=v1.2.0 --build-arg REVISION=$(git rev-parse HEAD) -t localhost/digester:dev .
+# `make image` builds the same image without docker (cmd/mkimage), for linux/amd64 and linux/arm64;
+# e2e/container checks that both give the same files, entrypoint, user and labels.
 
-# The Go version go.mod asks for.
-ARG GO_VERSION=1.26.8
-
-# Cross-compile on the build machine's own platform: the binary is pure Go, so no emulation.
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
-ARG TARGETOS
-ARG TARGETARCH
-ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-RUN GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/digester .
-
-# distroless static: CA certificates, tzdata, /etc/passwd with nobody (kpt runs container
-# functions as --user nobody) and nonroot (65532); no shell, no libc.
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/digester /usr/local/bin/digester
+FROM scratch
+ARG VERSION=dev
+ARG REVISION=unknown
+# /etc/passwd names nonroot (65532, the image's user) and nobody (kpt runs container functions
+# as --user nobody); /tmp is 1777. Modes come from out/rootfs, owners are root.
+COPY out/rootfs/ /
+COPY bin/digester /usr/local/bin/digester
+ENV PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+WORKDIR /
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/digester"]
+LABEL org.opencontainers.image.title="digester" \
+      org.opencontainers.image.description="KRM function pinning container images to their digests" \
+      org.opencontainers.image.source="https://github.com/digester/digester" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"

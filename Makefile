@@ -4,7 +4,7 @@ BIN     := bin/digester
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: all build deps demo test unit fuzz-short fuzz bench image e2e clean
+.PHONY: all build deps demo test unit fuzz-short fuzz bench image image-docker e2e clean
 
 all: build
 
@@ -40,11 +40,22 @@ fuzz:
 bench: build
 	$(GO) run ./bench -digester $(BIN)
 
-## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it.
+# The image's org.opencontainers.image.version and .revision labels.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it,
+## LOAD=localhost/digester:dev also loads the image of the Docker daemon's platform into it (docker load; kpt then needs no registry).
 ## Files are dated to the last commit (SOURCE_DATE_EPOCH), so a commit always gives the same digest.
 image:
 	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
-	  $(GO) run ./cmd/mkimage -out out/image $(if $(IMAGE),-push $(IMAGE))
+	  $(GO) run ./cmd/mkimage -out out/image -version '$(VERSION)' -revision '$(REVISION)' $(if $(IMAGE),-push $(IMAGE)) $(if $(LOAD),-load $(LOAD))
+
+## image-docker: the same image for this machine's platform with `docker build` (Dockerfile, FROM scratch: nothing is pulled), tagged TAG.
+TAG ?= localhost/digester:dev
+image-docker: build
+	$(GO) run ./cmd/mkimage -rootfs out/rootfs
+	docker build --build-arg VERSION='$(VERSION)' --build-arg REVISION='$(REVISION)' -t $(TAG) .
 
 clean:
 	rm -rf bin out

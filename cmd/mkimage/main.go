@@ -2,13 +2,19 @@
 // the function for linux/amd64 and linux/arm64 (static, CGO_ENABLED=0, -trimpath), puts each
 // binary in a one-layer image built from scratch (the binary, the build machine's CA bundle,
 // /etc/passwd and /etc/group with root, nobody and nonroot, /tmp), and writes the multi-arch
-// index as an OCI image layout; with -push it also pushes the index to a registry.
+// index as an OCI image layout. With -push it also pushes the index to a registry; with -load it
+// also loads the image of the local Docker daemon's platform into that daemon under a tag, with
+// `docker load`, so that kpt finds it without a registry.
 //
 // The result is reproducible: file times and the image creation time come from
-// SOURCE_DATE_EPOCH (0 when unset), so the same source, Go toolchain and CA bundle always give
-// the same index digest.
+// SOURCE_DATE_EPOCH (0 when unset), so the same source, Go toolchain, CA bundle and labels always
+// give the same index digest.
 //
-//	go run ./cmd/mkimage -out out/image [-push registry.example.com/digester:v1]
+// With -rootfs it only writes the files other than the binary to a directory, for the
+// Dockerfile, which builds the same image with `docker build` (see `make image-docker`).
+//
+//	go run ./cmd/mkimage -out out/image [-push registry.example.com/digester:v1] [-load localhost/digester:dev]
+//	go run ./cmd/mkimage -rootfs out/rootfs
 package main
 
 import (
@@ -44,6 +50,8 @@ const (
 	caPath = "/etc/ssl/certs/ca-certificates.crt"
 	// nonroot is the uid and gid the image runs as, as in distroless's :nonroot images.
 	nonroot = 65532
+	// source is the org.opencontainers.image.source label.
+	source = "https://github.com/digester/digester"
 )
 
 // passwd and group name the users a runtime may be asked for: kpt runs container functions
@@ -52,7 +60,7 @@ const (
 const (
 	passwd = "root:x:0:0:root:/root:/sbin/nologin\n" +
 		"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n" +
-		"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+		"nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n"
 	group = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
 )
 
@@ -62,6 +70,8 @@ type options struct {
 	caBundle  string        // CA bundle copied into the image
 	platforms []v1.Platform // one image per platform
 	created   time.Time     // every file time and the image creation time
+	version   string        // org.opencontainers.image.version label
+	revision  string        // org.opencontainers.image.revision label: the source's commit
 }
 
 func main() {
@@ -79,17 +89,28 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	pkg := fs.String("pkg", "github.com/digester/digester", "Go package of the function")
 	ca := fs.String("ca-bundle", caPath, "CA bundle to copy into the image")
 	plats := fs.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch[/variant] list")
+	load := fs.String("load", "", "also `docker load` the image of the Docker daemon's platform under this tag, e.g. localhost/digester:dev")
+	rootfsDir := fs.String("rootfs", "", "only write the image's files other than the binary to this directory (replaced), for the Dockerfile")
+	version := fs.String("version", "dev", "org.opencontainers.image.version label, e.g. v1.2.0")
+	revision := fs.String("revision", "unknown", "org.opencontainers.image.revision label: the source's commit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *rootfsDir != "" {
+		if err := writeRootfs(*rootfsDir, *ca); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *rootfsDir)
+		return nil
+	}
 	created, err := sourceDateEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return err
 	}
-	opts := options{pkg: *pkg, caBundle: *ca, created: created}
+	opts := options{pkg: *pkg, caBundle: *ca, created: created, version: *version, revision: *revision}
 	for _, s := range strings.Split(*plats, ",") {
 		p, err := v1.ParsePlatform(s)
 		if err != nil {
@@ -120,6 +141,59 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "pushed %s@%s\n", ref.Context(), digest)
 	}
+	if *load != "" {
+		if err := dockerLoad(ctx, idx, *load, stdout); err != nil {
+			return fmt.Errorf("-load %s: %w", *load, err)
+		}
+	}
+	return nil
+}
+
+// dockerLoad loads the image of idx for the local Docker daemon's platform into the daemon as tag:
+// it writes the image as a `docker save` tarball into `docker load`.
+func dockerLoad(ctx context.Context, idx v1.ImageIndex, tag string, stdout io.Writer) error {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("no Docker daemon answers `docker version` (%w): %s", err, bytes.TrimSpace(out))
+	}
+	p, err := v1.ParsePlatform(strings.TrimSpace(string(out)))
+	if err != nil {
+		return fmt.Errorf("the Docker daemon's platform: %w", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	var img v1.Image
+	for _, m := range im.Manifests {
+		if m.Platform != nil && m.Platform.Satisfies(*p) {
+			if img, err = idx.Image(m.Digest); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if img == nil {
+		return fmt.Errorf("no image was built for the Docker daemon's platform %s (see -platforms)", p)
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(ref, img, pw)) }()
+	cmd := exec.CommandContext(ctx, "docker", "load")
+	cmd.Stdin = pr
+	out, err = cmd.CombinedOutput()
+	pr.CloseWithError(io.ErrClosedPipe) // stops the writer if docker load quit early
+	if err != nil {
+		return fmt.Errorf("docker load: %w: %s", err, bytes.TrimSpace(out))
+	}
+	fmt.Fprintf(stdout, "loaded %s (%s, image ID %s)\n", tag, p, id)
 	return nil
 }
 
@@ -153,7 +227,7 @@ func build(ctx context.Context, o options) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		img, err := image(bin, ca, p, o.created)
+		img, err := image(bin, ca, p, o)
 		if err != nil {
 			return nil, fmt.Errorf("image for %s: %w", p, err)
 		}
@@ -180,8 +254,8 @@ func compile(ctx context.Context, pkg, out string, p v1.Platform) ([]byte, error
 }
 
 // image makes the one-layer image for platform p.
-func image(bin, ca []byte, p v1.Platform, created time.Time) (v1.Image, error) {
-	tb, err := rootfs(bin, ca, created)
+func image(bin, ca []byte, p v1.Platform, o options) (v1.Image, error) {
+	tb, err := rootfs(bin, ca, o.created)
 	if err != nil {
 		return nil, err
 	}
@@ -195,56 +269,103 @@ func image(bin, ca []byte, p v1.Platform, created time.Time) (v1.Image, error) {
 		Architecture: p.Architecture,
 		Variant:      p.Variant,
 		OS:           p.OS,
-		Created:      v1.Time{Time: created},
+		Created:      v1.Time{Time: o.created},
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
 			Entrypoint: []string{binPath},
 			User:       fmt.Sprintf("%d:%d", nonroot, nonroot),
 			WorkingDir: "/",
 			// Go reads caPath by default; SSL_CERT_FILE says so to anyone reading the config.
-			Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=" + caPath},
-			Labels: map[string]string{
-				"org.opencontainers.image.title":       "digester",
-				"org.opencontainers.image.description": "KRM function pinning container images to their digests",
-			},
+			Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=" + caPath},
+			Labels: labels(o),
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	return mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created:   v1.Time{Time: created},
+		Created:   v1.Time{Time: o.created},
 		CreatedBy: "cmd/mkimage: digester, CA bundle, passwd, group, /tmp",
 	}})
 }
 
+// labels are the image's labels (OCI annotation keys); the Dockerfile sets the same ones.
+func labels(o options) map[string]string {
+	return map[string]string{
+		"org.opencontainers.image.title":       "digester",
+		"org.opencontainers.image.description": "KRM function pinning container images to their digests",
+		"org.opencontainers.image.source":      source,
+		"org.opencontainers.image.version":     o.version,
+		"org.opencontainers.image.revision":    o.revision,
+	}
+}
+
+// entry is a file or directory of the image, owned by root.
+type entry struct {
+	name     string
+	mode     int64
+	contents []byte // nil for a directory
+}
+
+// files are the image's entries other than the binary and its directories, parents first.
+func files(ca []byte) []entry {
+	return []entry{
+		{"etc/", 0o755, nil},
+		{"etc/group", 0o644, []byte(group)},
+		{"etc/passwd", 0o644, []byte(passwd)},
+		{"etc/ssl/", 0o755, nil},
+		{"etc/ssl/certs/", 0o755, nil},
+		{strings.TrimPrefix(caPath, "/"), 0o644, ca},
+		{"tmp/", 0o1777, nil},
+	}
+}
+
+// writeRootfs replaces dir with the image's files other than the binary, which the Dockerfile
+// copies: `docker build` keeps their modes and makes root their owner.
+func writeRootfs(dir, caBundle string) error {
+	ca, err := os.ReadFile(caBundle)
+	if err != nil {
+		return fmt.Errorf("CA bundle: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, e := range files(ca) {
+		p := filepath.Join(dir, filepath.FromSlash(e.name))
+		if e.contents == nil {
+			err = os.Mkdir(p, 0o700)
+		} else {
+			err = os.WriteFile(p, e.contents, 0o600)
+		}
+		if err == nil { // Chmod, unlike Mkdir and WriteFile, ignores the umask and sets the sticky bit
+			mode := os.FileMode(e.mode & 0o777)
+			if e.mode&0o1000 != 0 {
+				mode |= os.ModeSticky
+			}
+			err = os.Chmod(p, mode)
+		}
+		if err != nil {
+			return fmt.Errorf("-rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
 // rootfs returns the image's whole filesystem as an uncompressed tar, every entry dated created.
 func rootfs(bin, ca []byte, created time.Time) ([]byte, error) {
-	type entry struct {
-		name     string
-		mode     int64
-		uid      int
-		contents []byte // nil for a directory
-	}
-	entries := []entry{
-		{"etc/", 0o755, 0, nil},
-		{"etc/group", 0o644, 0, []byte(group)},
-		{"etc/passwd", 0o644, 0, []byte(passwd)},
-		{"etc/ssl/", 0o755, 0, nil},
-		{"etc/ssl/certs/", 0o755, 0, nil},
-		{strings.TrimPrefix(caPath, "/"), 0o644, 0, ca},
-		{"home/", 0o755, 0, nil},
-		{"home/nonroot/", 0o700, nonroot, nil},
-		{"tmp/", 0o1777, 0, nil},
-		{"usr/", 0o755, 0, nil},
-		{"usr/local/", 0o755, 0, nil},
-		{"usr/local/bin/", 0o755, 0, nil},
-		{strings.TrimPrefix(binPath, "/"), 0o755, 0, bin},
-	}
+	entries := append(files(ca),
+		entry{"usr/", 0o755, nil},
+		entry{"usr/local/", 0o755, nil},
+		entry{"usr/local/bin/", 0o755, nil},
+		entry{strings.TrimPrefix(binPath, "/"), 0o755, bin},
+	)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Mode: e.mode, Uid: e.uid, Gid: e.uid, ModTime: created}
+		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: created}
 		if e.contents == nil {
 			h.Typeflag = tar.TypeDir
 		} else {

@@ -43,7 +43,7 @@ func TestImage(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "layout")
 	var stdout bytes.Buffer
-	if err := run(ctx, []string{"-out", out, "-push", reg.Host + "/digester:test"}, &stdout); err != nil {
+	if err := run(ctx, []string{"-out", out, "-push", reg.Host + "/digester:test", "-version", "v9.9.9", "-revision", "abc123"}, &stdout); err != nil {
 		t.Fatalf("mkimage: %v", err)
 	}
 
@@ -70,7 +70,7 @@ func TestImage(t *testing.T) {
 	}
 
 	t.Run("reproducible", func(t *testing.T) {
-		idx, err := build(ctx, options{pkg: "github.com/digester/digester", caBundle: caPath, created: created,
+		idx, err := build(ctx, options{pkg: "github.com/digester/digester", caBundle: caPath, created: created, version: "v9.9.9", revision: "abc123",
 			platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}})
 		if err != nil {
 			t.Fatal(err)
@@ -132,17 +132,25 @@ func TestImage(t *testing.T) {
 			type summary struct {
 				OS, Arch, User, ConfigType string
 				Entrypoint, Env, Layers    []string
+				Labels                     map[string]string
 				Created                    time.Time
 			}
 			got := summary{OS: cf.OS, Arch: cf.Architecture, User: cf.Config.User, ConfigType: string(mf.Config.MediaType),
-				Entrypoint: cf.Config.Entrypoint, Env: cf.Config.Env, Created: cf.Created.UTC()}
+				Entrypoint: cf.Config.Entrypoint, Env: cf.Config.Env, Labels: cf.Config.Labels, Created: cf.Created.UTC()}
 			for _, l := range mf.Layers {
 				got.Layers = append(got.Layers, string(l.MediaType))
 			}
 			want := summary{OS: "linux", Arch: tc.arch, User: "65532:65532", ConfigType: string(types.OCIConfigJSON),
 				Entrypoint: []string{"/usr/local/bin/digester"},
 				Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
-				Layers:     []string{string(types.OCILayer)}, Created: created}
+				Layers:     []string{string(types.OCILayer)}, Created: created,
+				Labels: map[string]string{
+					"org.opencontainers.image.title":       "digester",
+					"org.opencontainers.image.description": "KRM function pinning container images to their digests",
+					"org.opencontainers.image.source":      "https://github.com/digester/digester",
+					"org.opencontainers.image.version":     "v9.9.9",
+					"org.opencontainers.image.revision":    "abc123",
+				}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("image config (-want +got):\n%s", diff)
 			}
