@@ -29,3 +29,5 @@ if [ -f tools/go.mod ]; then
 fi
 
 command -v kpt >/dev/null || echo "warning: kpt is not on PATH; the kpt end-to-end tests will fail and say how to get it" >&2
+# e2e/container loads the image into a Docker Engine and runs it through kpt; it pulls nothing.
+docker version >/dev/null 2>&1 || echo "warning: no Docker daemon answers \`docker version\`; the container tests (e2e/container) will fail and say how to get one" >&2

@@ -74,6 +74,7 @@ func TestKpt(t *testing.T) {
 	withNetwork := "--rm -i --network host --user nobody --security-opt=no-new-privileges --pull never " + tag
 	noNetwork := "--rm -i --network none --user nobody --security-opt=no-new-privileges --pull never " + tag
 	webHost := strings.Split(web, "/")[0]
+	bare := strings.TrimPrefix(tag, "localhost/")
 	offline := fmt.Sprintf("[error] apps/v1/Deployment/shop/web spec.template.spec.containers[0].image: cannot pin %s: "+
 		"cannot connect to registry %s: connection refused (digester sees no network but loopback: "+
 		"a container function needs `kpt fn eval --network` or `kpt fn render --allow-network`) (app.yaml)", web, webHost)
@@ -107,6 +108,15 @@ func TestKpt(t *testing.T) {
 				`[PASS] "` + tag + `"`,
 				"Successfully executed 1 function(s) in 1 package(s).",
 			},
+		},
+		{
+			// kpt puts gcr.io/kpt-fn/ in front of a name without "/", so a loaded image needs one.
+			name:       "eval of a bare name",
+			args:       []string{"fn", "eval", "PKG", "--image", bare, "--image-pull-policy", "never", "--network"},
+			wantCode:   1,
+			wantApp:    in,
+			wantRuns:   []string{"--rm -i --network host --user nobody --security-opt=no-new-privileges --pull never gcr.io/kpt-fn/" + bare},
+			wantStderr: []string{"No such image: gcr.io/kpt-fn/" + bare},
 		},
 		{
 			name:       "eval without network",
@@ -177,7 +187,7 @@ func TestPrivateRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, base, map[string]string{"home/.docker/config.json": string(config), "ca.pem": string(ca)})
+	writeFiles(t, base, map[string]string{"home/.docker/config.json": string(config)})
 	for p, mode := range map[string]os.FileMode{"home": 0o700, "home/.docker": 0o700, "home/.docker/config.json": 0o600} {
 		if err := os.Chmod(filepath.Join(base, p), mode); err != nil {
 			t.Fatal(err)
@@ -187,28 +197,19 @@ func TestPrivateRegistry(t *testing.T) {
 	in := deployment(api, api)
 	pinned := deployment(api+"@"+d, api+"@"+d)
 
-	// The README's command, with $HOME expanded, and the mount of the registry's CA.
-	args := []string{"fn", "eval", "shop", "--image", tag, "--image-pull-policy", "never", "--network",
-		"--mount", "type=bind,src=" + home + "/.docker,dst=/docker-config",
-		"--env", "DOCKER_CONFIG=/docker-config",
-		"--mount", "type=bind,src=" + base + "/ca.pem,dst=/certs/ca.pem",
-		"--env", "SSL_CERT_FILE=/certs/ca.pem"}
-	mounts := "--mount type=bind,source=" + home + "/.docker,target=/docker-config,readonly " +
-		"--mount type=bind,source=" + base + "/ca.pem,target=/certs/ca.pem,readonly " +
-		"-e DOCKER_CONFIG=/docker-config -e SSL_CERT_FILE=/certs/ca.pem " + tag
 	for _, tc := range []struct {
 		name       string
 		extra      []string
 		wantCode   int
 		wantApp    string
-		wantRun    string
+		wantRun    string // before the mounts
 		wantStderr string
 	}{
 		{
 			name:       "as the current user",
 			extra:      []string{"--as-current-user"},
 			wantApp:    pinned,
-			wantRun:    fmt.Sprintf("--rm -i --network host --user %d:%d --security-opt=no-new-privileges --pull never %s", uid, gid, mounts),
+			wantRun:    fmt.Sprintf("--rm -i --network host --user %d:%d --security-opt=no-new-privileges --pull never", uid, gid),
 			wantStderr: "[info] apps/v1/Deployment/shop/web spec.template.spec.containers[0].image: pinned " + api + " to " + d,
 		},
 		{
@@ -216,7 +217,7 @@ func TestPrivateRegistry(t *testing.T) {
 			name:     "as nobody",
 			wantCode: 1,
 			wantApp:  in,
-			wantRun:  "--rm -i --network host --user nobody --security-opt=no-new-privileges --pull never " + mounts,
+			wantRun:  "--rm -i --network host --user nobody --security-opt=no-new-privileges --pull never",
 			wantStderr: "[error] apps/v1/Deployment/shop/web spec.template.spec.containers[0].image: cannot pin " + api +
 				": unauthorized: registry " + private.Host + " wants credentials for repository team/api, tag \"2.1\" and digester has none for it " +
 				"(add them to the docker config or a credential helper); uid 65534 cannot read /docker-config/config.json " +
@@ -224,23 +225,28 @@ func TestPrivateRegistry(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := sharedTempDir(t)
-			pkg := filepath.Join(dir, "shop")
-			writeFiles(t, pkg, map[string]string{"Kptfile": kptfile(""), "app.yaml": in})
+			dir := sharedTempDir(t) // $PWD
+			writeFiles(t, dir, map[string]string{"shop/Kptfile": kptfile(""), "shop/app.yaml": in, "ca.pem": string(ca)})
 			chownAll(t, dir, uid, gid)
-			results := filepath.Join(dir, "results")
-			out, runs := command{dir: dir, env: []string{"HOME=" + home, "USER=" + user}, prepare: asUser}.
-				run(t, kpt, append(append(args, tc.extra...), "--results-dir", results)...)
+			// The README's command, with $HOME and $PWD expanded.
+			args := []string{"fn", "eval", "shop", "--image", tag, "--image-pull-policy", "never", "--network",
+				"--mount", "type=bind,src=" + home + "/.docker,dst=/docker-config", "--env", "DOCKER_CONFIG=/docker-config",
+				"--mount", "type=bind,src=" + dir + "/ca.pem,dst=/certs/ca.pem", "--env", "SSL_CERT_FILE=/certs/ca.pem"}
+			args = append(append(args, tc.extra...), "--results-dir", filepath.Join(dir, "results"))
+			out, runs := command{dir: dir, env: []string{"HOME=" + home, "USER=" + user}, prepare: asUser}.run(t, kpt, args...)
+			mounts := "--mount type=bind,source=" + home + "/.docker,target=/docker-config,readonly " +
+				"--mount type=bind,source=" + dir + "/ca.pem,target=/certs/ca.pem,readonly " +
+				"-e DOCKER_CONFIG=/docker-config -e SSL_CERT_FILE=/certs/ca.pem " + tag
 			if out.code != tc.wantCode {
 				t.Errorf("kpt exit code %d; want %d\nstderr:\n%s", out.code, tc.wantCode, out.stderr)
 			}
-			if diff := cmp.Diff([]string{tc.wantRun}, runs); diff != "" {
+			if diff := cmp.Diff([]string{tc.wantRun + " " + mounts}, runs); diff != "" {
 				t.Errorf("docker run calls (-want +got):\n%s", diff)
 			}
 			if !strings.Contains(out.stderr, tc.wantStderr) {
 				t.Errorf("kpt stderr lacks %q:\n%s", tc.wantStderr, out.stderr)
 			}
-			checkFiles(t, dir, map[string]string{"shop/Kptfile": kptfile(""), "shop/app.yaml": tc.wantApp,
+			checkFiles(t, dir, map[string]string{"shop/Kptfile": kptfile(""), "shop/app.yaml": tc.wantApp, "ca.pem": string(ca),
 				"results/results.yaml": readFiles(t, dir)["results/results.yaml"]}) // results: checked for secrets only
 		})
 	}
