@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -357,5 +358,68 @@ func checkStatic(t *testing.T, path string, machine elf.Machine) {
 	}
 	if f.Machine != machine || f.Type != elf.ET_EXEC || len(interp) > 0 || len(libs) > 0 {
 		t.Errorf("%s: %v %v, interpreter %v, needs %v; want a static %v ET_EXEC", path, f.Machine, f.Type, interp, libs, machine)
+	}
+}
+
+// TestRootfs: -rootfs writes, for the Dockerfile, every file and directory of the image's layer
+// but the binary and its directories, with the layer's modes and contents (docker build keeps
+// modes and makes root the owner, as the layer does).
+func TestRootfs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"-rootfs", dir}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("wrote "+dir+"\n", stdout.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	ca, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := rootfs([]byte("binary"), ca, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(tb))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(h.Name, "/")
+		if name == "usr" || strings.HasPrefix(name, "usr/") {
+			continue // the binary, which the Dockerfile copies from bin/
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = fmt.Sprintf("%v %d:%d %q", h.FileInfo().Mode(), h.Uid, h.Gid, b)
+	}
+	got := map[string]string{}
+	err = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		var b []byte
+		if fi.Mode().IsRegular() {
+			if b, err = os.ReadFile(p); err != nil {
+				return err
+			}
+		}
+		rel, err := filepath.Rel(dir, p)
+		got[filepath.ToSlash(rel)] = fmt.Sprintf("%v %d:%d %q", fi.Mode(), 0, 0, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("-rootfs files (-layer +rootfs):\n%s", diff)
 	}
 }
