@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/digester/digester/e2e/realregistry"
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/internal/testfiles"
 )
 
 var (
@@ -216,41 +216,8 @@ func kptPath(t *testing.T) string {
 	return p
 }
 
-// writeFiles writes files (relative path → content) under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// readFiles returns every regular file under dir by relative path.
-func readFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		files[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
+// writeFiles and readFiles write and read a package's files.
+var writeFiles, readFiles = testfiles.Write, testfiles.Read
 
 // checkFiles compares the files under dir with want, byte for byte, and checks that none holds
 // the private registry's credentials.
