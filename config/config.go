@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -34,6 +35,10 @@ type Config struct {
 	Timeout, Deadline time.Duration
 	// InsecureRegistries may be reached over plain HTTP or unverified TLS.
 	InsecureRegistries []string
+	// Mirrors sends each listed registry's lookups to its mirrors, in order; MirrorFallback lets
+	// a lookup no mirror could answer go to the registry itself.
+	Mirrors        resolver.Mirrors
+	MirrorFallback bool
 	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
 	// (pin what resolved, leave the rest and warn).
 	OnError string
@@ -74,6 +79,8 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"timeout", "timeout", resolver.DefaultTimeout.String(), "bound on each registry request, body included"},
 	{"deadline", "deadline", "5m0s", "bound on all lookups of the run"},
 	{"insecure-registries", "insecureRegistries", `""`, "comma-separated (ConfigMap) or list (typed) of registries allowed plain HTTP or unverified TLS; loopback always may use plain HTTP"},
+	{"registry-mirrors", "registryMirrors", `""`, "registries looked up through mirrors: ConfigMap `docker.io=mirror.example/dockerhub,quay.io=mirror.example:5000`, a registry listed again getting further mirrors in order; typed: a map from registry to a list of mirrors"},
+	{"mirror-fallback", "mirrorFallback", "false", "`true`: a reference no mirror could resolve is looked up at its own registry; `false` keeps lookups on the mirrors"},
 	{"on-error", "onError", "fail", "`fail`: an unresolved image fails the run and nothing is pinned; `warn`: pin what resolved, warn about the rest"},
 	{"mode", "mode", "pin", "`pin`: set digests; `check`: change nothing, report each field pin would change, exit 1 if any"},
 	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
@@ -146,6 +153,10 @@ func parseConfigMap(b []byte, c *Config) error {
 			c.Deadline, err = duration(v)
 		case "insecure-registries":
 			c.InsecureRegistries = splitList(v, ",")
+		case "registry-mirrors":
+			c.Mirrors, err = mirrorPairs(v)
+		case "mirror-fallback":
+			c.MirrorFallback, err = boolean(v)
 		case "on-error":
 			c.OnError, err = onError(v)
 		case "mode":
@@ -168,20 +179,22 @@ func parseConfigMap(b []byte, c *Config) error {
 
 func parseTyped(b []byte, c *Config) error {
 	var d struct {
-		APIVersion          string         `yaml:"apiVersion"`
-		Kind                string         `yaml:"kind"`
-		Metadata            map[string]any `yaml:"metadata"`
-		SkipPrefixes        []string       `yaml:"skipPrefixes"`
-		Concurrency         *int           `yaml:"concurrency"`
-		RegistryConcurrency *int           `yaml:"registryConcurrency"`
-		Timeout             *string        `yaml:"timeout"`
-		Deadline            *string        `yaml:"deadline"`
-		InsecureRegistries  []string       `yaml:"insecureRegistries"`
-		OnError             *string        `yaml:"onError"`
-		Mode                *string        `yaml:"mode"`
-		Pinned              *string        `yaml:"pinned"`
-		Lock                *string        `yaml:"lock"`
-		LockFile            *string        `yaml:"lockFile"`
+		APIVersion          string              `yaml:"apiVersion"`
+		Kind                string              `yaml:"kind"`
+		Metadata            map[string]any      `yaml:"metadata"`
+		SkipPrefixes        []string            `yaml:"skipPrefixes"`
+		Concurrency         *int                `yaml:"concurrency"`
+		RegistryConcurrency *int                `yaml:"registryConcurrency"`
+		Timeout             *string             `yaml:"timeout"`
+		Deadline            *string             `yaml:"deadline"`
+		InsecureRegistries  []string            `yaml:"insecureRegistries"`
+		OnError             *string             `yaml:"onError"`
+		Mode                *string             `yaml:"mode"`
+		Pinned              *string             `yaml:"pinned"`
+		Lock                *string             `yaml:"lock"`
+		LockFile            *string             `yaml:"lockFile"`
+		RegistryMirrors     map[string][]string `yaml:"registryMirrors"`
+		MirrorFallback      *bool               `yaml:"mirrorFallback"`
 	}
 	if err := strict(b, &d); err != nil {
 		return fmt.Errorf("functionConfig %s: %w", Kind, err)
@@ -240,7 +253,58 @@ func parseTyped(b []byte, c *Config) error {
 			return field("lockFile", err)
 		}
 	}
+	if len(d.RegistryMirrors) > 0 {
+		c.Mirrors = resolver.Mirrors{}
+		for _, reg := range slices.Sorted(maps.Keys(d.RegistryMirrors)) {
+			if len(d.RegistryMirrors[reg]) == 0 {
+				return field("registryMirrors", fmt.Errorf("registry %q has no mirrors listed", reg))
+			}
+			for _, m := range d.RegistryMirrors[reg] {
+				if err := c.Mirrors.Add(reg, m); err != nil {
+					return field("registryMirrors", err)
+				}
+			}
+		}
+	}
+	if d.MirrorFallback != nil {
+		c.MirrorFallback = *d.MirrorFallback
+	}
 	return nil
+}
+
+// RegistryOptions returns the resolver options for how registries are reached (mirrors).
+func (c Config) RegistryOptions() []resolver.Option {
+	var opts []resolver.Option
+	if len(c.Mirrors) > 0 {
+		opts = append(opts, resolver.WithMirrors(c.Mirrors, c.MirrorFallback))
+	}
+	return opts
+}
+
+// mirrorPairs reads registry=mirror pairs, comma-separated; a registry listed again gets further
+// mirrors, in order.
+func mirrorPairs(s string) (resolver.Mirrors, error) {
+	ms := resolver.Mirrors{}
+	for _, p := range splitList(s, ",") {
+		reg, m, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not registry=mirror (as in docker.io=mirror.example/dockerhub)", p)
+		}
+		if err := ms.Add(strings.TrimSpace(reg), strings.TrimSpace(m)); err != nil {
+			return nil, err
+		}
+	}
+	return ms, nil
+}
+
+func boolean(s string) (bool, error) {
+	switch strings.TrimSpace(s) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is neither true nor false", s)
 }
 
 // strict decodes b into v, failing on unknown fields with the YAML decoder's message, which names them.

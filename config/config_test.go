@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/digester/digester/resolver"
 )
 
 func TestParse(t *testing.T) {
@@ -92,6 +94,30 @@ lockFile: x.yaml
 				c.SkipPrefixes = []string{"registry.example:443/team/", "127.0.0.1:5000/vendor/", "localhost:5000", "gcr.io/x/", "quay.io/y/"}
 			}),
 		},
+		{
+			name: "configmap mirrors",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: \"docker.io=mirror.corp.example/dockerhub, quay.io=mirror.corp.example/quay,docker.io=localhost:5000\"\n  mirror-fallback: \"true\"\n",
+			want: with(func(c *Config) {
+				c.Mirrors = resolver.Mirrors{
+					"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}},
+					"quay.io":         {{Host: "mirror.corp.example", Prefix: "quay"}},
+				}
+				c.MirrorFallback = true
+			}),
+		},
+		{
+			name: "typed mirrors",
+			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors:\n  docker.io: [mirror.corp.example/dockerhub, localhost:5000]\nmirrorFallback: false\n",
+			want: with(func(c *Config) {
+				c.Mirrors = resolver.Mirrors{"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}}}
+			}),
+		},
+		{name: "mirror that is not a registry", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: docker.io=https://mirror.example\n", wantErr: `key "registry-mirrors": mirror "https://mirror.example" is not a registry: write host[:port][/path] without a scheme`},
+		{name: "mirrors of something not a registry", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: dockerhub=mirror.example\n", wantErr: `key "registry-mirrors": "dockerhub" is not a registry host`},
+		{name: "mirror pair without =", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: mirror.example\n", wantErr: `key "registry-mirrors": "mirror.example" is not registry=mirror`},
+		{name: "bad mirror-fallback", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mirror-fallback: yes\n", wantErr: `key "mirror-fallback": "yes" is neither true nor false`},
+		{name: "typed bad mirror", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: [Mirror.example/Hub]}\n", wantErr: `field "registryMirrors": mirror "Mirror.example/Hub" is not a registry`},
+		{name: "typed registry without mirrors", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: []}\n", wantErr: `field "registryMirrors": registry "docker.io" has no mirrors listed`},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
 		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
 		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},

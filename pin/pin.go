@@ -364,6 +364,9 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			if t.locked != "" && t.locked != got.Digest {
 				msg = fmt.Sprintf("pinned %s to %s, refreshing the lock's %s", img, got.Digest, t.locked)
 			}
+			if got.Mirror != "" {
+				msg += " (answered by mirror " + got.Mirror + ")"
+			}
 			changes = append(changes, change{t: t, to: resolver.Pin(img, got.Digest), msg: msg})
 			used[img] = got.Digest
 		case t.tag == "": // repo@digest, served
@@ -555,6 +558,7 @@ func (p *Pinner) resolverOptions() []resolver.Option {
 		resolver.WithTimeout(cfg.Timeout),
 		resolver.WithInsecureRegistries(cfg.InsecureRegistries...),
 	}
+	opts = append(opts, cfg.RegistryOptions()...)
 	if p.transport != nil {
 		opts = append(opts, resolver.WithTransport(p.transport))
 	}

@@ -5,13 +5,15 @@
 // it falls back to a GET only when the HEAD gives no usable digest (HTTP 405/501, or a missing or
 // malformed Docker-Content-Digest), and then computes the digest from the body and checks it
 // against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
-// Failures come back per reference as errors in plain words.
+// Failures come back per reference as errors in plain words. A registry may be given mirrors
+// (WithMirrors): its lookups then go to them in order, and to the registry itself only if allowed.
 //
 // It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
 package resolver
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -46,6 +48,9 @@ type Resolver struct {
 	backoff     time.Duration
 	insecure    map[string]bool
 	userAgent   string
+
+	mirrors        Mirrors
+	mirrorFallback bool
 
 	requests atomic.Int64 // HTTP requests sent, retries included
 
@@ -128,6 +133,9 @@ func New(opts ...Option) *Resolver {
 type Result struct {
 	// Digest is the manifest digest, "sha256:...", when Err is nil.
 	Digest string
+	// Mirror is the mirror that answered, as configured ("mirror.corp.example/dockerhub"); ""
+	// when the reference's own registry did.
+	Mirror string
 	// Err says in plain words why the reference could not be resolved.
 	Err error
 }
@@ -146,7 +154,6 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 
 	parsed := make(map[string]name.Reference, len(uniq))
 	results := make(map[string]Result, len(uniq))
-	scopes := map[string][]string{}
 	for _, s := range uniq {
 		ref, err := Parse(s)
 		if err != nil {
@@ -154,11 +161,6 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 			continue
 		}
 		parsed[s] = ref
-		reg := ref.Context().RegistryStr()
-		scope := ref.Context().Scope("pull")
-		if !slices.Contains(scopes[reg], scope) {
-			scopes[reg] = append(scopes[reg], scope)
-		}
 	}
 
 	// Spellings of one reference ("nginx", "docker.io/library/nginx:latest") share one lookup.
@@ -166,22 +168,33 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 	for s, ref := range parsed {
 		spellings[ref.Name()] = append(spellings[ref.Name()], s)
 	}
+	// Where each is looked up (its registry, or its registry's mirrors), and the repositories
+	// each registry is asked for.
+	names := slices.Sorted(maps.Keys(spellings))
+	sources := make(map[string][]source, len(spellings))
+	scopes := map[string][]string{}
+	for _, n := range names {
+		sources[n] = r.sources(parsed[spellings[n][0]])
+		for _, src := range sources[n] {
+			if src.err != nil {
+				continue
+			}
+			reg, scope := src.ref.Context().RegistryStr(), src.ref.Context().Scope("pull")
+			if !slices.Contains(scopes[reg], scope) {
+				scopes[reg] = append(scopes[reg], scope)
+			}
+		}
+	}
 
 	global := make(chan struct{}, r.concurrency)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, ss := range spellings {
-		ref := parsed[ss[0]]
-		reg := r.registry(ref.Context().Registry, scopes[ref.Context().RegistryStr()])
+	for n, ss := range spellings {
 		wg.Go(func() {
-			reg.sem <- struct{}{}
-			global <- struct{}{}
-			d, err := r.lookup(ctx, reg, ref)
-			<-global
-			<-reg.sem
+			d, mirror, err := r.resolveFrom(ctx, parsed[ss[0]], sources[n], global, scopes)
 			mu.Lock()
 			for _, s := range ss {
-				results[s] = Result{Digest: d, Err: err}
+				results[s] = Result{Digest: d, Mirror: mirror, Err: err}
 			}
 			mu.Unlock()
 		})

@@ -26,6 +26,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -55,11 +57,30 @@ type Registry struct {
 	cmd       *exec.Cmd
 	exited    chan error
 	transport *http.Transport
+	proxy     *Registry
+	accessLog bool
+	noAuth    bool
 }
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// Proxy makes the registry a pull-through cache of upstream (the distribution registry's proxy
+// mode, `proxy: remoteurl:`): it serves upstream's repositories, fetching what it lacks with
+// upstream's credentials and trusting upstream's CA.
+func Proxy(upstream *Registry) Option { return func(r *Registry) { r.proxy = upstream } }
+
+// Anonymous makes the registry serve everyone without credentials, as a public registry does.
+// (The registry's proxy mode, Proxy, can log in to its upstream only through a bearer token
+// server, not with basic auth: a cache's upstream here is anonymous.)
+func Anonymous() Option { return func(r *Registry) { r.noAuth = true } }
+
+// AccessLog makes the registry log every request it serves; read them with Requests.
+func AccessLog() Option { return func(r *Registry) { r.accessLog = true } }
 
 // Start starts a registry keeping its files (storage, certificates, config, log) under dir.
 // Close it when done.
-func Start(dir string) (*Registry, error) {
+func Start(dir string, opts ...Option) (*Registry, error) {
 	for _, tool := range []string{"docker-registry", "htpasswd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s is not on PATH: run `make deps` (scripts/install-deps.sh apt-installs docker-registry and apache2-utils)", tool)
@@ -76,6 +97,9 @@ func Start(dir string) (*Registry, error) {
 		DockerConfig: filepath.Join(dir, "docker"),
 		dir:          dir,
 		logFile:      filepath.Join(dir, "registry.log"),
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	pool, err := r.writeCerts()
 	if err != nil {
@@ -125,16 +149,20 @@ func (r *Registry) start() error {
 	config := fmt.Sprintf(`version: 0.1
 log:
   level: warn
-  accesslog: {disabled: true}
+  accesslog: {disabled: %t}
 storage:
   filesystem: {rootdirectory: %q}
 http:
   addr: %q
   tls: {certificate: %q, key: %q}
-auth:
-  htpasswd: {realm: digester-e2e, path: %q}
-`, filepath.Join(r.dir, "storage"), r.Host, filepath.Join(r.dir, "server.pem"),
-		filepath.Join(r.dir, "server-key.pem"), filepath.Join(r.dir, "htpasswd"))
+`, !r.accessLog, filepath.Join(r.dir, "storage"), r.Host, filepath.Join(r.dir, "server.pem"),
+		filepath.Join(r.dir, "server-key.pem"))
+	if !r.noAuth {
+		config += fmt.Sprintf("auth:\n  htpasswd: {realm: digester-e2e, path: %q}\n", filepath.Join(r.dir, "htpasswd"))
+	}
+	if r.proxy != nil {
+		config += fmt.Sprintf("proxy: {remoteurl: %q}\n", "https://"+r.proxy.Host)
+	}
 	cfgFile := filepath.Join(r.dir, "config.yml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		return err
@@ -146,13 +174,16 @@ auth:
 	defer log.Close()
 	r.cmd = exec.Command("docker-registry", "serve", cfgFile)
 	r.cmd.Stdout, r.cmd.Stderr = log, log
+	if r.proxy != nil {
+		r.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+r.proxy.CAFile)
+	}
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("starting docker-registry: %w", err)
 	}
 	r.exited = make(chan error, 1)
 	go func() { r.exited <- r.cmd.Wait() }()
 
-	// Ready when /v2/ asks for credentials.
+	// Ready when /v2/ answers: 401 asking for credentials, or 200 when anonymous.
 	client := &http.Client{Transport: r.transport, Timeout: time.Second}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
 		select {
@@ -165,7 +196,7 @@ auth:
 			continue
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
+		if resp.StatusCode == http.StatusUnauthorized || r.noAuth && resp.StatusCode == http.StatusOK {
 			return nil
 		}
 	}
@@ -252,6 +283,47 @@ func (r *Registry) Close() {
 func (r *Registry) Log() string {
 	b, _ := os.ReadFile(r.logFile)
 	return string(b)
+}
+
+// Request is one request a registry served, from its access log.
+type Request struct {
+	Method, Path, UserAgent string
+	Status                  int
+}
+
+// accessLine is a line of the access log (Apache combined format):
+// 127.0.0.1 - - [date] "HEAD /v2/a/manifests/1 HTTP/1.1" 200 0 "" "digester".
+var accessLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"`)
+
+// Requests returns the requests the registry has served, in order; it needs AccessLog. A line is
+// logged just after its response is sent: call Sync first to be sure every earlier one is in.
+func (r *Registry) Requests() []Request {
+	var out []Request
+	for _, m := range accessLine.FindAllStringSubmatch(r.Log(), -1) {
+		code, _ := strconv.Atoi(m[3])
+		out = append(out, Request{Method: m[1], Path: m[2], Status: code, UserAgent: m[4]})
+	}
+	return out
+}
+
+// Sync sends the registry a request of its own and waits until the access log shows it, so that
+// the requests answered before it are logged too. It needs AccessLog.
+func (r *Registry) Sync() error {
+	mark := fmt.Sprintf("/v2/?sync=%d", time.Now().UnixNano())
+	client := &http.Client{Transport: r.transport, Timeout: 5 * time.Second}
+	resp, err := client.Get("https://" + r.Host + mark)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, q := range r.Requests() {
+			if q.Path == mark {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("registry %s did not log %s", r.Host, mark)
 }
 
 // Secrets returns the strings that must never appear in a client's output: the password and the
