@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/digester/digester/resolver"
@@ -39,6 +40,8 @@ type Config struct {
 	// a lookup no mirror could answer go to the registry itself.
 	Mirrors        resolver.Mirrors
 	MirrorFallback bool
+	// Platform, if set, pins each multi-arch tag to its image for this platform.
+	Platform *v1.Platform
 	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
 	// (pin what resolved, leave the rest and warn).
 	OnError string
@@ -81,6 +84,7 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"insecure-registries", "insecureRegistries", `""`, "comma-separated (ConfigMap) or list (typed) of registries allowed plain HTTP or unverified TLS; loopback always may use plain HTTP"},
 	{"registry-mirrors", "registryMirrors", `""`, "registries looked up through mirrors: ConfigMap `docker.io=mirror.example/dockerhub,quay.io=mirror.example:5000`, a registry listed again getting further mirrors in order; typed: a map from registry to a list of mirrors"},
 	{"mirror-fallback", "mirrorFallback", "false", "`true`: a reference no mirror could resolve is looked up at its own registry; `false` keeps lookups on the mirrors"},
+	{"platform", "platform", `""`, "`os/arch[/variant][:os.version]`: pin each multi-arch tag to the digest of its image for this platform instead of the index's; a single-platform tag of another platform is an error"},
 	{"on-error", "onError", "fail", "`fail`: an unresolved image fails the run and nothing is pinned; `warn`: pin what resolved, warn about the rest"},
 	{"mode", "mode", "pin", "`pin`: set digests; `check`: change nothing, report each field pin would change, exit 1 if any"},
 	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
@@ -157,6 +161,8 @@ func parseConfigMap(b []byte, c *Config) error {
 			c.Mirrors, err = mirrorPairs(v)
 		case "mirror-fallback":
 			c.MirrorFallback, err = boolean(v)
+		case "platform":
+			c.Platform, err = platform(v)
 		case "on-error":
 			c.OnError, err = onError(v)
 		case "mode":
@@ -195,6 +201,7 @@ func parseTyped(b []byte, c *Config) error {
 		LockFile            *string             `yaml:"lockFile"`
 		RegistryMirrors     map[string][]string `yaml:"registryMirrors"`
 		MirrorFallback      *bool               `yaml:"mirrorFallback"`
+		Platform            *string             `yaml:"platform"`
 	}
 	if err := strict(b, &d); err != nil {
 		return fmt.Errorf("functionConfig %s: %w", Kind, err)
@@ -269,16 +276,37 @@ func parseTyped(b []byte, c *Config) error {
 	if d.MirrorFallback != nil {
 		c.MirrorFallback = *d.MirrorFallback
 	}
+	if d.Platform != nil {
+		if c.Platform, err = platform(*d.Platform); err != nil {
+			return field("platform", err)
+		}
+	}
 	return nil
 }
 
-// RegistryOptions returns the resolver options for how registries are reached (mirrors).
+// RegistryOptions returns the resolver options for how registries are reached (mirrors) and
+// what is pinned (platform).
 func (c Config) RegistryOptions() []resolver.Option {
 	var opts []resolver.Option
 	if len(c.Mirrors) > 0 {
 		opts = append(opts, resolver.WithMirrors(c.Mirrors, c.MirrorFallback))
 	}
+	if c.Platform != nil {
+		opts = append(opts, resolver.WithPlatform(*c.Platform))
+	}
 	return opts
+}
+
+// platform reads a platform; "" is none.
+func platform(s string) (*v1.Platform, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	p, err := resolver.ParsePlatform(strings.TrimSpace(s))
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // mirrorPairs reads registry=mirror pairs, comma-separated; a registry listed again gets further

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/digester/digester/resolver"
 )
@@ -118,6 +119,20 @@ lockFile: x.yaml
 		{name: "bad mirror-fallback", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mirror-fallback: yes\n", wantErr: `key "mirror-fallback": "yes" is neither true nor false`},
 		{name: "typed bad mirror", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: [Mirror.example/Hub]}\n", wantErr: `field "registryMirrors": mirror "Mirror.example/Hub" is not a registry`},
 		{name: "typed registry without mirrors", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: []}\n", wantErr: `field "registryMirrors": registry "docker.io" has no mirrors listed`},
+		{
+			name: "configmap platform",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  platform: linux/arm64/v8\n",
+			want: with(func(c *Config) { c.Platform = &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"} }),
+		},
+		{
+			name: "typed platform",
+			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nplatform: windows/amd64:10.0.20348\n",
+			want: with(func(c *Config) {
+				c.Platform = &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348"}
+			}),
+		},
+		{name: "unknown platform", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  platform: linux/x86_64\n", wantErr: `key "platform": platform "linux/x86_64": unknown architecture "x86_64"`},
+		{name: "typed unknown platform", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nplatform: macos/arm64\n", wantErr: `field "platform": platform "macos/arm64": unknown operating system "macos"`},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
 		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
 		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},

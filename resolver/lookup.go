@@ -125,9 +125,13 @@ func (r *Resolver) lookup(ctx context.Context, g *registry, target name.Referenc
 		return "", err
 	}
 	d, err := r.fetch(ctx, g, target)
-	if want := target.Identifier(); err == nil && HasDigest(target.String()) && d != want {
+	pinned := HasDigest(target.String())
+	if want := target.Identifier(); err == nil && pinned && d != want {
 		repo := target.Context().RepositoryStr()
 		return "", fmt.Errorf("registry %s sent digest %s for manifest %s of repository %s: refusing to pin", g.name.RegistryStr(), d, want, repo)
+	}
+	if err == nil && !pinned && r.platform != nil {
+		return r.forPlatform(ctx, g, target, d)
 	}
 	return d, err
 }

@@ -7,6 +7,7 @@
 // against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
 // Failures come back per reference as errors in plain words. A registry may be given mirrors
 // (WithMirrors): its lookups then go to them in order, and to the registry itself only if allowed.
+// With a platform (WithPlatform), a multi-arch tag resolves to the digest of that platform's image.
 //
 // It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
 package resolver
@@ -24,6 +25,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Defaults, chosen for a CI runner talking to a few registries.
@@ -51,6 +53,7 @@ type Resolver struct {
 
 	mirrors        Mirrors
 	mirrorFallback bool
+	platform       *v1.Platform // nil: a multi-arch tag resolves to its index
 
 	requests atomic.Int64 // HTTP requests sent, retries included
 
