@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"os"
 	"path"
 	"slices"
 	"sort"
@@ -42,6 +43,9 @@ type Config struct {
 	MirrorFallback bool
 	// Platform, if set, pins each multi-arch tag to its image for this platform.
 	Platform *v1.Platform
+	// Registries holds, by registry host, the CA trusted for it and the client certificate
+	// shown to it, read from their files.
+	Registries map[string]resolver.TLS
 	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
 	// (pin what resolved, leave the rest and warn).
 	OnError string
@@ -85,6 +89,9 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"registry-mirrors", "registryMirrors", `""`, "registries looked up through mirrors: ConfigMap `docker.io=mirror.example/dockerhub,quay.io=mirror.example:5000`, a registry listed again getting further mirrors in order; typed: a map from registry to a list of mirrors"},
 	{"mirror-fallback", "mirrorFallback", "false", "`true`: a reference no mirror could resolve is looked up at its own registry; `false` keeps lookups on the mirrors"},
 	{"platform", "platform", `""`, "`os/arch[/variant][:os.version]`: pin each multi-arch tag to the digest of its image for this platform instead of the index's; a single-platform tag of another platform is an error"},
+	{"registry-ca-files", "registries.HOST.ca", `""`, "CA bundles trusted for one registry each, on top of the system store: ConfigMap `registry.example=/etc/certs/ca.pem,...`; typed: a file or the PEM itself"},
+	{"registry-client-cert-files", "registries.HOST.cert", `""`, "client certificates (mutual TLS) shown to one registry each: ConfigMap `registry.example=/etc/certs/client.pem,...`; typed: a file or the PEM itself"},
+	{"registry-client-key-files", "registries.HOST.key", `""`, "the private keys of those client certificates: ConfigMap `registry.example=/etc/certs/client-key.pem,...`; typed: a file or the PEM itself"},
 	{"on-error", "onError", "fail", "`fail`: an unresolved image fails the run and nothing is pinned; `warn`: pin what resolved, warn about the rest"},
 	{"mode", "mode", "pin", "`pin`: set digests; `check`: change nothing, report each field pin would change, exit 1 if any"},
 	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
@@ -163,6 +170,8 @@ func parseConfigMap(b []byte, c *Config) error {
 			c.MirrorFallback, err = boolean(v)
 		case "platform":
 			c.Platform, err = platform(v)
+		case "registry-ca-files", "registry-client-cert-files", "registry-client-key-files":
+			err = tlsFiles(c, k, v)
 		case "on-error":
 			c.OnError, err = onError(v)
 		case "mode":
@@ -180,7 +189,7 @@ func parseConfigMap(b []byte, c *Config) error {
 			return fmt.Errorf("functionConfig ConfigMap: key %q: %w", k, err)
 		}
 	}
-	return nil
+	return checkTLS(c)
 }
 
 func parseTyped(b []byte, c *Config) error {
@@ -202,6 +211,11 @@ func parseTyped(b []byte, c *Config) error {
 		RegistryMirrors     map[string][]string `yaml:"registryMirrors"`
 		MirrorFallback      *bool               `yaml:"mirrorFallback"`
 		Platform            *string             `yaml:"platform"`
+		Registries          map[string]struct {
+			CA   string `yaml:"ca"`
+			Cert string `yaml:"cert"`
+			Key  string `yaml:"key"`
+		} `yaml:"registries"`
 	}
 	if err := strict(b, &d); err != nil {
 		return fmt.Errorf("functionConfig %s: %w", Kind, err)
@@ -281,11 +295,82 @@ func parseTyped(b []byte, c *Config) error {
 			return field("platform", err)
 		}
 	}
+	for _, host := range slices.Sorted(maps.Keys(d.Registries)) {
+		reg := d.Registries[host]
+		for _, f := range []struct{ name, v string }{{"ca", reg.CA}, {"cert", reg.Cert}, {"key", reg.Key}} {
+			if f.v == "" {
+				continue
+			}
+			if err := setTLS(c, host, f.name, f.v); err != nil {
+				return field("registries", fmt.Errorf("%s: %s: %w", host, f.name, err))
+			}
+		}
+	}
+	return checkTLS(c)
+}
+
+// checkTLS checks each registry's TLS settings once all are read: a certificate needs its key.
+func checkTLS(c *Config) error {
+	for _, host := range slices.Sorted(maps.Keys(c.Registries)) {
+		if err := c.Registries[host].Check(); err != nil {
+			return fmt.Errorf("functionConfig: TLS settings of registry %s: %w", host, err)
+		}
+	}
 	return nil
 }
 
-// RegistryOptions returns the resolver options for how registries are reached (mirrors) and
-// what is pinned (platform).
+// tlsFiles reads a registry-*-files ConfigMap value: host=file pairs, comma-separated.
+func tlsFiles(c *Config, key, v string) error {
+	what := map[string]string{"registry-ca-files": "ca", "registry-client-cert-files": "cert", "registry-client-key-files": "key"}[key]
+	for _, p := range splitList(v, ",") {
+		host, file, ok := strings.Cut(p, "=")
+		if !ok || strings.TrimSpace(file) == "" {
+			return fmt.Errorf("%q is not registry=file (as in registry.example=/etc/certs/ca.pem)", p)
+		}
+		if strings.Contains(file, "-----BEGIN") {
+			return fmt.Errorf("registry %s: give a file name here; PEM itself goes in the typed form's registries field", strings.TrimSpace(host))
+		}
+		if err := setTLS(c, strings.TrimSpace(host), what, strings.TrimSpace(file)); err != nil {
+			return fmt.Errorf("registry %s: %w", strings.TrimSpace(host), err)
+		}
+	}
+	return nil
+}
+
+// setTLS sets one TLS field (ca, cert or key) of a registry from v, PEM or the name of a file
+// holding it.
+func setTLS(c *Config, host, what, v string) error {
+	reg, err := resolver.ParseRegistry(host)
+	if err != nil {
+		return err
+	}
+	pem := []byte(v)
+	if !strings.Contains(v, "-----BEGIN") {
+		if pem, err = os.ReadFile(v); err != nil {
+			return fmt.Errorf("cannot read %s file: %w", what, err)
+		}
+		if !bytes.Contains(pem, []byte("-----BEGIN")) {
+			return fmt.Errorf("%s holds no PEM block", v)
+		}
+	}
+	if c.Registries == nil {
+		c.Registries = map[string]resolver.TLS{}
+	}
+	t := c.Registries[reg]
+	switch what {
+	case "ca":
+		t.CA = pem
+	case "cert":
+		t.Cert = pem
+	case "key":
+		t.Key = pem
+	}
+	c.Registries[reg] = t
+	return nil
+}
+
+// RegistryOptions returns the resolver options for how registries are reached (mirrors, TLS)
+// and what is pinned (platform).
 func (c Config) RegistryOptions() []resolver.Option {
 	var opts []resolver.Option
 	if len(c.Mirrors) > 0 {
@@ -293,6 +378,9 @@ func (c Config) RegistryOptions() []resolver.Option {
 	}
 	if c.Platform != nil {
 		opts = append(opts, resolver.WithPlatform(*c.Platform))
+	}
+	for host, t := range c.Registries {
+		opts = append(opts, resolver.WithRegistryTLS(host, t))
 	}
 	return opts
 }

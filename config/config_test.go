@@ -1,7 +1,15 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +185,92 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		if !strings.Contains(readme, row) {
 			t.Errorf("README has no configuration row starting %q", row)
 		}
+	}
+}
+
+// selfSigned returns a PEM certificate and its PEM key, for a CA or a client.
+func selfSigned(t *testing.T, cn string) (cert, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func TestParseTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := selfSigned(t, "ca")
+	cert, key := selfSigned(t, "client")
+	_, otherKey := selfSigned(t, "other")
+	files := map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key, "other-key.pem": otherKey, "empty.pem": []byte("not pem\n")}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	cm := func(data string) string { return "kind: ConfigMap\napiVersion: v1\ndata:\n" + data }
+	indent := func(b []byte) string {
+		return "|\n      " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n      ")
+	}
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    map[string]resolver.TLS
+		wantErr string
+	}{
+		{
+			name: "configmap files",
+			in: cm("  registry-ca-files: r.example:5000=" + f("ca.pem") + ",docker.io=" + f("ca.pem") + "\n" +
+				"  registry-client-cert-files: r.example:5000=" + f("cert.pem") + "\n  registry-client-key-files: r.example:5000=" + f("key.pem") + "\n"),
+			want: map[string]resolver.TLS{"r.example:5000": {CA: ca, Cert: cert, Key: key}, "index.docker.io": {CA: ca}},
+		},
+		{
+			name: "typed, PEM and files",
+			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example:\n    ca: " + indent(ca) + "\n    cert: " + f("cert.pem") + "\n    key: " + f("key.pem") + "\n",
+			want: map[string]resolver.TLS{"r.example": {CA: []byte(strings.TrimSpace(string(ca)) + "\n"), Cert: cert, Key: key}},
+		},
+		{name: "unreadable CA file", in: cm("  registry-ca-files: r.example=" + f("nope.pem") + "\n"), wantErr: `key "registry-ca-files": registry r.example: cannot read ca file: open ` + f("nope.pem") + ": no such file or directory"},
+		{name: "file without PEM", in: cm("  registry-ca-files: r.example=" + f("empty.pem") + "\n"), wantErr: `key "registry-ca-files": registry r.example: ` + f("empty.pem") + " holds no PEM block"},
+		{name: "not registry=file", in: cm("  registry-ca-files: " + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files": "` + f("ca.pem") + `" is not registry=file`},
+		{name: "not a registry", in: cm("  registry-ca-files: corp=" + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files": registry corp: "corp" is not a registry host`},
+		{name: "a key as CA", in: cm("  registry-ca-files: r.example=" + f("key.pem") + "\n"), wantErr: "TLS settings of registry r.example: the CA holds no PEM certificate"},
+		{name: "certificate without key", in: cm("  registry-client-cert-files: r.example=" + f("cert.pem") + "\n"), wantErr: "TLS settings of registry r.example: a client certificate needs its key"},
+		{name: "key of another certificate", in: cm("  registry-client-cert-files: r.example=" + f("cert.pem") + "\n  registry-client-key-files: r.example=" + f("other-key.pem") + "\n"), wantErr: "TLS settings of registry r.example: the client certificate and key do not make a pair"},
+		{name: "typed unreadable key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cert: " + f("cert.pem") + ", key: " + f("nope.pem") + "}\n", wantErr: `field "registries": r.example: key: cannot read key file`},
+		{name: "typed unknown field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cacert: x}\n", wantErr: "field cacert not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse([]byte(tc.in), "")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "PRIVATE KEY") {
+					t.Errorf("the error quotes a key: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.Registries); diff != "" {
+				t.Errorf("Registries (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

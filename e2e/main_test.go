@@ -101,11 +101,14 @@ type env struct {
 	caFile string
 	// path, if set, is put in front of PATH (where credential helpers are found).
 	path string
+	// extra are more KEY=value variables.
+	extra []string
 }
 
 func (e env) vars() []string {
 	vars := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		for _, k := range []string{"DOCKER_CONFIG=", "SSL_CERT_FILE=", "SSL_CERT_DIR=", "SKIP_PREFIXES=", "REGISTRY_AUTH_FILE="} {
+		for _, k := range []string{"DOCKER_CONFIG=", "SSL_CERT_FILE=", "SSL_CERT_DIR=", "SKIP_PREFIXES=", "REGISTRY_AUTH_FILE=",
+			"HTTPS_PROXY=", "https_proxy=", "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy="} {
 			if strings.HasPrefix(kv, k) {
 				return true
 			}
@@ -122,7 +125,7 @@ func (e env) vars() []string {
 	if e.path != "" {
 		vars = append(vars, "PATH="+e.path+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
-	return append(vars, "DOCKER_CONFIG="+dc, "SSL_CERT_FILE="+ca)
+	return append(append(vars, "DOCKER_CONFIG="+dc, "SSL_CERT_FILE="+ca), e.extra...)
 }
 
 // output is what a command printed and how it exited.

@@ -80,7 +80,7 @@ func TestRegistry(t *testing.T) {
 		},
 		{
 			name: "CA not trusted", env: env{caFile: otherCA}, wantCode: 1, wantImages: unpinned,
-			wantStderr: []string{"TLS: registry " + reg.Host + " presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE or the system store)"},
+			wantStderr: []string{"TLS: registry " + reg.Host + " presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE, the system store, or registry-ca-files)"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -80,7 +80,11 @@ func (g *registry) explain(err error, repo, tag string) error {
 	var recErr tls.RecordHeaderError
 	var dnsErr *net.DNSError
 	var plain *plainHTTPError
-	if errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
+	// A TLS alert from the registry that it wants a (different) client certificate.
+	clientCert := strings.Contains(err.Error(), "remote error: tls: certificate required") ||
+		strings.Contains(err.Error(), "remote error: tls: bad certificate") ||
+		strings.Contains(err.Error(), "remote error: tls: unknown certificate authority")
+	if errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) || clientCert {
 		// A loopback or insecure registry is pinged over plain HTTP too; when HTTPS failed on the
 		// certificate, that answer (a TLS server's HTTP 400) is not the cause: the certificate is.
 		e.StatusCode, detail = 0, ""
@@ -106,8 +110,10 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.msg = fmt.Sprintf("canceled while waiting for registry %s", host)
 	case errors.Is(err, context.DeadlineExceeded):
 		e.msg = fmt.Sprintf("deadline reached while waiting for registry %s", host)
+	case clientCert:
+		e.msg = fmt.Sprintf("TLS: registry %s asks for a client certificate and digester has none it accepts (give one for it under registries.HOST.cert and key, or registry-client-cert-files and registry-client-key-files)", host)
 	case errors.As(err, &unknownCA):
-		e.msg = fmt.Sprintf("TLS: registry %s presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE or the system store)", host)
+		e.msg = fmt.Sprintf("TLS: registry %s presents a certificate signed by an unknown authority (trust its CA through SSL_CERT_FILE, the system store, or registry-ca-files)", host)
 	case errors.As(err, &hostErr), errors.As(err, &certErr):
 		e.msg = fmt.Sprintf("TLS: registry %s presents an invalid certificate: %v", host, err)
 	case errors.As(err, &recErr), errors.Is(err, http.ErrSchemeMismatch):

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -235,27 +233,4 @@ func (g *registry) do(ctx context.Context, method, url string) (*http.Response, 
 	}
 	req.Header.Set("Accept", acceptHeader)
 	return g.client.Do(req)
-}
-
-// insecureTLS returns a transport that skips certificate verification for the listed hosts only.
-func insecureTLS(t *http.Transport, hosts map[string]bool) http.RoundTripper {
-	loose := t.Clone()
-	loose.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user listed these hosts as insecure
-	return &hostSwitch{secure: t, insecure: loose, hosts: hosts}
-}
-
-type hostSwitch struct {
-	secure, insecure http.RoundTripper
-	hosts            map[string]bool
-}
-
-func (s *hostSwitch) RoundTrip(req *http.Request) (*http.Response, error) {
-	h := req.URL.Host
-	if hh, _, err := net.SplitHostPort(h); err == nil && s.hosts[hh] {
-		h = hh
-	}
-	if s.hosts[h] {
-		return s.insecure.RoundTrip(req)
-	}
-	return s.secure.RoundTrip(req)
 }

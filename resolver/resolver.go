@@ -49,6 +49,7 @@ type Resolver struct {
 	maxWait     time.Duration
 	backoff     time.Duration
 	insecure    map[string]bool
+	tls         map[string]TLS // by host, see WithRegistryTLS
 	userAgent   string
 
 	mirrors        Mirrors
@@ -113,6 +114,7 @@ func New(opts ...Option) *Resolver {
 		maxWait:     DefaultMaxWait,
 		backoff:     250 * time.Millisecond,
 		insecure:    map[string]bool{},
+		tls:         map[string]TLS{},
 		userAgent:   "digester",
 		registries:  map[string]*registry{},
 	}
@@ -124,10 +126,8 @@ func New(opts ...Option) *Resolver {
 		t.MaxIdleConnsPerHost = r.perRegistry
 		r.base = t
 	}
-	if len(r.insecure) > 0 {
-		if t, ok := r.base.(*http.Transport); ok {
-			r.base = insecureTLS(t, r.insecure)
-		}
+	if t, ok := r.base.(*http.Transport); ok && (len(r.insecure) > 0 || len(r.tls) > 0) {
+		r.base = perHostTLS(t, r.insecure, r.tls)
 	}
 	return r
 }

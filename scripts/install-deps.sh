@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v tinyproxy >/dev/null || need+=(tinyproxy) # an HTTPS proxy for the HTTPS_PROXY tests
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates) # cmd/mkimage copies it into the image
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
@@ -14,10 +15,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The distribution registry package enables a system service on install; the tests start their own.
-if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
-  systemctl stop docker-registry || true
-fi
+# The distribution registry and tinyproxy packages enable a system service on install; the tests
+# start their own.
+for service in docker-registry tinyproxy; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
 
 if [ -f tools/go.mod ]; then
   # Rebuilt whenever bin/kustomize is not the version pinned in tools/go.mod.

@@ -51,15 +51,19 @@ type Registry struct {
 	DockerConfig string
 	// User and Password are the credentials the registry accepts.
 	User, Password string
+	// ClientCert and ClientKey are PEM files of a client certificate the registry accepts, signed
+	// by the CA of CAFile; with ClientCerts, the registry accepts no client without one.
+	ClientCert, ClientKey string
 
-	dir       string
-	logFile   string
-	cmd       *exec.Cmd
-	exited    chan error
-	transport *http.Transport
-	proxy     *Registry
-	accessLog bool
-	noAuth    bool
+	dir         string
+	logFile     string
+	cmd         *exec.Cmd
+	exited      chan error
+	transport   *http.Transport
+	proxy       *Registry
+	accessLog   bool
+	noAuth      bool
+	clientCerts bool
 }
 
 // Option configures a Registry.
@@ -74,6 +78,10 @@ func Proxy(upstream *Registry) Option { return func(r *Registry) { r.proxy = ups
 // (The registry's proxy mode, Proxy, can log in to its upstream only through a bearer token
 // server, not with basic auth: a cache's upstream here is anonymous.)
 func Anonymous() Option { return func(r *Registry) { r.noAuth = true } }
+
+// ClientCerts makes the registry require a client certificate signed by its CA (mutual TLS);
+// ClientCert and ClientKey hold one.
+func ClientCerts() Option { return func(r *Registry) { r.clientCerts = true } }
 
 // AccessLog makes the registry log every request it serves; read them with Requests.
 func AccessLog() Option { return func(r *Registry) { r.accessLog = true } }
@@ -97,6 +105,8 @@ func Start(dir string, opts ...Option) (*Registry, error) {
 		DockerConfig: filepath.Join(dir, "docker"),
 		dir:          dir,
 		logFile:      filepath.Join(dir, "registry.log"),
+		ClientCert:   filepath.Join(dir, "client.pem"),
+		ClientKey:    filepath.Join(dir, "client-key.pem"),
 	}
 	for _, o := range opts {
 		o(r)
@@ -107,6 +117,13 @@ func Start(dir string, opts ...Option) (*Registry, error) {
 	}
 	r.transport = http.DefaultTransport.(*http.Transport).Clone()
 	r.transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+	if r.clientCerts {
+		cert, err := tls.LoadX509KeyPair(r.ClientCert, r.ClientKey)
+		if err != nil {
+			return nil, err
+		}
+		r.transport.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
 	out, err := exec.Command("htpasswd", "-Bbn", r.User, r.Password).Output()
 	if err != nil {
 		return nil, fmt.Errorf("htpasswd: %w", err)
@@ -146,6 +163,10 @@ func (r *Registry) start() error {
 	}
 	r.Host = l.Addr().String()
 	l.Close()
+	clientCAs := "[]"
+	if r.clientCerts {
+		clientCAs = fmt.Sprintf("[%q]", r.CAFile)
+	}
 	config := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -154,9 +175,9 @@ storage:
   filesystem: {rootdirectory: %q}
 http:
   addr: %q
-  tls: {certificate: %q, key: %q}
+  tls: {certificate: %q, key: %q, clientcas: %s}
 `, !r.accessLog, filepath.Join(r.dir, "storage"), r.Host, filepath.Join(r.dir, "server.pem"),
-		filepath.Join(r.dir, "server-key.pem"))
+		filepath.Join(r.dir, "server-key.pem"), clientCAs)
 	if !r.noAuth {
 		config += fmt.Sprintf("auth:\n  htpasswd: {realm: digester-e2e, path: %q}\n", filepath.Join(r.dir, "htpasswd"))
 	}
@@ -204,8 +225,8 @@ http:
 	return fmt.Errorf("docker-registry did not answer on %s:\n%s", r.Host, r.Log())
 }
 
-// writeCerts creates a CA and a server certificate for 127.0.0.1 and localhost signed by it, and
-// returns a pool trusting the CA.
+// writeCerts creates a CA, a server certificate for 127.0.0.1 and localhost and a client
+// certificate, both signed by it, and returns a pool trusting the CA.
 func (r *Registry) writeCerts() (*x509.CertPool, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -239,9 +260,11 @@ func (r *Registry) writeCerts() (*x509.CertPool, error) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// 127.1 is 127.0.0.1 to a proxy's resolver but a host name to Go, which never sends a
+		// loopback IP through HTTPS_PROXY: the proxy tests name the registry so.
+		DNSNames:    []string{"localhost", "127.1"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -251,10 +274,31 @@ func (r *Registry) writeCerts() (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	clientDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "digester e2e client"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, &clientKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	clientKeyDER, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		return nil, err
+	}
 	for file, block := range map[string]*pem.Block{
 		"ca.pem":         {Type: "CERTIFICATE", Bytes: caDER},
 		"server.pem":     {Type: "CERTIFICATE", Bytes: der},
 		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		"client.pem":     {Type: "CERTIFICATE", Bytes: clientDER},
+		"client-key.pem": {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
 	} {
 		if err := os.WriteFile(filepath.Join(r.dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
 			return nil, err

@@ -1,0 +1,99 @@
+package e2e_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// startProxy runs tinyproxy on a loopback port and returns its URL and its log file.
+func startProxy(t *testing.T) (url, logFile string) {
+	t.Helper()
+	bin, err := exec.LookPath("tinyproxy")
+	if err != nil {
+		t.Fatal("tinyproxy is not on PATH: run `make deps` (scripts/install-deps.sh apt-installs it)")
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	logFile = filepath.Join(dir, "tinyproxy.log")
+	conf := fmt.Sprintf("Port %s\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nLogLevel Info\nLogFile %q\n", port, logFile)
+	writeFiles(t, dir, map[string]string{"tinyproxy.conf": conf})
+	cmd := exec.Command(bin, "-d", "-c", filepath.Join(dir, "tinyproxy.conf"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logFile)
+			t.Fatalf("tinyproxy did not listen on %s:\n%s", addr, b)
+		}
+	}
+	return "http://" + addr, logFile
+}
+
+// TestProxy pins through a real HTTPS proxy (tinyproxy) named by HTTPS_PROXY, and checks in the
+// proxy's log that the lookups went through it. Go never sends loopback addresses through a
+// proxy, so the registry is named 127.1: a host name to Go, 127.0.0.1 to the proxy's resolver.
+func TestProxy(t *testing.T) {
+	s := newSpace(t)
+	digests := s.push(t, map[string]types.MediaType{"app:1": types.OCIManifestSchema1})
+	host := strings.Replace(reg.Host, "127.0.0.1", "127.1", 1)
+	img := host + "/" + s.ns + "/app:1"
+	dir := t.TempDir()
+	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
+		host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"config.json": string(cfg)})
+	proxy, proxyLog := startProxy(t)
+	input := []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
+		"- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: app\n  spec:\n    containers:\n" +
+		"    - name: app\n      image: " + img + "\n")
+
+	for _, tc := range []struct {
+		name    string
+		noProxy string
+	}{
+		{name: "HTTPS_PROXY"},
+		{name: "NO_PROXY naming other hosts", noProxy: "registry.example,127.0.0.1," + reg.Host},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadFile(proxyLog)
+			e := env{dockerConfig: dir, extra: []string{"HTTPS_PROXY=" + proxy, "NO_PROXY=" + tc.noProxy}}
+			out := run(t, e, input, t.TempDir(), digester)
+			if out.code != 0 {
+				t.Fatalf("exit code %d; stderr:\n%s", out.code, out.stderr)
+			}
+			if diff := cmp.Diff([]string{img + "@" + digests["app:1"]}, outputImages(t, out.stdout)); diff != "" {
+				t.Errorf("images (-want +got):\n%s", diff)
+			}
+			after, _ := os.ReadFile(proxyLog)
+			if !strings.Contains(string(after[len(before):]), "CONNECT "+host) {
+				t.Errorf("the proxy's log shows no CONNECT %s:\n%s", host, after[len(before):])
+			}
+		})
+	}
+}
