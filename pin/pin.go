@@ -330,6 +330,19 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	if len(old) > 0 {
 		oldResolved = res.Resolve(ctx, old)
 	}
+	// A pin that verify or check would call stale may be one platform's image of the tag's index:
+	// then it is not stale, but only nodes of that platform can run it. One GET per such index.
+	children := map[string]map[string]string{} // index repo@digest -> image digest -> platform
+	if check || cfg.Pinned == "verify" {
+		for _, t := range tasks {
+			got := resolved[t.lookup]
+			idx := repository(t.tag) + "@" + got.Digest
+			if _, done := children[idx]; done || t.digest == "" || t.tag == "" || got.Err != nil || got.Digest == t.digest {
+				continue
+			}
+			children[idx], _ = res.Platforms(ctx, idx) // on failure, the pin is reported stale as before
+		}
+	}
 
 	// 3. Decide each field. All or nothing: pin only when every field is fine, or when told to warn.
 	type change struct {
@@ -381,6 +394,13 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			why := fmt.Sprintf("%s is pinned to %s, but the tag now points to %s", t.tag, t.digest, got.Digest)
 			if o := oldResolved[repository(t.tag)+"@"+t.digest]; o.Err != nil {
 				why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
+			}
+			if p, ok := children[repository(t.tag)+"@"+got.Digest][t.digest]; ok && (check || cfg.Pinned == "verify") {
+				s.Verified++
+				used[t.tag] = t.digest
+				r.add(Warning, t.use, fmt.Sprintf("%s is pinned to %s, the %s image of the multi-arch tag (%s): nodes of other platforms cannot run it",
+					t.tag, t.digest, p, got.Digest), "")
+				continue
 			}
 			if check || cfg.Pinned == "verify" {
 				r.failed(t.use, "stale pin: "+why)

@@ -189,3 +189,47 @@ func (g *registry) get(ctx context.Context, kind, repo, tag, digest string) ([]b
 	}
 	return body, nil
 }
+
+// Platforms returns, for an index named by digest ("repo@sha256:…"), the platform of each image it
+// lists (os/arch[/variant][:os.version]), by digest; for an image, an empty map. It costs one GET of the manifest, from the first
+// of the repository's sources (mirrors, then the registry if allowed) that serves it.
+func (r *Resolver) Platforms(ctx context.Context, ref string) (map[string]string, error) {
+	pr, err := Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !HasDigest(ref) {
+		return nil, fmt.Errorf("%s does not name a digest", ref)
+	}
+	digest := pr.Identifier()
+	for _, s := range r.sources(pr) {
+		if err = s.err; err != nil {
+			continue
+		}
+		g := r.registry(s.ref.Context().Registry, []string{s.ref.Context().Scope("pull")})
+		if err = r.setup(ctx, g); err != nil {
+			continue
+		}
+		var body []byte
+		if body, err = g.get(ctx, "manifests", s.ref.Context().RepositoryStr(), digest, digest); err != nil {
+			continue
+		}
+		var m struct {
+			Manifests []struct {
+				Digest   string       `json:"digest"`
+				Platform *v1.Platform `json:"platform"`
+			} `json:"manifests"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fmt.Errorf("registry %s sent manifest %s that does not parse: %w", g.name.RegistryStr(), digest, err)
+		}
+		out := map[string]string{}
+		for _, d := range m.Manifests {
+			if d.Platform != nil {
+				out[d.Digest] = platformString(*d.Platform)
+			}
+		}
+		return out, nil
+	}
+	return nil, err
+}
