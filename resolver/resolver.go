@@ -65,8 +65,8 @@ type Resolver struct {
 // Option configures a Resolver.
 type Option func(*Resolver)
 
-// WithKeychain sets where credentials come from (default: authn.DefaultKeychain, which reads
-// DOCKER_CONFIG or ~/.docker/config.json and runs its credsStore and credHelpers).
+// WithKeychain sets where credentials come from (default: DefaultKeychain, the docker config, then
+// GITHUB_TOKEN for ghcr.io).
 func WithKeychain(k authn.Keychain) Option { return func(r *Resolver) { r.keychain = k } }
 
 // WithTransport sets the base HTTP transport (default: a clone of http.DefaultTransport, which
@@ -106,7 +106,7 @@ func WithUserAgent(ua string) Option { return func(r *Resolver) { r.userAgent = 
 // New returns a Resolver.
 func New(opts ...Option) *Resolver {
 	r := &Resolver{
-		keychain:    authn.DefaultKeychain,
+		keychain:    DefaultKeychain,
 		concurrency: DefaultConcurrency,
 		perRegistry: DefaultRegistryConcurrency,
 		timeout:     DefaultTimeout,
