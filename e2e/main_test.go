@@ -4,8 +4,8 @@
 // checks what a user sees: the files on disk, the structured results, the exit code and the
 // error text.
 //
-// It needs kpt on PATH (https://github.com/kptdev/kpt/releases), and docker-registry, htpasswd
-// and bin/kustomize, which `make deps` installs. A missing tool fails the tests that need it and
+// It needs kpt on PATH (https://github.com/kptdev/kpt/releases), and docker-registry, htpasswd,
+// tinyproxy and bin/kustomize, which `make deps` installs. A missing tool fails the tests that need it and
 // says how to get it.
 package e2e_test
 
