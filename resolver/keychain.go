@@ -4,12 +4,15 @@ import (
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/google"
 )
 
 // DefaultKeychain is where credentials come from unless WithKeychain says otherwise: the docker
-// config (DOCKER_CONFIG or ~/.docker/config.json, with its credsStore and credHelpers), then, for
-// ghcr.io only, GITHUB_TOKEN. It contacts no host itself.
-var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, GitHubKeychain(os.Getenv))
+// config (DOCKER_CONFIG or ~/.docker/config.json, with its credsStore and credHelpers); then, for
+// Google's registries only (gcr.io, *.gcr.io, *.pkg.dev), Application Default Credentials (the
+// GOOGLE_APPLICATION_CREDENTIALS file, gcloud's ADC file, or the metadata server) or gcloud; then,
+// for ghcr.io only, GITHUB_TOKEN. For any other registry it contacts nothing.
+var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv))
 
 // GitHubKeychain gives ghcr.io, and no other registry, the token in GITHUB_TOKEN (what GitHub
 // Actions provides), with GITHUB_ACTOR as the user name ("digester" when unset). getenv reads the
