@@ -10,9 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/resolver"
 )
 
@@ -53,37 +51,7 @@ func TestGoogleCredentials(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "")
 
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("_token:"+token))
-	armed := false
-	auth := map[string][]string{}
-	reg := registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			on := armed
-			if on {
-				auth[r.Host] = append(auth[r.Host], r.Header.Get("Authorization"))
-			}
-			mu.Unlock()
-			if on && r.Host == "us-docker.pkg.dev" && r.Header.Get("Authorization") != want {
-				w.Header().Set("WWW-Authenticate", `Basic realm="ar"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}))
-	defer reg.Close()
-	digests := map[string]string{}
-	for _, ref := range []string{"us-docker.pkg.dev/proj/repo/app:1", "quay.io/other/app:1"} {
-		repo, tag, _ := strings.Cut(ref, ":")
-		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests[ref] = d.String()
-	}
-	mu.Lock()
-	armed = true
-	mu.Unlock()
+	reg, digests, sent := demanding(t, "us-docker.pkg.dev", want, "us-docker.pkg.dev/proj/repo/app:1", "quay.io/other/app:1")
 
 	resolve := func(ref string) {
 		t.Helper()
@@ -106,7 +74,7 @@ func TestGoogleCredentials(t *testing.T) {
 		t.Errorf("no metadata call for Artifact Registry")
 	}
 	wantAuth := map[string][]string{"quay.io": {"", ""}, "us-docker.pkg.dev": {"", want}}
-	if diff := cmp.Diff(wantAuth, auth); diff != "" {
+	if diff := cmp.Diff(wantAuth, sent()); diff != "" {
 		t.Errorf("Authorization sent, by host (-want +got):\n%s", diff)
 	}
 }

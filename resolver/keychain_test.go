@@ -3,6 +3,7 @@ package resolver_test
 import (
 	"context"
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,9 +19,7 @@ import (
 )
 
 // TestGitHubToken: with GITHUB_TOKEN set, the default keychain sends it to ghcr.io, which here
-// demands it, and sends no credentials to any other registry. The in-process registry serves every
-// host name (registrytest.Transport; one namespace for all, so the repositories differ) and records
-// what each host was sent.
+// demands it, and sends no credentials to any other registry.
 func TestGitHubToken(t *testing.T) {
 	const token = "ghs_0123456789abcdefghijklmnopqrstuvwxyz"
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no docker config: the token is the only credential
@@ -28,40 +27,7 @@ func TestGitHubToken(t *testing.T) {
 	t.Setenv("GITHUB_ACTOR", "octocat")
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("octocat:"+token))
 
-	var mu sync.Mutex
-	armed := false                // off while the test pushes
-	auth := map[string][]string{} // host -> Authorization headers of manifest and ping requests
-	reg := registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			on := armed
-			mu.Unlock()
-			if on {
-				mu.Lock()
-				auth[r.Host] = append(auth[r.Host], r.Header.Get("Authorization"))
-				mu.Unlock()
-				if r.Host == "ghcr.io" && r.Header.Get("Authorization") != want {
-					w.Header().Set("WWW-Authenticate", `Basic realm="ghcr"`)
-					w.WriteHeader(http.StatusUnauthorized)
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}))
-	defer reg.Close()
-	digests := map[string]string{}
-	for _, ref := range []string{"ghcr.io/acme/app:1", "quay.io/other/app:1"} {
-		repo, tag, _ := strings.Cut(ref, ":")
-		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests[ref] = d.String()
-	}
-	mu.Lock()
-	armed = true
-	mu.Unlock()
+	reg, digests, sent := demanding(t, "ghcr.io", want, "ghcr.io/acme/app:1", "quay.io/other/app:1")
 
 	res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{"ghcr.io/acme/app:1", "quay.io/other/app:1"})
 	got := map[string]string{}
@@ -76,8 +42,53 @@ func TestGitHubToken(t *testing.T) {
 	}
 	// ghcr.io: the ping is asked without credentials, then the manifest with the token.
 	wantAuth := map[string][]string{"ghcr.io": {"", want}, "quay.io": {"", ""}}
-	if diff := cmp.Diff(wantAuth, auth); diff != "" {
+	if diff := cmp.Diff(wantAuth, sent()); diff != "" {
 		t.Errorf("Authorization sent, by host (-want +got):\n%s", diff)
+	}
+}
+
+// demanding starts an in-process registry that serves every host name (registrytest.Transport;
+// one namespace for all, so repositories must differ between hosts) and pushes refs to it. From
+// then on it answers 401 on host unless a request carries the Authorization want; sent returns the
+// Authorization headers each host received since the pushes.
+func demanding(t *testing.T, host, want string, refs ...string) (reg *registrytest.Registry, digests map[string]string, sent func() map[string][]string) {
+	t.Helper()
+	var mu sync.Mutex
+	armed := false // off while the test pushes
+	auth := map[string][]string{}
+	reg = registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			on := armed
+			if on {
+				auth[r.Host] = append(auth[r.Host], r.Header.Get("Authorization"))
+			}
+			mu.Unlock()
+			if on && r.Host == host && r.Header.Get("Authorization") != want {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	t.Cleanup(reg.Close)
+	digests = map[string]string{}
+	for _, ref := range refs {
+		repo, tag, _ := strings.Cut(ref, ":")
+		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[ref] = d.String()
+	}
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	return reg, digests, func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(auth)
 	}
 }
 
