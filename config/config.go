@@ -5,10 +5,10 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +47,9 @@ type Config struct {
 	Lock string
 	// LockFile is the file a new lock is written to.
 	LockFile string
+	// Report is "references" (one result per distinct reference, one per registry that is down)
+	// or "fields" (one result per image field).
+	Report string
 }
 
 // Default returns the settings used when nothing is configured.
@@ -60,6 +63,7 @@ func Default() Config {
 		Mode:                "pin",
 		Pinned:              "keep",
 		LockFile:            DefaultLockFile,
+		Report:              "references",
 	}
 }
 
@@ -79,6 +83,7 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
 	{"lock", "lock", `""`, "the package's DigestLock: unset, use it and keep it current if there is one; `update`, also create one; `frozen`, pin from it alone and send no request"},
 	{"lock-file", "lockFile", DefaultLockFile, "the file a new DigestLock is written to, relative to the package"},
+	{"report", "report", "references", "`references`: one result per distinct reference and one per registry that is down; `fields`: one result per image field"},
 }
 
 // Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
@@ -109,148 +114,181 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 		err = fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
 	}
 	c.SkipPrefixes = uniq(c.SkipPrefixes)
-	if err == nil && c.Lock == "frozen" && c.Pinned != "keep" {
-		err = fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
+	if err == nil {
+		err = c.Validate()
 	}
 	return c, err
 }
 
-func parseConfigMap(b []byte, c *Config) error {
-	var cm struct {
-		APIVersion string         `yaml:"apiVersion"`
-		Kind       string         `yaml:"kind"`
-		Metadata   map[string]any `yaml:"metadata"`
-		Data       map[string]any `yaml:"data"`
+// Validate checks settings that depend on each other.
+func (c Config) Validate() error {
+	if c.Lock == "frozen" && c.Pinned != "keep" {
+		return fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
 	}
-	if err := strict(b, &cm); err != nil {
+	return nil
+}
+
+func parseConfigMap(b []byte, c *Config) error {
+	m, err := object(b)
+	if err != nil {
 		return fmt.Errorf("functionConfig ConfigMap: %w", err)
 	}
-	keys := make([]string, 0, len(cm.Data))
-	for k := range cm.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := fmt.Sprint(cm.Data[k])
-		var err error
-		switch k {
-		case "skip-prefixes":
-			c.SkipPrefixes = append(c.SkipPrefixes, splitPrefixes(v)...)
-		case "concurrency":
-			c.Concurrency, err = positive(v)
-		case "registry-concurrency":
-			c.RegistryConcurrency, err = positive(v)
-		case "timeout":
-			c.Timeout, err = duration(v)
-		case "deadline":
-			c.Deadline, err = duration(v)
-		case "insecure-registries":
-			c.InsecureRegistries = splitList(v, ",")
-		case "on-error":
-			c.OnError, err = onError(v)
-		case "mode":
-			c.Mode, err = oneOf(v, "pin", "check")
-		case "pinned":
-			c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
-		case "lock":
-			c.Lock, err = oneOf(v, "", "update", "frozen")
-		case "lock-file":
-			c.LockFile, err = lockFile(v)
+	for _, kv := range pairs(m) {
+		k, v := kv[0], kv[1]
+		switch k.Value {
+		case "apiVersion", "kind", "metadata":
+			continue
+		case "data":
+		case "binaryData", "immutable":
+			return fmt.Errorf("functionConfig ConfigMap: field %q (line %d) is not read: put settings under data", k.Value, k.Line)
 		default:
-			return fmt.Errorf("functionConfig ConfigMap: unknown key %q (known: %s)", k, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
+			return fmt.Errorf("functionConfig ConfigMap: unknown field %q (line %d): settings go under data", k.Value, k.Line)
 		}
-		if err != nil {
-			return fmt.Errorf("functionConfig ConfigMap: key %q: %w", k, err)
+		if v.Kind != yaml.MappingNode {
+			if v.Tag == "!!null" {
+				continue
+			}
+			return fmt.Errorf("functionConfig ConfigMap: data (line %d) is not a map of settings", v.Line)
+		}
+		for _, d := range pairs(v) {
+			if d[1].Kind != yaml.ScalarNode {
+				return fmt.Errorf("functionConfig ConfigMap: key %q (line %d): the value must be a string", d[0].Value, d[0].Line)
+			}
+			if !isKey(d[0].Value) {
+				return fmt.Errorf("functionConfig ConfigMap: unknown key %q (line %d; known: %s)", d[0].Value, d[0].Line,
+					known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
+			}
+			if err := c.Set(d[0].Value, d[1].Value); err != nil {
+				return fmt.Errorf("functionConfig ConfigMap: key %q (line %d): %w", d[0].Value, d[0].Line, unwrapKey(err))
+			}
 		}
 	}
 	return nil
 }
 
-func parseTyped(b []byte, c *Config) error {
-	var d struct {
-		APIVersion          string         `yaml:"apiVersion"`
-		Kind                string         `yaml:"kind"`
-		Metadata            map[string]any `yaml:"metadata"`
-		SkipPrefixes        []string       `yaml:"skipPrefixes"`
-		Concurrency         *int           `yaml:"concurrency"`
-		RegistryConcurrency *int           `yaml:"registryConcurrency"`
-		Timeout             *string        `yaml:"timeout"`
-		Deadline            *string        `yaml:"deadline"`
-		InsecureRegistries  []string       `yaml:"insecureRegistries"`
-		OnError             *string        `yaml:"onError"`
-		Mode                *string        `yaml:"mode"`
-		Pinned              *string        `yaml:"pinned"`
-		Lock                *string        `yaml:"lock"`
-		LockFile            *string        `yaml:"lockFile"`
+// Set sets the setting named by a ConfigMap key (a key of Keys) from its text, as the ConfigMap
+// form and command-line flags give it. List settings (skip-prefixes, insecure-registries) add to
+// what is already set. An error names the key and says what is wrong with the value.
+func (c *Config) Set(key, v string) error {
+	var err error
+	switch key {
+	case "skip-prefixes":
+		c.SkipPrefixes = uniq(append(c.SkipPrefixes, splitPrefixes(v)...))
+	case "concurrency":
+		c.Concurrency, err = positive(v)
+	case "registry-concurrency":
+		c.RegistryConcurrency, err = positive(v)
+	case "timeout":
+		c.Timeout, err = duration(v)
+	case "deadline":
+		c.Deadline, err = duration(v)
+	case "insecure-registries":
+		var hosts []string
+		if hosts, err = registryHosts(v); err == nil {
+			c.InsecureRegistries = uniq(append(c.InsecureRegistries, hosts...))
+		}
+	case "on-error":
+		c.OnError, err = oneOf(v, "fail", "warn")
+	case "mode":
+		c.Mode, err = oneOf(v, "pin", "check")
+	case "pinned":
+		c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
+	case "lock":
+		c.Lock, err = oneOf(v, "", "update", "frozen")
+	case "lock-file":
+		c.LockFile, err = lockFile(v)
+	case "report":
+		c.Report, err = oneOf(v, "references", "fields")
+	default:
+		return fmt.Errorf("unknown key %q (known: %s)", key, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
 	}
-	if err := strict(b, &d); err != nil {
+	if err != nil {
+		return fmt.Errorf("key %q: %w", key, err)
+	}
+	return nil
+}
+
+// parseTyped reads the typed form: the same settings as the ConfigMap, in camelCase, lists as lists.
+func parseTyped(b []byte, c *Config) error {
+	m, err := object(b)
+	if err != nil {
 		return fmt.Errorf("functionConfig %s: %w", Kind, err)
 	}
-	field := func(name string, err error) error {
-		if err != nil {
-			return fmt.Errorf("functionConfig %s: field %q: %w", Kind, name, err)
+	for _, kv := range pairs(m) {
+		k, v := kv[0], kv[1]
+		if k.Value == "apiVersion" || k.Value == "kind" || k.Value == "metadata" {
+			continue
 		}
-		return nil
-	}
-	c.SkipPrefixes = append(c.SkipPrefixes, d.SkipPrefixes...)
-	c.InsecureRegistries = d.InsecureRegistries
-	var err error
-	if d.Concurrency != nil {
-		if c.Concurrency, err = positive(strconv.Itoa(*d.Concurrency)); err != nil {
-			return field("concurrency", err)
+		key := ""
+		for _, known := range Keys {
+			if known.Field == k.Value {
+				key = known.Key
+			}
 		}
-	}
-	if d.RegistryConcurrency != nil {
-		if c.RegistryConcurrency, err = positive(strconv.Itoa(*d.RegistryConcurrency)); err != nil {
-			return field("registryConcurrency", err)
+		where := fmt.Sprintf("functionConfig %s: field %q (line %d)", Kind, k.Value, k.Line)
+		if key == "" {
+			return fmt.Errorf("functionConfig %s: unknown field %q (line %d; known: %s)", Kind, k.Value, k.Line,
+				known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Field }))
 		}
-	}
-	if d.Timeout != nil {
-		if c.Timeout, err = duration(*d.Timeout); err != nil {
-			return field("timeout", err)
+		if key == "skip-prefixes" || key == "insecure-registries" {
+			if v.Kind != yaml.SequenceNode {
+				return fmt.Errorf("%s: must be a list, such as [a.example/, b.example/]", where)
+			}
+			for _, item := range v.Content {
+				if item.Kind != yaml.ScalarNode {
+					return fmt.Errorf("%s: line %d: each item must be a string", where, item.Line)
+				}
+				if key == "skip-prefixes" {
+					c.SkipPrefixes = append(c.SkipPrefixes, strings.TrimSpace(item.Value))
+					continue
+				}
+				if err := c.Set(key, item.Value); err != nil {
+					return fmt.Errorf("%s: %w", where, unwrapKey(err))
+				}
+			}
+			continue
 		}
-	}
-	if d.Deadline != nil {
-		if c.Deadline, err = duration(*d.Deadline); err != nil {
-			return field("deadline", err)
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: must be a single value", where)
 		}
-	}
-	if d.OnError != nil {
-		if c.OnError, err = onError(*d.OnError); err != nil {
-			return field("onError", err)
-		}
-	}
-	if d.Mode != nil {
-		if c.Mode, err = oneOf(*d.Mode, "pin", "check"); err != nil {
-			return field("mode", err)
-		}
-	}
-	if d.Pinned != nil {
-		if c.Pinned, err = oneOf(*d.Pinned, "keep", "verify", "refresh"); err != nil {
-			return field("pinned", err)
-		}
-	}
-	if d.Lock != nil {
-		if c.Lock, err = oneOf(*d.Lock, "", "update", "frozen"); err != nil {
-			return field("lock", err)
-		}
-	}
-	if d.LockFile != nil {
-		if c.LockFile, err = lockFile(*d.LockFile); err != nil {
-			return field("lockFile", err)
+		if err := c.Set(key, v.Value); err != nil {
+			return fmt.Errorf("%s: %w", where, unwrapKey(err))
 		}
 	}
 	return nil
 }
 
-// strict decodes b into v, failing on unknown fields with the YAML decoder's message, which names them.
-func strict(b []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
+func isKey(key string) bool {
+	return slices.ContainsFunc(Keys, func(k struct{ Key, Field, Default, Doc string }) bool { return k.Key == key })
+}
+
+// unwrapKey drops Set's `key "x": ` prefix, for callers that name the field themselves.
+func unwrapKey(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
 	}
-	return nil
+	return err
+}
+
+// object parses b as one YAML document holding a mapping.
+func object(b []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("not a YAML object")
+	}
+	return doc.Content[0], nil
+}
+
+// pairs returns the key and value nodes of mapping m.
+func pairs(m *yaml.Node) [][2]*yaml.Node {
+	var out [][2]*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{m.Content[i], m.Content[i+1]})
+	}
+	return out
 }
 
 func known(f func(struct{ Key, Field, Default, Doc string }) string) string {
@@ -317,13 +355,6 @@ func duration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func onError(s string) (string, error) {
-	if s != "fail" && s != "warn" {
-		return "", fmt.Errorf("%q is neither fail nor warn", s)
-	}
-	return s, nil
-}
-
 // oneOf returns s if it is one of the allowed values.
 func oneOf(s string, allowed ...string) (string, error) {
 	s = strings.TrimSpace(s)
@@ -347,4 +378,15 @@ func lockFile(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a .yaml file inside the package", s)
 	}
 	return clean, nil
+}
+
+// registryHosts splits a comma-separated list of registries, each a host or host:port.
+func registryHosts(s string) ([]string, error) {
+	hosts := splitList(s, ",")
+	for _, h := range hosts {
+		if strings.Contains(h, "://") || strings.ContainsAny(h, "/ @") {
+			return nil, fmt.Errorf("%q is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)", h)
+		}
+	}
+	return hosts, nil
 }

@@ -46,7 +46,7 @@ data:
 			want: Config{
 				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
 				Timeout: 3 * time.Second, Deadline: time.Minute,
-				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn",
+				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn", Report: "references",
 				Mode: "check", Pinned: "verify", Lock: "update", LockFile: "locks/images.yaml",
 			},
 		},
@@ -59,7 +59,7 @@ data:
 		{
 			name:    "frozen lock and refresh",
 			in:      "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npinned: refresh\nlock: frozen\n",
-			wantErr: "lock: frozen sends no registry request, so it cannot go with pinned: refresh",
+			wantErr: "functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: refresh, which asks the registries",
 		},
 		{
 			name: "typed",
@@ -76,11 +76,12 @@ onError: fail
 mode: check
 pinned: refresh
 lockFile: x.yaml
+report: fields
 `,
 			want: Config{
 				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
 				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
-				InsecureRegistries: []string{"r.example"}, OnError: "fail",
+				InsecureRegistries: []string{"r.example"}, OnError: "fail", Report: "fields",
 				Mode: "check", Pinned: "refresh", LockFile: "x.yaml",
 			},
 		},
@@ -92,25 +93,46 @@ lockFile: x.yaml
 				c.SkipPrefixes = []string{"registry.example:443/team/", "127.0.0.1:5000/vendor/", "localhost:5000", "gcr.io/x/", "quay.io/y/"}
 			}),
 		},
-		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
-		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
-		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},
-		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n", wantErr: `key "timeout": "soon" is not a positive duration`},
-		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n", wantErr: `key "on-error": "ignore" is neither fail nor warn`},
-		{name: "bad mode", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mode: dry-run\n", wantErr: `key "mode": "dry-run" is not one of pin, check`},
-		{name: "bad pinned", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  pinned: ignore\n", wantErr: `key "pinned": "ignore" is not one of keep, verify, refresh`},
-		{name: "bad lock", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nlock: read\n", wantErr: `field "lock": "read" is not one of update, frozen`},
-		{name: "lock file outside the package", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  lock-file: ../digests.yaml\n", wantErr: `key "lock-file": "../digests.yaml" is not a .yaml file inside the package`},
-		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n", wantErr: `field "deadline"`},
-		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
-		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `kind "Secret" is not supported`},
+		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n",
+			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, on-error, mode, pinned, lock, lock-file, report)`},
+		{name: "configmap field outside data", in: "kind: ConfigMap\napiVersion: v1\ndat:\n  on-error: warn\n",
+			wantErr: `functionConfig ConfigMap: unknown field "dat" (line 3): settings go under data`},
+		{name: "unknown typed field names the key and line, not a Go type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: x}\nonErorr: warn\n",
+			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, onError, mode, pinned, lock, lockFile, report)`},
+		{name: "typed value of the wrong type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nconcurrency: lots\n",
+			wantErr: `functionConfig Digester: field "concurrency" (line 3): "lots" is not a whole number of at least 1`},
+		{name: "typed list given as a string", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefixes: a/\n",
+			wantErr: `functionConfig Digester: field "skipPrefixes" (line 3): must be a list, such as [a.example/, b.example/]`},
+		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n",
+			wantErr: `functionConfig ConfigMap: key "concurrency" (line 4): "0" is not a whole number of at least 1`},
+		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n",
+			wantErr: `functionConfig ConfigMap: key "timeout" (line 4): "soon" is not a positive duration such as 10s or 2m`},
+		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n",
+			wantErr: `functionConfig ConfigMap: key "on-error" (line 4): "ignore" is not one of fail, warn`},
+		{name: "bad report", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  report: all\n",
+			wantErr: `functionConfig ConfigMap: key "report" (line 4): "all" is not one of references, fields`},
+		{name: "insecure registry given as a URL", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  insecure-registries: http://foo\n",
+			wantErr: `functionConfig ConfigMap: key "insecure-registries" (line 4): "http://foo" is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)`},
+		{name: "typed insecure registry with a path", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ninsecureRegistries: [foo/bar]\n",
+			wantErr: `functionConfig Digester: field "insecureRegistries" (line 3): "foo/bar" is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)`},
+		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n",
+			wantErr: `functionConfig Digester: field "deadline" (line 3): "-1s" is not a positive duration such as 10s or 2m`},
+		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `functionConfig: apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
+		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `functionConfig: kind "Secret" is not supported: use a ConfigMap or fn.kpt.dev/v1alpha1 Digester`},
+		{name: "bad mode", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mode: dry-run\n", wantErr: `functionConfig ConfigMap: key "mode" (line 4): "dry-run" is not one of pin, check`},
+		{name: "bad pinned", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  pinned: ignore\n", wantErr: `functionConfig ConfigMap: key "pinned" (line 4): "ignore" is not one of keep, verify, refresh`},
+		{name: "bad lock", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nlock: read\n", wantErr: `functionConfig Digester: field "lock" (line 3): "read" is not one of update, frozen`},
+		{name: "lock file outside the package", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  lock-file: ../digests.yaml\n", wantErr: `functionConfig ConfigMap: key "lock-file" (line 4): "../digests.yaml" is not a .yaml file inside the package`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Parse([]byte(tt.in), tt.env)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+				if err == nil {
+					t.Fatalf("Parse succeeded, want error %q", tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.wantErr, err.Error()); diff != "" {
+					t.Errorf("Parse error (-want +got):\n%s", diff)
 				}
 				return
 			}
