@@ -192,7 +192,10 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	if err != nil {
 		return usageError(env, fmt.Sprintf("%s: %v", cmd, err))
 	}
-	check := cmd == "check"
+	if cmd == "check" {
+		cfg.Mode = "check"
+	}
+	check := cfg.Mode == "check"
 	if check {
 		cfg.Report = "fields" // one line per field that pin would change
 	}
@@ -211,6 +214,7 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	for _, fl := range files {
 		objs = append(objs, fl.objs...)
 	}
+	locks := snapshotLocks(files)
 
 	rep := pin.New(cfg, env.Options...).Run(ctx, objs)
 
@@ -222,11 +226,8 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	if !rep.OK() {
 		code = ExitFail
 	}
-	if check && hasErrors(rep) {
-		code = ExitFail
-	}
 	if !check && rep.OK() {
-		if err := writeAll(files, rep.Findings); err != nil {
+		if err := writeAll(files, rep, locks, f.paths); err != nil {
 			fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 			code = ExitFail
 		}
@@ -244,15 +245,6 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	}
 	fmt.Fprintf(env.Stderr, "digester: %s\n", rep.Summary)
 	return code
-}
-
-func hasErrors(rep *pin.Report) bool {
-	for _, f := range rep.Findings {
-		if f.Severity == pin.Error {
-			return true
-		}
-	}
-	return false
 }
 
 // input is a file with, once computed, its pinned bytes.
@@ -311,16 +303,46 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 	return files, stdin, nil
 }
 
+// snapshotLocks records each DigestLock object as YAML before the run, to see which the run changed.
+func snapshotLocks(files []*input) map[*pin.Object]string {
+	locks := map[*pin.Object]string{}
+	for _, fl := range files {
+		for _, o := range fl.objs {
+			if isLock(o.Node) {
+				locks[o] = encode(o.Node)
+			}
+		}
+	}
+	return locks
+}
+
 // writeAll works out every file's new bytes first, and only then writes the files that changed.
-// A value that cannot be edited in place fails the run with no file written.
-func writeAll(files []*input, findings []pin.Finding) error {
+// A value that cannot be edited in place fails the run with no file written. A file holding a
+// DigestLock that the run changed is written out whole from its nodes (the lock is digester's own
+// file); a lock the run created goes to the first directory given, or after the documents on
+// stdout.
+func writeAll(files []*input, rep *pin.Report, locks map[*pin.Object]string, paths []string) error {
 	byFile := map[string][]pin.Finding{}
-	for _, f := range findings {
+	for _, f := range rep.Findings {
 		if f.Object != nil && f.Pinned != "" {
 			byFile[f.Object.File] = append(byFile[f.Object.File], f)
 		}
 	}
+	changedLock := map[string]bool{}
+	for o, before := range locks {
+		if encode(o.Node) != before {
+			changedLock[o.File] = true
+		}
+	}
+	var stdin *input
 	for _, fl := range files {
+		if fl.path == "" {
+			stdin = fl
+		}
+		if changedLock[fl.name] {
+			fl.pinned = fl.encode()
+			continue
+		}
 		edits, err := fl.edits(byFile[fl.name])
 		if err != nil {
 			return fmt.Errorf("%w; no file was written", err)
@@ -329,9 +351,36 @@ func writeAll(files []*input, findings []pin.Finding) error {
 			fl.pinned = fl.apply(edits)
 		}
 	}
-	for _, fl := range files {
+	var created []*input
+	for _, o := range rep.Created {
+		dir := ""
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				dir = p
+				break
+			}
+		}
+		doc := []byte(encode(o.Node))
+		switch {
+		case dir != "":
+			name := filepath.Join(dir, filepath.FromSlash(o.File))
+			created = append(created, &input{file: &file{name: name, path: name, mode: 0o644}, pinned: doc})
+		case stdin != nil:
+			base := stdin.data
+			if stdin.pinned != nil {
+				base = stdin.pinned
+			}
+			stdin.pinned = append(append(append([]byte{}, base...), []byte("---\n")...), doc...)
+		default:
+			return fmt.Errorf("cannot write the new DigestLock %s: name a directory (the package) or -; no file was written", o.File)
+		}
+	}
+	for _, fl := range append(files, created...) {
 		if fl.pinned == nil || fl.path == "" {
 			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(fl.path), 0o755); err != nil {
+			return err
 		}
 		if err := fl.write(fl.pinned); err != nil {
 			return fmt.Errorf("write %s: %w", fl.name, err)

@@ -192,7 +192,7 @@ func TestConfigFile(t *testing.T) {
 
 	got = runCLI(t, reg, "", "pin", "--config", filepath.Join(dir, "typo.yaml"), filepath.Join(dir, "pkg"))
 	first, _, _ := strings.Cut(got.stderr, "\n")
-	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, onError, report)`
+	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, onError, mode, pinned, lock, lockFile, report)`
 	if got.code != ExitUsage || first != want {
 		t.Errorf("exit %d, stderr starts %q; want 2 and %q", got.code, first, want)
 	}
@@ -410,4 +410,82 @@ func TestPinFailure(t *testing.T) {
 			t.Errorf("files changed (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestCheck: check changes nothing, prints one file:line:col per unpinned field, exits 1 if any,
+// and sends no registry request.
+func TestCheck(t *testing.T) {
+	reg, digests := testRegistry(t, "nginx:1.27")
+	files := map[string]string{
+		"a.yaml": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27\n  - name: b\n    image: nginx:1.27\n",
+		"b.yaml": "kind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: b\n    image: nginx:1.27@" + digests["nginx:1.27"] + "\n",
+	}
+	dir := t.TempDir()
+	writeTree(t, dir, files)
+	got := runCLI(t, reg, "", "check", dir)
+	a := filepath.Join(dir, "a.yaml")
+	want := result{
+		code: 1,
+		stdout: a + ":6:12: error: not pinned: nginx:1.27 has no digest (digester would pin it)\n" +
+			a + ":8:12: error: not pinned: nginx:1.27 has no digest (digester would pin it)\n",
+		stderr: "digester: check failed: pinning would make 2 changes, each an error above (0 distinct references, 0 registry requests); 1 already pinned, 0 skipped by prefix\n",
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(files, readTree(t, dir)); diff != "" {
+		t.Errorf("check changed files (-want +got):\n%s", diff)
+	}
+	if n := len(reg.Requests()); n != 0 {
+		t.Errorf("check sent %d registry requests, want none", n)
+	}
+
+	// Once pinned, check passes.
+	if got := runCLI(t, reg, "", "pin", dir); got.code != 0 {
+		t.Fatalf("pin: exit %d\n%s", got.code, got.stderr)
+	}
+	if got := runCLI(t, reg, "", "check", dir); got.code != 0 || got.stdout != "" {
+		t.Errorf("check after pin: exit %d, stdout %q", got.code, got.stdout)
+	}
+}
+
+// TestRefreshAndLock: pinned: refresh rewrites a stale digest in place; lock: update writes a
+// DigestLock into the directory, which a later lock: frozen run pins from without a request.
+func TestRefreshAndLock(t *testing.T) {
+	reg, digests := testRegistry(t, "nginx:1.27", "redis:7.4")
+	stale := "sha256:" + strings.Repeat("0", 64)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"web.yaml": "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27@" + stale + " # stale\n  - name: b\n    image: redis:7.4\n",
+	})
+	got := runCLI(t, reg, "", "pin", "--pinned=refresh", "--lock=update", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	tree := readTree(t, dir)
+	wantWeb := "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27@" + digests["nginx:1.27"] + " # stale\n  - name: b\n    image: redis:7.4@" + digests["redis:7.4"] + "\n"
+	if diff := cmp.Diff(wantWeb, tree["web.yaml"]); diff != "" {
+		t.Errorf("web.yaml (-want +got):\n%s", diff)
+	}
+	lock := tree["digests.lock.yaml"]
+	for _, want := range []string{"kind: DigestLock\n", "- image: nginx:1.27\n  digest: " + digests["nginx:1.27"] + "\n", "- image: redis:7.4\n  digest: " + digests["redis:7.4"] + "\n"} {
+		if !strings.Contains(lock, want) {
+			t.Errorf("digests.lock.yaml lacks %q:\n%s", want, lock)
+		}
+	}
+
+	// A fresh copy of the unpinned source pins from the lock alone.
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"web.yaml": "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4\n", "digests.lock.yaml": lock})
+	reg.Reset()
+	got = runCLI(t, reg, "", "pin", "--lock=frozen", src)
+	if got.code != 0 {
+		t.Fatalf("frozen: exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if want := "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4@" + digests["redis:7.4"] + "\n"; readTree(t, src)["web.yaml"] != want {
+		t.Errorf("frozen: web.yaml = %q, want %q", readTree(t, src)["web.yaml"], want)
+	}
+	if n := len(reg.Requests()); n != 0 {
+		t.Errorf("lock: frozen sent %d requests, want none", n)
+	}
 }

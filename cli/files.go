@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/kio"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/pin"
 )
@@ -24,6 +25,7 @@ type file struct {
 	mode os.FileMode
 	data []byte
 	objs []*pin.Object
+	docs []*yaml.Node // every document, for writing the file out whole
 }
 
 // yamlFiles lists the YAML files under arg as kpt reads a package: *.yaml and *.yml, in lexical
@@ -76,6 +78,7 @@ func (f *file) parse() error {
 		if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
 			continue
 		}
+		f.docs = append(f.docs, &doc)
 		root := doc.Content[0]
 		if items := listItems(root); items != nil {
 			for _, it := range items {
@@ -108,31 +111,31 @@ func listItems(root *yaml.Node) []*yaml.Node {
 	return items.Content
 }
 
-// edit appends to an image value in the text of a file.
+// edit replaces an image value in the text of a file.
 type edit struct {
-	offset int    // byte offset just past the value
-	insert string // "@sha256:…"
+	start, end int    // the value's bytes, quotes excluded
+	text       string // what replaces them: the pinned reference
 }
 
-// edits finds, in the file's bytes, the end of each value that pinned and returns the insertions
-// that pin them. Only the value's own bytes are touched, so comments, quoting, indentation and
+// edits finds, in the file's bytes, each value that the run pinned (or refreshed) and returns the
+// replacements that pin them. Only the value's own bytes are touched, so comments, quoting, indentation and
 // line endings stay exactly as they were. A value written in a form that cannot be edited in
 // place (a block scalar, an escape sequence, a value over several lines) is an error naming it.
 func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 	starts := lineStarts(f.data)
 	var out []edit
 	for _, fd := range findings {
-		if fd.Object == nil || fd.Pinned == "" || !strings.HasPrefix(fd.Pinned, fd.Image+"@") {
+		if fd.Object == nil || fd.Pinned == "" {
 			continue
 		}
-		off, ok := valueEnd(f.data, starts, fd.Line, fd.Column, fd.Image)
+		start, ok := valueStart(f.data, starts, fd.Line, fd.Column, fd.Image)
 		if !ok {
 			return nil, fmt.Errorf("%s:%d:%d: %s %s: the value %q is not written as a plain or quoted string on one line, so digester cannot pin it in place; write it on one line",
 				f.name, fd.Line, fd.Column, fd.ID, fd.Path, fd.Image)
 		}
-		out = append(out, edit{offset: off, insert: strings.TrimPrefix(fd.Pinned, fd.Image)})
+		out = append(out, edit{start: start, end: start + len(fd.Image), text: fd.Pinned})
 	}
-	slices.SortFunc(out, func(a, b edit) int { return a.offset - b.offset })
+	slices.SortFunc(out, func(a, b edit) int { return a.start - b.start })
 	return out, nil
 }
 
@@ -141,9 +144,9 @@ func (f *file) apply(edits []edit) []byte {
 	var b bytes.Buffer
 	last := 0
 	for _, e := range edits {
-		b.Write(f.data[last:e.offset])
-		b.WriteString(e.insert)
-		last = e.offset
+		b.Write(f.data[last:e.start])
+		b.WriteString(e.text)
+		last = e.end
 	}
 	b.Write(f.data[last:])
 	return b.Bytes()
@@ -160,10 +163,10 @@ func lineStarts(data []byte) []int {
 	return starts
 }
 
-// valueEnd returns the byte offset just past the text of value, whose node starts at line:column
-// (1-based; the column counts characters, as the YAML parser does). The value must be there as
-// written: plain, or in single or double quotes with nothing escaped.
-func valueEnd(data []byte, starts []int, line, column int, value string) (int, bool) {
+// valueStart returns the byte offset at which the text of value starts, its node being at
+// line:column (1-based; the column counts characters, as the YAML parser does). The value must be
+// there as written: plain, or in single or double quotes with nothing escaped, on one line.
+func valueStart(data []byte, starts []int, line, column int, value string) (int, bool) {
 	if line < 1 || line > len(starts) || column < 1 {
 		return 0, false
 	}
@@ -182,7 +185,7 @@ func valueEnd(data []byte, starts []int, line, column int, value string) (int, b
 			strings.ContainsRune(value, rune(q)) || q == '"' && strings.Contains(value, `\`) {
 			return 0, false
 		}
-		return off + 1 + len(value), true
+		return off + 1, true
 	}
 	if !bytes.HasPrefix(rest, []byte(value)) {
 		return 0, false
@@ -191,7 +194,45 @@ func valueEnd(data []byte, starts []int, line, column int, value string) (int, b
 	if end < len(data) && !strings.ContainsRune(" \t\r\n#,]}", rune(data[end])) {
 		return 0, false
 	}
-	return end, true
+	return off, true
+}
+
+// isLock reports whether n is a DigestLock (see package pin).
+func isLock(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	var kind, apiVersion string
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "kind":
+			kind = n.Content[i+1].Value
+		case "apiVersion":
+			apiVersion = n.Content[i+1].Value
+		}
+	}
+	return kind == pin.LockKind && apiVersion == pin.LockAPIVersion
+}
+
+// encode writes a node as kyaml does (two-space indent, lists not indented under their key).
+func encode(n *yaml.Node) string {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	return kyaml.NewRNode(n).MustString()
+}
+
+// encode writes every document of the file from its nodes, keeping its line endings.
+func (f *file) encode() []byte {
+	var docs []string
+	for _, d := range f.docs {
+		docs = append(docs, encode(d))
+	}
+	out := strings.Join(docs, "---\n")
+	if bytes.Contains(f.data, []byte("\r\n")) {
+		out = strings.ReplaceAll(out, "\n", "\r\n")
+	}
+	return []byte(out)
 }
 
 // write replaces the file's content with data, through a temporary file renamed over it, so that

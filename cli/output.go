@@ -145,6 +145,10 @@ var flagHelp = map[string]struct{ arg, doc string }{
 	"deadline":             {"DURATION", ""},
 	"insecure-registries":  {"LIST", "registries (host or host:port, comma-separated) that may be reached over plain HTTP or with unverified TLS; loopback always may use plain HTTP; may be repeated"},
 	"on-error":             {"fail|warn", ""},
+	"mode":                 {"pin|check", "check: change nothing, print each field pin would change, exit 1 if any; digester check is digester pin --mode check"},
+	"pinned":               {"keep|verify|refresh", ""},
+	"lock":                 {"update|frozen", ""},
+	"lock-file":            {"FILE", ""},
 	"report":               {"references|fields", "pin: references prints one line per distinct reference and one per registry that is down, fields one per image field (check always prints one per field)"},
 }
 
