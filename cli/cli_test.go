@@ -312,7 +312,7 @@ func TestPinStdin(t *testing.T) {
 		code:   1,
 		stdout: bad,
 		stderr: `<stdin>:7:12: error: cannot pin nginx:1.277: tag not found: "1.277" in repository library/nginx on registry index.docker.io` + "\n" +
-			"digester: pinned nothing: 1 image field could not be pinned, so the package is returned unchanged (1 distinct reference, 2 registry requests)\n",
+			"digester: pinned nothing: 1 image field could not be pinned, so the package is returned unchanged (1 distinct reference, 3 registry requests)\n",
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -404,7 +404,7 @@ func TestKptFailingLookup(t *testing.T) {
 			t.Fatalf("kpt fn render succeeded on a missing image:\n%s", out.stderr)
 		}
 		t.Logf("kpt fn render prints:\n%s", out.stderr)
-		if line := "[error] batch/v1/CronJob/shop/nightly-report spec.jobTemplate.spec.template.spec.containers[0].image: " + msg; !strings.Contains(out.stderr, line) {
+		msg := "cannot pin " + s.image("shop/report:2.0") + ": repository not found: registry " + reg.Host + " has no repository " + s.ns + "/shop/report"
 		if line := "[error] batch/v1/CronJob/shop/nightly-report spec.jobTemplate.spec.template.spec.containers[0].image: " + msg; !strings.Contains(out.stderr, line) {
 			t.Errorf("kpt's output does not show %q:\n%s", line, out.stderr)
 		}

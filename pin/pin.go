@@ -90,6 +90,8 @@ type Summary struct {
 	// Pinned image fields were set to a digest, FromLock of them from the package's DigestLock;
 	// AlreadyPinned carried one; Skipped matched a skip prefix.
 	Pinned, FromLock, AlreadyPinned, Skipped int
+	// Templated image fields hold a template variable (${IMAGE}, $(params.image)): left as they are, with a warning.
+	Templated int
 	// Verified pins were found current (pinned: verify or refresh); Refreshed were moved to their
 	// tag's current digest.
 	Verified, Refreshed int
@@ -123,6 +125,9 @@ func (s Summary) String() string {
 	}
 	if s.FromLock > 0 {
 		msg += fmt.Sprintf("; %d pinned from the lock", s.FromLock)
+	}
+	if s.Templated > 0 {
+		msg += fmt.Sprintf("; %s with a template variable left as written", plural(s.Templated, "image field"))
 	}
 	if s.Verified > 0 {
 		msg += fmt.Sprintf("; %s verified", plural(s.Verified, "pin"))
@@ -255,6 +260,11 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			u := use{obj, id, f}
 			if hasPrefix(f.Image, cfg.SkipPrefixes) {
 				s.Skipped++
+				continue
+			}
+			if tv := resolver.Template(f.Image); tv != "" {
+				s.Templated++
+				r.add(Warning, u, fmt.Sprintf("not pinned: %q holds an unexpanded template variable, %s: pin the manifests once it is filled in", f.Image, tv), "")
 				continue
 			}
 			if _, err := resolver.Parse(f.Image); err != nil {
