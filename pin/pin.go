@@ -639,15 +639,6 @@ func column(n *yaml.Node) int {
 	return n.Column
 }
 
-func hasPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // plural is n and noun, with an s unless n is 1.
 func plural(n int, noun string) string {
 	if n == 1 {
