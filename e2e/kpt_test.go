@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -412,4 +413,79 @@ func TestKptFailingLookup(t *testing.T) {
 			t.Errorf("files changed (-before +after):\n%s", diff)
 		}
 	})
+}
+
+// TestRepoKptfileOffline runs the repository's own pipeline as a fresh clone has it (Kptfile,
+// .krmignore, digests.lock.yaml and example/ as committed), with nothing serving localhost:5000:
+// every image is pinned from the lock, with no registry request, and the lock stays as it is.
+func TestRepoKptfileOffline(t *testing.T) {
+	t.Parallel()
+	kpt := tool(t, "kpt")
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, name := range []string{"Kptfile", ".krmignore", "digests.lock.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	for name, content := range readFiles(t, filepath.Join(repoRoot, "example")) {
+		files[filepath.Join("example", name)] = content
+	}
+	writeFiles(t, dir, files)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(digester, filepath.Join(dir, "bin", "digester")); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the lock says, applied to every image field of example/.
+	lock, err := yaml.Parse(files["digests.lock.yaml"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := lock.Pipe(yaml.Lookup("images"))
+	if err != nil || entries == nil {
+		t.Fatalf("digests.lock.yaml has no images: %v", err)
+	}
+	locked := map[string]string{}
+	for _, e := range entries.Content() {
+		locked[yaml.NewRNode(e).Field("image").Value.YNode().Value] = yaml.NewRNode(e).Field("digest").Value.YNode().Value
+	}
+	want := map[string]string{}
+	fields := 0
+	for name, content := range files {
+		want[name] = content
+		if !strings.HasPrefix(name, "example") {
+			continue
+		}
+		want[name] = imageLine.ReplaceAllStringFunc(content, func(line string) string {
+			m := imageLine.FindStringSubmatch(line)
+			d, ok := locked[m[2]]
+			if !ok {
+				t.Errorf("%s: %s is not in digests.lock.yaml", name, m[2])
+				return line
+			}
+			fields++
+			return m[1] + m[2] + "@" + d + m[3]
+		})
+	}
+	if fields == 0 {
+		t.Fatal("example/ has no image fields")
+	}
+
+	out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec", "--results-dir", filepath.Join(dir, "results"))
+	if out.code != 0 {
+		t.Fatalf("kpt fn render exited %d:\n%s%s", out.code, out.stdout, out.stderr)
+	}
+	results := readFiles(t, filepath.Join(dir, "results"))["results.yaml"]
+	if summary := fmt.Sprintf("pinned %d image fields (0 distinct references, 0 registry requests); 0 already pinned, 0 skipped by prefix; %d pinned from the lock", fields, fields); !strings.Contains(results, summary) {
+		t.Errorf("results lack %q:\n%s", summary, results)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, dir, want)
 }
