@@ -148,6 +148,7 @@ func TestTenThousandResourcesReport(t *testing.T) {
 			t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 		}
 		lines := results(stdout)
+		t.Logf("clean run over %d resources: %d lines of results, %d bytes of output, %d lines on stderr", resources, len(lines), len(stdout), strings.Count(stderr, "\n"))
 		if len(lines) >= 2000 {
 			t.Errorf("results are %d lines, want fewer than 2,000", len(lines))
 		}
@@ -175,6 +176,7 @@ func TestTenThousandResourcesReport(t *testing.T) {
 			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 		}
 		lines := results(stdout)
+		t.Logf("one registry down, %d resources: %d lines of results, %d lines on stderr", resources, len(lines), strings.Count(stderr, "\n"))
 		if len(lines) >= 20 {
 			t.Errorf("results are %d lines, want fewer than 20:\n%s", len(lines), strings.Join(lines[:min(len(lines), 40)], "\n"))
 		}
