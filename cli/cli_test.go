@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/internal/testfiles"
 	"github.com/digester/digester/pin"
 )
 
@@ -63,39 +64,6 @@ func runCLI(t *testing.T, reg *registrytest.Registry, stdin string, args ...stri
 	return result{code, stdout.String(), stderr.String()}
 }
 
-// writeTree writes files (path → content) under dir.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// readTree reads every file under dir (path → content).
-func readTree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestHelp checks --help against testdata/help.golden (WRITE_GOLDEN_OUTPUT=1 rewrites it).
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"pin", "--help"}} {
@@ -122,7 +90,7 @@ func TestHelp(t *testing.T) {
 // the usage; nothing is read from stdin and nothing is written.
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"deploy.yaml": "kind: Pod\n"})
+	testfiles.Write(t, dir, map[string]string{"deploy.yaml": "kind: Pod\n"})
 	tests := []struct {
 		args []string
 		want string // the first line of stderr
@@ -173,7 +141,7 @@ func TestVersion(t *testing.T) {
 func TestConfigFile(t *testing.T) {
 	reg, digests := testRegistry(t, "nginx:1.27")
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testfiles.Write(t, dir, map[string]string{
 		"pkg/app.yaml": "kind: Pod\nmetadata: {name: app}\nspec:\n  containers:\n  - {name: a, image: nginx:1.27}\n  - {name: b, image: registry.internal.example/app:1}\n",
 		"skip.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: digester}\ndata:\n  skip-prefixes: registry.internal.example/\n  on-error: warn\n",
 		"typo.yaml":    "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: d}\nonErorr: warn\n",
@@ -182,7 +150,7 @@ func TestConfigFile(t *testing.T) {
 	if got.code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
-	app := readTree(t, filepath.Join(dir, "pkg"))["app.yaml"]
+	app := testfiles.Read(t, filepath.Join(dir, "pkg"))["app.yaml"]
 	if want := "image: nginx:1.27@" + digests["nginx:1.27"] + "}"; !strings.Contains(app, want) {
 		t.Errorf("app.yaml lacks %q:\n%s", want, app)
 	}
@@ -247,7 +215,7 @@ items:
 		"local.yaml":         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: local\n  annotations: {config.kubernetes.io/local-config: \"true\"}\nspec: {containers: [{name: a, image: nginx:1.27}]}\n",
 	}
 	dir := t.TempDir()
-	writeTree(t, dir, files)
+	testfiles.Write(t, dir, files)
 
 	got := runCLI(t, reg, "", "pin", dir)
 	if got.code != 0 {
@@ -266,7 +234,7 @@ items:
 			want[name] = strings.Replace(want[name], ref, pinned(ref), 1)
 		}
 	}
-	if diff := cmp.Diff(want, readTree(t, dir)); diff != "" {
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 	wantOut := strings.Join([]string{
@@ -285,7 +253,7 @@ items:
 	if again.code != 0 || again.stdout != "" {
 		t.Errorf("second run: exit %d, stdout %q", again.code, again.stdout)
 	}
-	if diff := cmp.Diff(want, readTree(t, dir)); diff != "" {
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("second run changed files (-want +got):\n%s", diff)
 	}
 }
@@ -344,7 +312,7 @@ func TestPinFailure(t *testing.T) {
 	} {
 		t.Run(tt.output, func(t *testing.T) {
 			dir := t.TempDir()
-			writeTree(t, dir, files)
+			testfiles.Write(t, dir, files)
 			got := runCLI(t, reg, "", "pin", "--output", tt.output, dir)
 			if got.code != 1 {
 				t.Errorf("exit %d, want 1", got.code)
@@ -352,7 +320,7 @@ func TestPinFailure(t *testing.T) {
 			if diff := cmp.Diff(tt.want(dir), got.stdout); diff != "" {
 				t.Errorf("stdout (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(files, readTree(t, dir)); diff != "" {
+			if diff := cmp.Diff(files, testfiles.Read(t, dir)); diff != "" {
 				t.Errorf("files changed (-want +got):\n%s", diff)
 			}
 		})
@@ -360,7 +328,7 @@ func TestPinFailure(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		dir := t.TempDir()
-		writeTree(t, dir, files)
+		testfiles.Write(t, dir, files)
 		got := runCLI(t, reg, "", "pin", "--output=json", dir)
 		var out struct {
 			OK       bool
@@ -400,13 +368,13 @@ func TestPinFailure(t *testing.T) {
 			"a.yaml": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27\n",
 			"b.yaml": "kind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: b\n    image: >-\n      nginx:1.27\n",
 		}
-		writeTree(t, dir, block)
+		testfiles.Write(t, dir, block)
 		got := runCLI(t, reg, "", "pin", dir)
 		want := "digester: " + filepath.Join(dir, "b.yaml") + `:6:12: Pod b spec.containers[0].image: the value "nginx:1.27" is not written as a plain or quoted string on one line, so digester cannot pin it in place; write it on one line; no file was written` + "\n"
 		if first, _, _ := strings.Cut(got.stderr, "\n"); got.code != 1 || first+"\n" != want {
 			t.Errorf("exit %d, stderr %q; want 1, %q", got.code, got.stderr, want)
 		}
-		if diff := cmp.Diff(block, readTree(t, dir)); diff != "" {
+		if diff := cmp.Diff(block, testfiles.Read(t, dir)); diff != "" {
 			t.Errorf("files changed (-want +got):\n%s", diff)
 		}
 	})
@@ -421,7 +389,7 @@ func TestCheck(t *testing.T) {
 		"b.yaml": "kind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: b\n    image: nginx:1.27@" + digests["nginx:1.27"] + "\n",
 	}
 	dir := t.TempDir()
-	writeTree(t, dir, files)
+	testfiles.Write(t, dir, files)
 	got := runCLI(t, reg, "", "check", dir)
 	a := filepath.Join(dir, "a.yaml")
 	want := result{
@@ -433,7 +401,7 @@ func TestCheck(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(files, readTree(t, dir)); diff != "" {
+	if diff := cmp.Diff(files, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("check changed files (-want +got):\n%s", diff)
 	}
 	if n := len(reg.Requests()); n != 0 {
@@ -455,14 +423,14 @@ func TestRefreshAndLock(t *testing.T) {
 	reg, digests := testRegistry(t, "nginx:1.27", "redis:7.4")
 	stale := "sha256:" + strings.Repeat("0", 64)
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testfiles.Write(t, dir, map[string]string{
 		"web.yaml": "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27@" + stale + " # stale\n  - name: b\n    image: redis:7.4\n",
 	})
 	got := runCLI(t, reg, "", "pin", "--pinned=refresh", "--lock=update", dir)
 	if got.code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
-	tree := readTree(t, dir)
+	tree := testfiles.Read(t, dir)
 	wantWeb := "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27@" + digests["nginx:1.27"] + " # stale\n  - name: b\n    image: redis:7.4@" + digests["redis:7.4"] + "\n"
 	if diff := cmp.Diff(wantWeb, tree["web.yaml"]); diff != "" {
 		t.Errorf("web.yaml (-want +got):\n%s", diff)
@@ -476,14 +444,14 @@ func TestRefreshAndLock(t *testing.T) {
 
 	// A fresh copy of the unpinned source pins from the lock alone.
 	src := t.TempDir()
-	writeTree(t, src, map[string]string{"web.yaml": "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4\n", "digests.lock.yaml": lock})
+	testfiles.Write(t, src, map[string]string{"web.yaml": "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4\n", "digests.lock.yaml": lock})
 	reg.Reset()
 	got = runCLI(t, reg, "", "pin", "--lock=frozen", src)
 	if got.code != 0 {
 		t.Fatalf("frozen: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
-	if want := "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4@" + digests["redis:7.4"] + "\n"; readTree(t, src)["web.yaml"] != want {
-		t.Errorf("frozen: web.yaml = %q, want %q", readTree(t, src)["web.yaml"], want)
+	if want := "kind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: b\n    image: redis:7.4@" + digests["redis:7.4"] + "\n"; testfiles.Read(t, src)["web.yaml"] != want {
+		t.Errorf("frozen: web.yaml = %q, want %q", testfiles.Read(t, src)["web.yaml"], want)
 	}
 	if n := len(reg.Requests()); n != 0 {
 		t.Errorf("lock: frozen sent %d requests, want none", n)

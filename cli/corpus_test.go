@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/internal/testfiles"
 )
 
 // TestCorpus runs check and pin on a copy of real-world manifests (testdata/corpus: Argo
@@ -25,8 +25,8 @@ import (
 // runs with --on-error warn: what is checked is what pin changes.
 func TestCorpus(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "corpus")
-	copyTree(t, "../testdata/corpus", dir)
-	before := readTree(t, dir)
+	testfiles.Write(t, dir, testfiles.Read(t, "../testdata/corpus"))
+	before := testfiles.Read(t, dir)
 
 	// check: one line per unpinned field.
 	got := runCLI(t, nil, "", "check", "--output", "json", dir)
@@ -86,7 +86,7 @@ func TestCorpus(t *testing.T) {
 	if got.code != 0 {
 		t.Fatalf("pin: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
-	after := readTree(t, dir)
+	after := testfiles.Read(t, dir)
 	changed := 0
 	for file, old := range before {
 		oldLines, newLines := strings.Split(old, "\n"), strings.Split(after[file], "\n")
@@ -137,25 +137,3 @@ func TestCorpus(t *testing.T) {
 func loc(file string, line, col int) string { return file + ":" + itoa(line) + ":" + itoa(col) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// copyTree copies the files under src to dst.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(rel)), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
