@@ -1,6 +1,9 @@
 # digester: `make demo` and `make test` do all set-up on a fresh machine (see README).
 GO      ?= go
 BIN     := bin/digester
+# What digester --version prints, and the image's org.opencontainers.image.version and .revision labels.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
@@ -10,7 +13,7 @@ all: build
 
 ## build: the static binary, as shipped.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(REVISION)' -o $(BIN) .
 
 ## deps: what the tests need beyond Go (apt packages, pinned Go tools); idempotent.
 deps:
@@ -39,10 +42,6 @@ fuzz:
 ## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
 bench: build
 	$(GO) run ./bench -digester $(BIN)
-
-# The image's org.opencontainers.image.version and .revision labels.
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 ## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it,
 ## LOAD=localhost/digester:dev also loads the image of the Docker daemon's platform into it (docker load; kpt then needs no registry).

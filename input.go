@@ -32,6 +32,11 @@ func checkInput(in []byte) error {
 		return nil
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
+		if kind := root.Content[i+1].Value; root.Content[i].Value == "kind" && kind != "ResourceList" && kind != "List" {
+			return fmt.Errorf("stdin holds a %s, not a ResourceList: with no arguments digester is a KRM function and reads what kpt sends; to pin plain YAML, run digester pin - < FILE, or digester pin FILE", kind)
+		}
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value != "items" || root.Content[i+1].Kind != yaml.SequenceNode {
 			continue
 		}

@@ -56,7 +56,7 @@ func TestBadInput(t *testing.T) {
 			name:       "not a ResourceList",
 			in:         "apiVersion: v1\nkind: Pod\n",
 			wantCode:   1,
-			wantStderr: `input was of unexpected kind "Pod"; expected ResourceList`,
+			wantStderr: `digester: stdin holds a Pod, not a ResourceList: with no arguments digester is a KRM function and reads what kpt sends; to pin plain YAML, run digester pin - < FILE, or digester pin FILE`,
 		},
 		{
 			name:       "too deeply nested",

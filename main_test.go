@@ -258,3 +258,39 @@ func itemsYAML(t *testing.T, rl []byte) []string {
 	}
 	return out
 }
+
+// TestCommandLine runs the binary as a CI job does: with arguments it is the command line (package
+// cli, tested there in depth); --version prints what the build stamped in, as make build does.
+func TestCommandLine(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "digester")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7 -X main.commit=0123abc", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string // first line
+	}{
+		{[]string{"--version"}, 0, "digester v9.8.7 (commit 0123abc)\n", ""},
+		{[]string{"--foo"}, 2, "", "digester: unknown flag --foo: flags come after the command (digester pin --foo PATH)"},
+		{[]string{"pin"}, 2, "", "digester: pin: no PATH given (a file, a directory, or - for stdin)"},
+	} {
+		cmd := exec.Command(bin, tt.args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		first, _, _ := strings.Cut(stderr.String(), "\n")
+		got := []any{code, stdout.String(), first}
+		if diff := cmp.Diff([]any{tt.wantCode, tt.wantStdout, tt.wantStderr}, got); diff != "" {
+			t.Errorf("%v: (-want +got):\n%s", tt.args, diff)
+		}
+	}
+}

@@ -59,28 +59,43 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 	}
 
 	// kpt prints only the first few results: errors first, then the summary, then the rest.
-	rl.Results = appendResults(rl.Results, rep.Findings, pin.Error)
+	groups := rep.Groups()
+	if cfg.Report == "fields" {
+		groups = perField(rep.Findings)
+	}
+	rl.Results = appendResults(rl.Results, groups, pin.Error)
 	rl.Results = append(rl.Results, &fn.Result{Message: rep.Summary.String(), Severity: fn.Info})
-	rl.Results = appendResults(rl.Results, rep.Findings, pin.Warning)
-	rl.Results = appendResults(rl.Results, rep.Findings, pin.Info)
+	rl.Results = appendResults(rl.Results, groups, pin.Warning)
+	rl.Results = appendResults(rl.Results, groups, pin.Info)
 	p.report(rl.Results)
 	return rep.OK(), nil
 }
 
-// appendResults appends a result for each finding of one severity, in their order.
-func appendResults(results fn.Results, findings []pin.Finding, sev pin.Severity) fn.Results {
-	for _, f := range findings {
-		if f.Severity == sev {
-			results = append(results, result(f))
+// perField makes each finding a group of its own, for report: fields.
+func perField(findings []pin.Finding) []pin.Group {
+	groups := make([]pin.Group, len(findings))
+	for i, f := range findings {
+		groups[i] = pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}}
+	}
+	return groups
+}
+
+// appendResults appends a result for each group of one severity, in their order.
+func appendResults(results fn.Results, groups []pin.Group, sev pin.Severity) fn.Results {
+	for _, g := range groups {
+		if g.Severity == sev {
+			results = append(results, result(g))
 		}
 	}
 	return results
 }
 
-// result is a finding as a KRM result, naming its resource, file and field.
-func result(f pin.Finding) *fn.Result {
-	r := &fn.Result{Message: f.Message, Severity: severity[f.Severity]}
-	if f.Object == nil {
+// result is a group as a KRM result. A group about fields names its first field's resource, file
+// and path; a registry that failed for several references names none.
+func result(g pin.Group) *fn.Result {
+	r := &fn.Result{Message: g.Message, Severity: severity[g.Severity]}
+	f := g.Findings[0]
+	if f.Object == nil || g.Registry != "" {
 		return r
 	}
 	r.ResourceRef = &fn.ResourceRef{APIVersion: f.ID.APIVersion, Kind: f.ID.Kind, Name: f.ID.Name, Namespace: f.ID.Namespace}

@@ -5,12 +5,10 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"maps"
-	"os"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,15 +35,6 @@ type Config struct {
 	Timeout, Deadline time.Duration
 	// InsecureRegistries may be reached over plain HTTP or unverified TLS.
 	InsecureRegistries []string
-	// Mirrors sends each listed registry's lookups to its mirrors, in order; MirrorFallback lets
-	// a lookup no mirror could answer go to the registry itself.
-	Mirrors        resolver.Mirrors
-	MirrorFallback bool
-	// Platform, if set, pins each multi-arch tag to its image for this platform.
-	Platform *v1.Platform
-	// Registries holds, by registry host, the CA trusted for it and the client certificate
-	// shown to it, read from their files.
-	Registries map[string]resolver.TLS
 	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
 	// (pin what resolved, leave the rest and warn).
 	OnError string
@@ -59,6 +48,18 @@ type Config struct {
 	Lock string
 	// LockFile is the file a new lock is written to.
 	LockFile string
+	// Report is "references" (one result per distinct reference, one per registry that is down)
+	// or "fields" (one result per image field).
+	Report string
+	// Mirrors sends each listed registry's lookups to its mirrors, in order; MirrorFallback lets
+	// a lookup no mirror could answer go to the registry itself.
+	Mirrors        resolver.Mirrors
+	MirrorFallback bool
+	// Platform, if set, pins each multi-arch tag to its image for this platform.
+	Platform *v1.Platform
+	// Registries holds, by registry host, the CA trusted for it and the client certificate
+	// shown to it, read from their files.
+	Registries map[string]resolver.TLS
 }
 
 // Default returns the settings used when nothing is configured.
@@ -72,6 +73,7 @@ func Default() Config {
 		Mode:                "pin",
 		Pinned:              "keep",
 		LockFile:            DefaultLockFile,
+		Report:              "references",
 	}
 }
 
@@ -97,6 +99,7 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"pinned", "pinned", "keep", "references that already carry a digest: `keep` as they are; `verify` against the registry; `refresh` to the tag's current digest"},
 	{"lock", "lock", `""`, "the package's DigestLock: unset, use it and keep it current if there is one; `update`, also create one; `frozen`, pin from it alone and send no request"},
 	{"lock-file", "lockFile", DefaultLockFile, "the file a new DigestLock is written to, relative to the package"},
+	{"report", "report", "references", "`references`: one result per distinct reference and one per registry that is down; `fields`: one result per image field"},
 }
 
 // Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
@@ -127,316 +130,214 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 		err = fmt.Errorf("functionConfig: kind %q is not supported: use a ConfigMap or %s %s", head.Kind, APIVersion, Kind)
 	}
 	c.SkipPrefixes = uniq(c.SkipPrefixes)
-	if err == nil && c.Lock == "frozen" && c.Pinned != "keep" {
-		err = fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
+	if err == nil {
+		err = c.Validate()
 	}
+
 	return c, err
 }
 
-func parseConfigMap(b []byte, c *Config) error {
-	var cm struct {
-		APIVersion string         `yaml:"apiVersion"`
-		Kind       string         `yaml:"kind"`
-		Metadata   map[string]any `yaml:"metadata"`
-		Data       map[string]any `yaml:"data"`
+// Validate checks settings that depend on each other, and each registry's TLS settings as a whole
+// (a client certificate needs its key).
+func (c Config) Validate() error {
+	if c.Lock == "frozen" && c.Pinned != "keep" {
+		return fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
 	}
-	if err := strict(b, &cm); err != nil {
+	return checkTLS(&c)
+}
+
+func parseConfigMap(b []byte, c *Config) error {
+	m, err := object(b)
+	if err != nil {
 		return fmt.Errorf("functionConfig ConfigMap: %w", err)
 	}
-	keys := make([]string, 0, len(cm.Data))
-	for k := range cm.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := fmt.Sprint(cm.Data[k])
-		var err error
-		switch k {
-		case "skip-prefixes":
-			c.SkipPrefixes = append(c.SkipPrefixes, splitPrefixes(v)...)
-		case "concurrency":
-			c.Concurrency, err = positive(v)
-		case "registry-concurrency":
-			c.RegistryConcurrency, err = positive(v)
-		case "timeout":
-			c.Timeout, err = duration(v)
-		case "deadline":
-			c.Deadline, err = duration(v)
-		case "insecure-registries":
-			c.InsecureRegistries = splitList(v, ",")
-		case "registry-mirrors":
-			c.Mirrors, err = mirrorPairs(v)
-		case "mirror-fallback":
-			c.MirrorFallback, err = boolean(v)
-		case "platform":
-			c.Platform, err = platform(v)
-		case "registry-ca-files", "registry-client-cert-files", "registry-client-key-files":
-			err = tlsFiles(c, k, v)
-		case "on-error":
-			c.OnError, err = onError(v)
-		case "mode":
-			c.Mode, err = oneOf(v, "pin", "check")
-		case "pinned":
-			c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
-		case "lock":
-			c.Lock, err = oneOf(v, "", "update", "frozen")
-		case "lock-file":
-			c.LockFile, err = lockFile(v)
+	for _, kv := range pairs(m) {
+		k, v := kv[0], kv[1]
+		switch k.Value {
+		case "apiVersion", "kind", "metadata":
+			continue
+		case "data":
+		case "binaryData", "immutable":
+			return fmt.Errorf("functionConfig ConfigMap: field %q (line %d) is not read: put settings under data", k.Value, k.Line)
 		default:
-			return fmt.Errorf("functionConfig ConfigMap: unknown key %q (known: %s)", k, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
+			return fmt.Errorf("functionConfig ConfigMap: unknown field %q (line %d): settings go under data", k.Value, k.Line)
 		}
-		if err != nil {
-			return fmt.Errorf("functionConfig ConfigMap: key %q: %w", k, err)
-		}
-	}
-	return checkTLS(c)
-}
-
-func parseTyped(b []byte, c *Config) error {
-	var d struct {
-		APIVersion          string              `yaml:"apiVersion"`
-		Kind                string              `yaml:"kind"`
-		Metadata            map[string]any      `yaml:"metadata"`
-		SkipPrefixes        []string            `yaml:"skipPrefixes"`
-		Concurrency         *int                `yaml:"concurrency"`
-		RegistryConcurrency *int                `yaml:"registryConcurrency"`
-		Timeout             *string             `yaml:"timeout"`
-		Deadline            *string             `yaml:"deadline"`
-		InsecureRegistries  []string            `yaml:"insecureRegistries"`
-		OnError             *string             `yaml:"onError"`
-		Mode                *string             `yaml:"mode"`
-		Pinned              *string             `yaml:"pinned"`
-		Lock                *string             `yaml:"lock"`
-		LockFile            *string             `yaml:"lockFile"`
-		RegistryMirrors     map[string][]string `yaml:"registryMirrors"`
-		MirrorFallback      *bool               `yaml:"mirrorFallback"`
-		Platform            *string             `yaml:"platform"`
-		Registries          map[string]struct {
-			CA   string `yaml:"ca"`
-			Cert string `yaml:"cert"`
-			Key  string `yaml:"key"`
-		} `yaml:"registries"`
-	}
-	if err := strict(b, &d); err != nil {
-		return fmt.Errorf("functionConfig %s: %w", Kind, err)
-	}
-	field := func(name string, err error) error {
-		if err != nil {
-			return fmt.Errorf("functionConfig %s: field %q: %w", Kind, name, err)
-		}
-		return nil
-	}
-	c.SkipPrefixes = append(c.SkipPrefixes, d.SkipPrefixes...)
-	c.InsecureRegistries = d.InsecureRegistries
-	var err error
-	if d.Concurrency != nil {
-		if c.Concurrency, err = positive(strconv.Itoa(*d.Concurrency)); err != nil {
-			return field("concurrency", err)
-		}
-	}
-	if d.RegistryConcurrency != nil {
-		if c.RegistryConcurrency, err = positive(strconv.Itoa(*d.RegistryConcurrency)); err != nil {
-			return field("registryConcurrency", err)
-		}
-	}
-	if d.Timeout != nil {
-		if c.Timeout, err = duration(*d.Timeout); err != nil {
-			return field("timeout", err)
-		}
-	}
-	if d.Deadline != nil {
-		if c.Deadline, err = duration(*d.Deadline); err != nil {
-			return field("deadline", err)
-		}
-	}
-	if d.OnError != nil {
-		if c.OnError, err = onError(*d.OnError); err != nil {
-			return field("onError", err)
-		}
-	}
-	if d.Mode != nil {
-		if c.Mode, err = oneOf(*d.Mode, "pin", "check"); err != nil {
-			return field("mode", err)
-		}
-	}
-	if d.Pinned != nil {
-		if c.Pinned, err = oneOf(*d.Pinned, "keep", "verify", "refresh"); err != nil {
-			return field("pinned", err)
-		}
-	}
-	if d.Lock != nil {
-		if c.Lock, err = oneOf(*d.Lock, "", "update", "frozen"); err != nil {
-			return field("lock", err)
-		}
-	}
-	if d.LockFile != nil {
-		if c.LockFile, err = lockFile(*d.LockFile); err != nil {
-			return field("lockFile", err)
-		}
-	}
-	if len(d.RegistryMirrors) > 0 {
-		c.Mirrors = resolver.Mirrors{}
-		for _, reg := range slices.Sorted(maps.Keys(d.RegistryMirrors)) {
-			if len(d.RegistryMirrors[reg]) == 0 {
-				return field("registryMirrors", fmt.Errorf("registry %q has no mirrors listed", reg))
-			}
-			for _, m := range d.RegistryMirrors[reg] {
-				if err := c.Mirrors.Add(reg, m); err != nil {
-					return field("registryMirrors", err)
-				}
-			}
-		}
-	}
-	if d.MirrorFallback != nil {
-		c.MirrorFallback = *d.MirrorFallback
-	}
-	if d.Platform != nil {
-		if c.Platform, err = platform(*d.Platform); err != nil {
-			return field("platform", err)
-		}
-	}
-	for _, host := range slices.Sorted(maps.Keys(d.Registries)) {
-		reg := d.Registries[host]
-		for _, f := range []struct{ name, v string }{{"ca", reg.CA}, {"cert", reg.Cert}, {"key", reg.Key}} {
-			if f.v == "" {
+		if v.Kind != yaml.MappingNode {
+			if v.Tag == "!!null" {
 				continue
 			}
-			if err := setTLS(c, host, f.name, f.v); err != nil {
-				return field("registries", fmt.Errorf("%s: %s: %w", host, f.name, err))
+			return fmt.Errorf("functionConfig ConfigMap: data (line %d) is not a map of settings", v.Line)
+		}
+		for _, d := range pairs(v) {
+			if d[1].Kind != yaml.ScalarNode {
+				return fmt.Errorf("functionConfig ConfigMap: key %q (line %d): the value must be a string", d[0].Value, d[0].Line)
+			}
+			if !isKey(d[0].Value) {
+				return fmt.Errorf("functionConfig ConfigMap: unknown key %q (line %d; known: %s)", d[0].Value, d[0].Line,
+					known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
+			}
+			if err := c.Set(d[0].Value, d[1].Value); err != nil {
+				return fmt.Errorf("functionConfig ConfigMap: key %q (line %d): %w", d[0].Value, d[0].Line, unwrapKey(err))
 			}
 		}
 	}
-	return checkTLS(c)
-}
-
-// checkTLS checks each registry's TLS settings once all are read: a certificate needs its key.
-func checkTLS(c *Config) error {
-	for _, host := range slices.Sorted(maps.Keys(c.Registries)) {
-		if err := c.Registries[host].Check(); err != nil {
-			return fmt.Errorf("functionConfig: TLS settings of registry %s: %w", host, err)
-		}
-	}
 	return nil
 }
 
-// tlsFiles reads a registry-*-files ConfigMap value: host=file pairs, comma-separated.
-func tlsFiles(c *Config, key, v string) error {
-	what := map[string]string{"registry-ca-files": "ca", "registry-client-cert-files": "cert", "registry-client-key-files": "key"}[key]
-	for _, p := range splitList(v, ",") {
-		host, file, ok := strings.Cut(p, "=")
-		if !ok || strings.TrimSpace(file) == "" {
-			return fmt.Errorf("%q is not registry=file (as in registry.example=/etc/certs/ca.pem)", p)
+// Set sets the setting named by a ConfigMap key (a key of Keys) from its text, as the ConfigMap
+// form and command-line flags give it. List settings (skip-prefixes, insecure-registries) add to
+// what is already set. An error names the key and says what is wrong with the value.
+func (c *Config) Set(key, v string) error {
+	var err error
+	switch key {
+	case "skip-prefixes":
+		c.SkipPrefixes = uniq(append(c.SkipPrefixes, splitPrefixes(v)...))
+	case "concurrency":
+		c.Concurrency, err = positive(v)
+	case "registry-concurrency":
+		c.RegistryConcurrency, err = positive(v)
+	case "timeout":
+		c.Timeout, err = duration(v)
+	case "deadline":
+		c.Deadline, err = duration(v)
+	case "insecure-registries":
+		var hosts []string
+		if hosts, err = registryHosts(v); err == nil {
+			c.InsecureRegistries = uniq(append(c.InsecureRegistries, hosts...))
 		}
-		if strings.Contains(file, "-----BEGIN") {
-			return fmt.Errorf("registry %s: give a file name here; PEM itself goes in the typed form's registries field", strings.TrimSpace(host))
-		}
-		if err := setTLS(c, strings.TrimSpace(host), what, strings.TrimSpace(file)); err != nil {
-			return fmt.Errorf("registry %s: %w", strings.TrimSpace(host), err)
-		}
+	case "on-error":
+		c.OnError, err = oneOf(v, "fail", "warn")
+	case "mode":
+		c.Mode, err = oneOf(v, "pin", "check")
+	case "pinned":
+		c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
+	case "lock":
+		c.Lock, err = oneOf(v, "", "update", "frozen")
+	case "lock-file":
+		c.LockFile, err = lockFile(v)
+	case "report":
+		c.Report, err = oneOf(v, "references", "fields")
+	case "registry-mirrors":
+		err = mirrorPairs(c, v)
+	case "mirror-fallback":
+		c.MirrorFallback, err = boolean(v)
+	case "platform":
+		c.Platform, err = platform(v)
+	case "registry-ca-files", "registry-client-cert-files", "registry-client-key-files":
+		err = tlsFiles(c, key, v)
+	default:
+		return fmt.Errorf("unknown key %q (known: %s)", key, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
 	}
-	return nil
-}
-
-// setTLS sets one TLS field (ca, cert or key) of a registry from v, PEM or the name of a file
-// holding it.
-func setTLS(c *Config, host, what, v string) error {
-	reg, err := resolver.ParseRegistry(host)
 	if err != nil {
-		return err
+		return fmt.Errorf("key %q: %w", key, err)
 	}
-	pem := []byte(v)
-	if !strings.Contains(v, "-----BEGIN") {
-		if pem, err = os.ReadFile(v); err != nil {
-			return fmt.Errorf("cannot read %s file: %w", what, err)
-		}
-		if !bytes.Contains(pem, []byte("-----BEGIN")) {
-			return fmt.Errorf("%s holds no PEM block", v)
-		}
-	}
-	if c.Registries == nil {
-		c.Registries = map[string]resolver.TLS{}
-	}
-	t := c.Registries[reg]
-	switch what {
-	case "ca":
-		t.CA = pem
-	case "cert":
-		t.Cert = pem
-	case "key":
-		t.Key = pem
-	}
-	c.Registries[reg] = t
 	return nil
 }
 
-// RegistryOptions returns the resolver options for how registries are reached (mirrors, TLS)
-// and what is pinned (platform).
-func (c Config) RegistryOptions() []resolver.Option {
-	var opts []resolver.Option
-	if len(c.Mirrors) > 0 {
-		opts = append(opts, resolver.WithMirrors(c.Mirrors, c.MirrorFallback))
+// parseTyped reads the typed form: the same settings as the ConfigMap, in camelCase, lists as lists.
+func parseTyped(b []byte, c *Config) error {
+	m, err := object(b)
+	if err != nil {
+		return fmt.Errorf("functionConfig %s: %w", Kind, err)
 	}
-	if c.Platform != nil {
-		opts = append(opts, resolver.WithPlatform(*c.Platform))
+	for _, kv := range pairs(m) {
+		k, v := kv[0], kv[1]
+		if k.Value == "apiVersion" || k.Value == "kind" || k.Value == "metadata" {
+			continue
+		}
+		key := ""
+		for _, known := range Keys {
+			if known.Field == k.Value {
+				key = known.Key
+			}
+		}
+		where := fmt.Sprintf("functionConfig %s: field %q (line %d)", Kind, k.Value, k.Line)
+		switch k.Value {
+		case "registryMirrors":
+			if err := typedMirrors(c, v); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			continue
+		case "registries":
+			if err := typedRegistries(c, v); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			continue
+		}
+		if key == "" {
+			return fmt.Errorf("functionConfig %s: unknown field %q (line %d; known: %s)", Kind, k.Value, k.Line,
+				known(func(k struct{ Key, Field, Default, Doc string }) string {
+					f, _, _ := strings.Cut(k.Field, ".")
+					return f
+				}))
+		}
+		if key == "skip-prefixes" || key == "insecure-registries" {
+			if v.Kind != yaml.SequenceNode {
+				return fmt.Errorf("%s: must be a list, such as [a.example/, b.example/]", where)
+			}
+			for _, item := range v.Content {
+				if item.Kind != yaml.ScalarNode {
+					return fmt.Errorf("%s: line %d: each item must be a string", where, item.Line)
+				}
+				if key == "skip-prefixes" {
+					c.SkipPrefixes = append(c.SkipPrefixes, strings.TrimSpace(item.Value))
+					continue
+				}
+				if err := c.Set(key, item.Value); err != nil {
+					return fmt.Errorf("%s: %w", where, unwrapKey(err))
+				}
+			}
+			continue
+		}
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: must be a single value", where)
+		}
+		if err := c.Set(key, v.Value); err != nil {
+			return fmt.Errorf("%s: %w", where, unwrapKey(err))
+		}
 	}
-	for host, t := range c.Registries {
-		opts = append(opts, resolver.WithRegistryTLS(host, t))
-	}
-	return opts
+	return nil
 }
 
-// platform reads a platform; "" is none.
-func platform(s string) (*v1.Platform, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
+func isKey(key string) bool {
+	return slices.ContainsFunc(Keys, func(k struct{ Key, Field, Default, Doc string }) bool { return k.Key == key })
+}
+
+// unwrapKey drops Set's `key "x": ` prefix, for callers that name the field themselves.
+func unwrapKey(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
 	}
-	p, err := resolver.ParsePlatform(strings.TrimSpace(s))
-	if err != nil {
+	return err
+}
+
+// object parses b as one YAML document holding a mapping.
+func object(b []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, err
 	}
-	return &p, nil
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("not a YAML object")
+	}
+	return doc.Content[0], nil
 }
 
-// mirrorPairs reads registry=mirror pairs, comma-separated; a registry listed again gets further
-// mirrors, in order.
-func mirrorPairs(s string) (resolver.Mirrors, error) {
-	ms := resolver.Mirrors{}
-	for _, p := range splitList(s, ",") {
-		reg, m, ok := strings.Cut(p, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not registry=mirror (as in docker.io=mirror.example/dockerhub)", p)
-		}
-		if err := ms.Add(strings.TrimSpace(reg), strings.TrimSpace(m)); err != nil {
-			return nil, err
-		}
+// pairs returns the key and value nodes of mapping m.
+func pairs(m *yaml.Node) [][2]*yaml.Node {
+	var out [][2]*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{m.Content[i], m.Content[i+1]})
 	}
-	return ms, nil
-}
-
-func boolean(s string) (bool, error) {
-	switch strings.TrimSpace(s) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is neither true nor false", s)
-}
-
-// strict decodes b into v, failing on unknown fields with the YAML decoder's message, which names them.
-func strict(b []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
-	}
-	return nil
+	return out
 }
 
 func known(f func(struct{ Key, Field, Default, Doc string }) string) string {
 	var ks []string
 	for _, k := range Keys {
-		ks = append(ks, f(k))
+		if !slices.Contains(ks, f(k)) {
+			ks = append(ks, f(k))
+		}
 	}
 	return strings.Join(ks, ", ")
 }
@@ -497,13 +398,6 @@ func duration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func onError(s string) (string, error) {
-	if s != "fail" && s != "warn" {
-		return "", fmt.Errorf("%q is neither fail nor warn", s)
-	}
-	return s, nil
-}
-
 // oneOf returns s if it is one of the allowed values.
 func oneOf(s string, allowed ...string) (string, error) {
 	s = strings.TrimSpace(s)
@@ -527,4 +421,15 @@ func lockFile(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a .yaml file inside the package", s)
 	}
 	return clean, nil
+}
+
+// registryHosts splits a comma-separated list of registries, each a host or host:port.
+func registryHosts(s string) ([]string, error) {
+	hosts := splitList(s, ",")
+	for _, h := range hosts {
+		if strings.Contains(h, "://") || strings.ContainsAny(h, "/ @") {
+			return nil, fmt.Errorf("%q is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)", h)
+		}
+	}
+	return hosts, nil
 }

@@ -57,7 +57,7 @@ data:
 			want: Config{
 				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
 				Timeout: 3 * time.Second, Deadline: time.Minute,
-				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn",
+				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn", Report: "references",
 				Mode: "check", Pinned: "verify", Lock: "update", LockFile: "locks/images.yaml",
 			},
 		},
@@ -70,7 +70,7 @@ data:
 		{
 			name:    "frozen lock and refresh",
 			in:      "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npinned: refresh\nlock: frozen\n",
-			wantErr: "lock: frozen sends no registry request, so it cannot go with pinned: refresh",
+			wantErr: "functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: refresh, which asks the registries",
 		},
 		{
 			name: "typed",
@@ -87,11 +87,12 @@ onError: fail
 mode: check
 pinned: refresh
 lockFile: x.yaml
+report: fields
 `,
 			want: Config{
 				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
 				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
-				InsecureRegistries: []string{"r.example"}, OnError: "fail",
+				InsecureRegistries: []string{"r.example"}, OnError: "fail", Report: "fields",
 				Mode: "check", Pinned: "refresh", LockFile: "x.yaml",
 			},
 		},
@@ -103,63 +104,46 @@ lockFile: x.yaml
 				c.SkipPrefixes = []string{"registry.example:443/team/", "127.0.0.1:5000/vendor/", "localhost:5000", "gcr.io/x/", "quay.io/y/"}
 			}),
 		},
-		{
-			name: "configmap mirrors",
-			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: \"docker.io=mirror.corp.example/dockerhub, quay.io=mirror.corp.example/quay,docker.io=localhost:5000\"\n  mirror-fallback: \"true\"\n",
-			want: with(func(c *Config) {
-				c.Mirrors = resolver.Mirrors{
-					"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}},
-					"quay.io":         {{Host: "mirror.corp.example", Prefix: "quay"}},
-				}
-				c.MirrorFallback = true
-			}),
-		},
-		{
-			name: "typed mirrors",
-			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors:\n  docker.io: [mirror.corp.example/dockerhub, localhost:5000]\nmirrorFallback: false\n",
-			want: with(func(c *Config) {
-				c.Mirrors = resolver.Mirrors{"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}}}
-			}),
-		},
-		{name: "mirror that is not a registry", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: docker.io=https://mirror.example\n", wantErr: `key "registry-mirrors": mirror "https://mirror.example" is not a registry: write host[:port][/path] without a scheme`},
-		{name: "mirrors of something not a registry", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: dockerhub=mirror.example\n", wantErr: `key "registry-mirrors": "dockerhub" is not a registry host`},
-		{name: "mirror pair without =", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  registry-mirrors: mirror.example\n", wantErr: `key "registry-mirrors": "mirror.example" is not registry=mirror`},
-		{name: "bad mirror-fallback", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mirror-fallback: yes\n", wantErr: `key "mirror-fallback": "yes" is neither true nor false`},
-		{name: "typed bad mirror", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: [Mirror.example/Hub]}\n", wantErr: `field "registryMirrors": mirror "Mirror.example/Hub" is not a registry`},
-		{name: "typed registry without mirrors", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistryMirrors: {docker.io: []}\n", wantErr: `field "registryMirrors": registry "docker.io" has no mirrors listed`},
-		{
-			name: "configmap platform",
-			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  platform: linux/arm64/v8\n",
-			want: with(func(c *Config) { c.Platform = &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"} }),
-		},
-		{
-			name: "typed platform",
-			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nplatform: windows/amd64:10.0.20348\n",
-			want: with(func(c *Config) {
-				c.Platform = &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348"}
-			}),
-		},
-		{name: "unknown platform", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  platform: linux/x86_64\n", wantErr: `key "platform": platform "linux/x86_64": unknown architecture "x86_64"`},
-		{name: "typed unknown platform", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nplatform: macos/arm64\n", wantErr: `field "platform": platform "macos/arm64": unknown operating system "macos"`},
-		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n", wantErr: `unknown key "skip-prefix"`},
-		{name: "unknown typed field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefix: [a/]\n", wantErr: `field skipPrefix not found`},
-		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n", wantErr: `key "concurrency": "0" is not a whole number of at least 1`},
-		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n", wantErr: `key "timeout": "soon" is not a positive duration`},
-		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n", wantErr: `key "on-error": "ignore" is neither fail nor warn`},
-		{name: "bad mode", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mode: dry-run\n", wantErr: `key "mode": "dry-run" is not one of pin, check`},
-		{name: "bad pinned", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  pinned: ignore\n", wantErr: `key "pinned": "ignore" is not one of keep, verify, refresh`},
-		{name: "bad lock", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nlock: read\n", wantErr: `field "lock": "read" is not one of update, frozen`},
-		{name: "lock file outside the package", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  lock-file: ../digests.yaml\n", wantErr: `key "lock-file": "../digests.yaml" is not a .yaml file inside the package`},
-		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n", wantErr: `field "deadline"`},
-		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
-		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `kind "Secret" is not supported`},
+		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n",
+			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report)`},
+		{name: "configmap field outside data", in: "kind: ConfigMap\napiVersion: v1\ndat:\n  on-error: warn\n",
+			wantErr: `functionConfig ConfigMap: unknown field "dat" (line 3): settings go under data`},
+		{name: "unknown typed field names the key and line, not a Go type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: x}\nonErorr: warn\n",
+			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report)`},
+		{name: "typed value of the wrong type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nconcurrency: lots\n",
+			wantErr: `functionConfig Digester: field "concurrency" (line 3): "lots" is not a whole number of at least 1`},
+		{name: "typed list given as a string", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefixes: a/\n",
+			wantErr: `functionConfig Digester: field "skipPrefixes" (line 3): must be a list, such as [a.example/, b.example/]`},
+		{name: "bad concurrency", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"0\"\n",
+			wantErr: `functionConfig ConfigMap: key "concurrency" (line 4): "0" is not a whole number of at least 1`},
+		{name: "bad timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: soon\n",
+			wantErr: `functionConfig ConfigMap: key "timeout" (line 4): "soon" is not a positive duration such as 10s or 2m`},
+		{name: "bad on-error", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  on-error: ignore\n",
+			wantErr: `functionConfig ConfigMap: key "on-error" (line 4): "ignore" is not one of fail, warn`},
+		{name: "bad report", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  report: all\n",
+			wantErr: `functionConfig ConfigMap: key "report" (line 4): "all" is not one of references, fields`},
+		{name: "insecure registry given as a URL", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  insecure-registries: http://foo\n",
+			wantErr: `functionConfig ConfigMap: key "insecure-registries" (line 4): "http://foo" is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)`},
+		{name: "typed insecure registry with a path", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ninsecureRegistries: [foo/bar]\n",
+			wantErr: `functionConfig Digester: field "insecureRegistries" (line 3): "foo/bar" is not a registry: give its host or host:port, with no scheme or path (such as registry.example or registry.example:5000)`},
+		{name: "bad typed deadline", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\ndeadline: -1s\n",
+			wantErr: `functionConfig Digester: field "deadline" (line 3): "-1s" is not a positive duration such as 10s or 2m`},
+		{name: "wrong apiVersion", in: "apiVersion: fn.kpt.dev/v1\nkind: Digester\n", wantErr: `functionConfig: apiVersion "fn.kpt.dev/v1" for kind Digester, want fn.kpt.dev/v1alpha1`},
+		{name: "other kind", in: "apiVersion: v1\nkind: Secret\n", wantErr: `functionConfig: kind "Secret" is not supported: use a ConfigMap or fn.kpt.dev/v1alpha1 Digester`},
+		{name: "bad mode", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  mode: dry-run\n", wantErr: `functionConfig ConfigMap: key "mode" (line 4): "dry-run" is not one of pin, check`},
+		{name: "bad pinned", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  pinned: ignore\n", wantErr: `functionConfig ConfigMap: key "pinned" (line 4): "ignore" is not one of keep, verify, refresh`},
+		{name: "bad lock", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nlock: read\n", wantErr: `functionConfig Digester: field "lock" (line 3): "read" is not one of update, frozen`},
+		{name: "lock file outside the package", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  lock-file: ../digests.yaml\n", wantErr: `functionConfig ConfigMap: key "lock-file" (line 4): "../digests.yaml" is not a .yaml file inside the package`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Parse([]byte(tt.in), tt.env)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+				if err == nil {
+					t.Fatalf("Parse succeeded, want error %q", tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.wantErr, err.Error()); diff != "" {
+					t.Errorf("Parse error (-want +got):\n%s", diff)
 				}
 				return
 			}
@@ -185,6 +169,80 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		if !strings.Contains(readme, row) {
 			t.Errorf("README has no configuration row starting %q", row)
 		}
+	}
+}
+
+// TestParseRegistries: mirrors and platform, in both forms, and each bad value an error naming it.
+func TestParseRegistries(t *testing.T) {
+	with := func(f func(*Config)) Config {
+		c := Default()
+		f(&c)
+		return c
+	}
+	cm := func(data string) string { return "kind: ConfigMap\napiVersion: v1\ndata:\n" + data }
+	typed := func(fields string) string { return "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\n" + fields }
+	for _, tc := range []struct {
+		name, in string
+		want     Config
+		wantErr  string
+	}{
+		{
+			name: "configmap mirrors",
+			in:   cm("  registry-mirrors: \"docker.io=mirror.corp.example/dockerhub, quay.io=mirror.corp.example/quay,docker.io=localhost:5000\"\n  mirror-fallback: \"true\"\n"),
+			want: with(func(c *Config) {
+				c.Mirrors = resolver.Mirrors{
+					"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}},
+					"quay.io":         {{Host: "mirror.corp.example", Prefix: "quay"}},
+				}
+				c.MirrorFallback = true
+			}),
+		},
+		{
+			name: "typed mirrors",
+			in:   typed("registryMirrors:\n  docker.io: [mirror.corp.example/dockerhub, localhost:5000]\nmirrorFallback: false\n"),
+			want: with(func(c *Config) {
+				c.Mirrors = resolver.Mirrors{"index.docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}, {Host: "localhost:5000"}}}
+			}),
+		},
+		{name: "mirror that is not a registry", in: cm("  registry-mirrors: docker.io=https://mirror.example\n"), wantErr: `functionConfig ConfigMap: key "registry-mirrors" (line 4): mirror "https://mirror.example" is not a registry: write host[:port][/path] without a scheme`},
+		{name: "mirrors of something not a registry", in: cm("  registry-mirrors: dockerhub=mirror.example\n"), wantErr: `functionConfig ConfigMap: key "registry-mirrors" (line 4): "dockerhub" is not a registry host (write host or host:port, as in docker.io or registry.example:5000)`},
+		{name: "mirror pair without =", in: cm("  registry-mirrors: mirror.example\n"), wantErr: `functionConfig ConfigMap: key "registry-mirrors" (line 4): "mirror.example" is not registry=mirror (as in docker.io=mirror.example/dockerhub)`},
+		{name: "bad mirror-fallback", in: cm("  mirror-fallback: yes\n"), wantErr: `functionConfig ConfigMap: key "mirror-fallback" (line 4): "yes" is neither true nor false`},
+		{name: "typed bad mirror", in: typed("registryMirrors: {docker.io: [Mirror.example/Hub]}\n"), wantErr: `functionConfig Digester: field "registryMirrors" (line 3): mirror "Mirror.example/Hub" is not a registry: its path must be lowercase letters, digits and separators (. _ - /)`},
+		{name: "typed registry without mirrors", in: typed("registryMirrors: {docker.io: []}\n"), wantErr: `functionConfig Digester: field "registryMirrors" (line 3): registry "docker.io" (line 3) has no list of mirrors`},
+		{name: "typed mirrors not a map", in: typed("registryMirrors: [a.example]\n"), wantErr: `functionConfig Digester: field "registryMirrors" (line 3): must be a map from registry to a list of mirrors, such as {docker.io: [mirror.example/dockerhub]}`},
+		{
+			name: "configmap platform",
+			in:   cm("  platform: linux/arm64/v8\n"),
+			want: with(func(c *Config) { c.Platform = &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"} }),
+		},
+		{
+			name: "typed platform",
+			in:   typed("platform: windows/amd64:10.0.20348\n"),
+			want: with(func(c *Config) {
+				c.Platform = &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348"}
+			}),
+		},
+		{name: "unknown platform", in: cm("  platform: linux/x86_64\n"), wantErr: `functionConfig ConfigMap: key "platform" (line 4): platform "linux/x86_64": unknown architecture "x86_64" (known: 386, amd64, arm, arm64, loong64, mips, mips64, mips64le, mipsle, ppc64, ppc64le, riscv64, s390x, wasm)`},
+		{name: "typed unknown platform", in: typed("platform: macos/arm64\n"), wantErr: `functionConfig Digester: field "platform" (line 3): platform "macos/arm64": unknown operating system "macos" (known: aix, android, darwin, dragonfly, freebsd, illumos, ios, js, linux, netbsd, openbsd, plan9, solaris, wasip1, windows)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse([]byte(tc.in), "")
+			gotErr := ""
+			if err != nil {
+				gotErr, got = err.Error(), Config{}
+			}
+			want := tc.want
+			if tc.wantErr != "" {
+				want = Config{}
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("Parse error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Parse (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -244,15 +302,15 @@ func TestParseTLS(t *testing.T) {
 			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example:\n    ca: " + indent(ca) + "\n    cert: " + f("cert.pem") + "\n    key: " + f("key.pem") + "\n",
 			want: map[string]resolver.TLS{"r.example": {CA: []byte(strings.TrimSpace(string(ca)) + "\n"), Cert: cert, Key: key}},
 		},
-		{name: "unreadable CA file", in: cm("  registry-ca-files: r.example=" + f("nope.pem") + "\n"), wantErr: `key "registry-ca-files": registry r.example: cannot read ca file: open ` + f("nope.pem") + ": no such file or directory"},
-		{name: "file without PEM", in: cm("  registry-ca-files: r.example=" + f("empty.pem") + "\n"), wantErr: `key "registry-ca-files": registry r.example: ` + f("empty.pem") + " holds no PEM block"},
-		{name: "not registry=file", in: cm("  registry-ca-files: " + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files": "` + f("ca.pem") + `" is not registry=file`},
-		{name: "not a registry", in: cm("  registry-ca-files: corp=" + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files": registry corp: "corp" is not a registry host`},
+		{name: "unreadable CA file", in: cm("  registry-ca-files: r.example=" + f("nope.pem") + "\n"), wantErr: `key "registry-ca-files" (line 4): registry r.example: cannot read ca file: open ` + f("nope.pem") + ": no such file or directory"},
+		{name: "file without PEM", in: cm("  registry-ca-files: r.example=" + f("empty.pem") + "\n"), wantErr: `key "registry-ca-files" (line 4): registry r.example: ` + f("empty.pem") + " holds no PEM block"},
+		{name: "not registry=file", in: cm("  registry-ca-files: " + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files" (line 4): "` + f("ca.pem") + `" is not registry=file`},
+		{name: "not a registry", in: cm("  registry-ca-files: corp=" + f("ca.pem") + "\n"), wantErr: `key "registry-ca-files" (line 4): registry corp: "corp" is not a registry host`},
 		{name: "a key as CA", in: cm("  registry-ca-files: r.example=" + f("key.pem") + "\n"), wantErr: "TLS settings of registry r.example: the CA holds no PEM certificate"},
 		{name: "certificate without key", in: cm("  registry-client-cert-files: r.example=" + f("cert.pem") + "\n"), wantErr: "TLS settings of registry r.example: a client certificate needs its key"},
 		{name: "key of another certificate", in: cm("  registry-client-cert-files: r.example=" + f("cert.pem") + "\n  registry-client-key-files: r.example=" + f("other-key.pem") + "\n"), wantErr: "TLS settings of registry r.example: the client certificate and key do not make a pair"},
-		{name: "typed unreadable key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cert: " + f("cert.pem") + ", key: " + f("nope.pem") + "}\n", wantErr: `field "registries": r.example: key: cannot read key file`},
-		{name: "typed unknown field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cacert: x}\n", wantErr: "field cacert not found"},
+		{name: "typed unreadable key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cert: " + f("cert.pem") + ", key: " + f("nope.pem") + "}\n", wantErr: `field "registries" (line 3): r.example: key: cannot read key file`},
+		{name: "typed unknown field", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nregistries:\n  r.example: {cacert: x}\n", wantErr: `field "registries" (line 3): r.example: unknown field "cacert" (line 4; known: ca, cert, key)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse([]byte(tc.in), "")

@@ -94,8 +94,7 @@ func TestPullThroughCache(t *testing.T) {
 				up.Host + "/team/lib:2@" + digests["team/lib:2"], up.Host + "/team/app:1@" + digests["team/app:1"],
 			},
 			wantMsgs: []string{
-				"pinned " + up.Host + "/team/app:1 to " + digests["team/app:1"] + " (answered by mirror " + cache.Host + ")",
-				"pinned " + up.Host + "/team/app:1 to " + digests["team/app:1"] + " (answered by mirror " + cache.Host + ")",
+				"pinned " + up.Host + "/team/app:1 to " + digests["team/app:1"] + " (answered by mirror " + cache.Host + ") (2 image fields, in no file)",
 				"pinned " + up.Host + "/team/lib:2 to " + digests["team/lib:2"] + " (answered by mirror " + cache.Host + ")",
 				"pinned " + up.Host + "/team/multi:1 to " + digests["team/multi:1"] + " (answered by mirror " + cache.Host + ")",
 				"pinned 4 image fields (3 distinct references, 4 registry requests); 0 already pinned, 0 skipped by prefix",
@@ -112,8 +111,8 @@ func TestPullThroughCache(t *testing.T) {
 			wantCode: 1,
 			wantMsgs: []string{
 				"cannot pin " + up.Host + "/team/missing:1: no mirror of registry " + up.Host + " could resolve it, and " + up.Host +
-					" itself was not asked (mirror-fallback is off): mirror " + cache.Host + `: tag not found: "1" in repository team/missing on registry ` + cache.Host,
-				"pinned nothing: 1 image fields could not be pinned, so the package is returned unchanged (1 distinct references, 2 registry requests)",
+					" itself was not asked (mirror-fallback is off): mirror " + cache.Host + ": repository not found: registry " + cache.Host + " has no repository team/missing",
+				"pinned nothing: 1 image field could not be pinned, so the package is returned unchanged (1 distinct reference, 3 registry requests)",
 			},
 			wantImages: []string{up.Host + "/team/missing:1"},
 			want: counts{
@@ -126,7 +125,7 @@ func TestPullThroughCache(t *testing.T) {
 			name:   "without mirrors, the upstream is asked",
 			images: []string{"team/app:1"},
 			wantMsgs: []string{
-				"pinned 1 image fields (1 distinct references, 2 registry requests); 0 already pinned, 0 skipped by prefix",
+				"pinned 1 image field (1 distinct reference, 2 registry requests); 0 already pinned, 0 skipped by prefix",
 				"pinned " + up.Host + "/team/app:1 to " + digests["team/app:1"],
 			},
 			wantImages: []string{up.Host + "/team/app:1@" + digests["team/app:1"]},

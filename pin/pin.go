@@ -90,6 +90,8 @@ type Summary struct {
 	// Pinned image fields were set to a digest, FromLock of them from the package's DigestLock;
 	// AlreadyPinned carried one; Skipped matched a skip prefix.
 	Pinned, FromLock, AlreadyPinned, Skipped int
+	// Templated image fields hold a template variable (${IMAGE}, $(params.image)): left as they are, with a warning.
+	Templated int
 	// Verified pins were found current (pinned: verify or refresh); Refreshed were moved to their
 	// tag's current digest.
 	Verified, Refreshed int
@@ -105,29 +107,33 @@ type Summary struct {
 
 // String is the summary in plain words.
 func (s Summary) String() string {
+	counts := fmt.Sprintf("%s, %s", plural(s.Distinct, "distinct reference"), plural(int(s.Requests), "registry request"))
 	var msg string
 	switch {
 	case s.Check && s.Failed > 0:
-		msg = fmt.Sprintf("check failed: pinning would make %s, each an error above (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
-			plural(s.Failed, "change"), s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
+		msg = fmt.Sprintf("check failed: pinning would make %s, each an error above (%s); %d already pinned, %d skipped by prefix",
+			plural(s.Failed, "change"), counts, s.AlreadyPinned, s.Skipped)
 	case s.Check:
-		msg = fmt.Sprintf("check passed: nothing to pin (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
-			s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
+		msg = fmt.Sprintf("check passed: nothing to pin (%s); %d already pinned, %d skipped by prefix",
+			counts, s.AlreadyPinned, s.Skipped)
 	case s.Failed > 0 && !s.Warn:
-		return fmt.Sprintf("pinned nothing: %d image fields could not be pinned, so the package is returned unchanged (%d distinct references, %d registry requests)",
-			s.Failed, s.Distinct, s.Requests)
+		return fmt.Sprintf("pinned nothing: %s could not be pinned, so the package is returned unchanged (%s)",
+			plural(s.Failed, "image field"), counts)
 	default:
-		msg = fmt.Sprintf("pinned %d image fields (%d distinct references, %d registry requests); %d already pinned, %d skipped by prefix",
-			s.Pinned, s.Distinct, s.Requests, s.AlreadyPinned, s.Skipped)
+		msg = fmt.Sprintf("pinned %s (%s); %d already pinned, %d skipped by prefix",
+			plural(s.Pinned, "image field"), counts, s.AlreadyPinned, s.Skipped)
 	}
 	if s.FromLock > 0 {
 		msg += fmt.Sprintf("; %d pinned from the lock", s.FromLock)
 	}
+	if s.Templated > 0 {
+		msg += fmt.Sprintf("; %s with a template variable left as written", plural(s.Templated, "image field"))
+	}
 	if s.Verified > 0 {
-		msg += fmt.Sprintf("; %d pins verified", s.Verified)
+		msg += fmt.Sprintf("; %s verified", plural(s.Verified, "pin"))
 	}
 	if s.Refreshed > 0 {
-		msg += fmt.Sprintf("; %d pins refreshed", s.Refreshed)
+		msg += fmt.Sprintf("; %s refreshed", plural(s.Refreshed, "pin"))
 	}
 	if s.Failed > 0 && s.Warn {
 		msg += fmt.Sprintf("; %d left unpinned (on-error: warn)", s.Failed)
@@ -254,6 +260,11 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			u := use{obj, id, f}
 			if hasPrefix(f.Image, cfg.SkipPrefixes) {
 				s.Skipped++
+				continue
+			}
+			if tv := resolver.Template(f.Image); tv != "" {
+				s.Templated++
+				r.add(Warning, u, fmt.Sprintf("not pinned: %q holds an unexpanded template variable, %s: pin the manifests once it is filled in", f.Image, tv), "")
 				continue
 			}
 			if _, err := resolver.Parse(f.Image); err != nil {
@@ -650,15 +661,6 @@ func column(n *yaml.Node) int {
 		return 0
 	}
 	return n.Column
-}
-
-func hasPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // plural is n and noun, with an s unless n is 1.

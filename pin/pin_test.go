@@ -123,7 +123,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name:        "one failure leaves every object unchanged",
 		docs:        []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
-		wantSummary: pin.Summary{Failed: 1, Distinct: 2, Requests: 3},
+		wantSummary: pin.Summary{Failed: 1, Distinct: 2, Requests: 4}, // ping, 2 HEADs, the missing tag's tag list,
 		wantFindings: []finding{
 			{"error", "Pod ns/b", "b.yaml", "spec.containers[0].image", "nginx:1.28", "", `cannot pin nginx:1.28: tag not found: "1.28" in repository library/nginx on registry index.docker.io`},
 		},
@@ -133,7 +133,7 @@ func TestRun(t *testing.T) {
 		docs:        []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
 		mutate:      func(c *config.Config) { c.OnError = "warn" },
 		wantOK:      true,
-		wantSummary: pin.Summary{Pinned: 1, Failed: 1, Distinct: 2, Requests: 3, Warn: true},
+		wantSummary: pin.Summary{Pinned: 1, Failed: 1, Distinct: 2, Requests: 4, Warn: true},
 		wantFindings: []finding{
 			{"warning", "Pod ns/b", "b.yaml", "spec.containers[0].image", "nginx:1.28", "", `cannot pin nginx:1.28: tag not found: "1.28" in repository library/nginx on registry index.docker.io`},
 			{"info", "Pod ns/a", "a.yaml", "spec.containers[0].image", "nginx:1.27", "nginx:1.27@" + d["nginx:1.27"], "pinned nginx:1.27 to " + d["nginx:1.27"]},

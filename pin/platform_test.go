@@ -76,7 +76,7 @@ func TestPlatformPins(t *testing.T) {
 			name:        "verify: a digest the index does not list is stale",
 			image:       "multi:1@" + other,
 			mutate:      func(c *config.Config) { c.Pinned = "verify" },
-			wantSummary: pin.Summary{Failed: 1, Distinct: 1, Requests: 4},
+			wantSummary: pin.Summary{Failed: 1, Distinct: 1, Requests: 5},
 			wantFindings: []finding{
 				{"error", "Pod ns/a", "a.yaml", field, "multi:1@" + other, "", "stale pin: multi:1 is pinned to " + other + ", but the tag now points to " +
 					index.String() + " (and the repository does not serve " + other + ")"},

@@ -58,12 +58,13 @@ func (g *registry) explain(err error, repo, tag string) error {
 			what = fmt.Sprintf(" for repository %s, digest %s", repo, tag)
 		}
 	}
-	detail := ""
+	detail, errCode := "", "" // the registry's words, and its OCI error code
 	var se *statusError
 	var te *transport.Error
 	switch {
 	case errors.As(err, &se):
-		e.StatusCode, detail = se.code, registryMessage(se.body)
+		e.StatusCode = se.code
+		errCode, detail = registryError(se.body)
 		if ra := se.header.Get("Retry-After"); ra != "" && se.code == http.StatusTooManyRequests {
 			detail = "it asks to retry after " + ra + ", longer than digester may wait"
 		}
@@ -90,6 +91,11 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.StatusCode, detail = 0, ""
 	}
 	switch {
+	case e.StatusCode == http.StatusNotFound && repo != "" && errCode == "NAME_UNKNOWN":
+		e.msg = fmt.Sprintf("repository not found: registry %s has no repository %s", host, repo)
+		if g.anonymous {
+			e.msg += " (or it is private: digester asked without credentials)"
+		}
 	case e.StatusCode == http.StatusNotFound && byDigest:
 		e.msg = fmt.Sprintf("digest not served: %s is not in %s", tag, where)
 	case e.StatusCode == http.StatusNotFound && repo != "":
@@ -174,17 +180,19 @@ var offline = sync.OnceValue(func() bool {
 	return true
 })
 
-// registryMessage extracts the message of an OCI error body ({"errors":[{"message":...}]}).
-func registryMessage(body []byte) string {
+// registryError extracts the code and message of an OCI error body
+// ({"errors":[{"code":"NAME_UNKNOWN","message":...}]}).
+func registryError(body []byte) (code, message string) {
 	var r struct {
 		Errors []struct {
+			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"errors"`
 	}
 	if json.Unmarshal(body, &r) != nil || len(r.Errors) == 0 {
-		return ""
+		return "", ""
 	}
-	return r.Errors[0].Message
+	return r.Errors[0].Code, r.Errors[0].Message
 }
 
 // shorten cuts s to at most n bytes, on a rune boundary.

@@ -80,7 +80,7 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 
 	auth, err := r.keychain.Resolve(reg)
 	if err != nil {
-		return fmt.Errorf("read credentials for registry %s: %w", host, err)
+		return credentialError(host, err)
 	}
 	cfg, err := authn.Authorization(ctx, auth)
 	if err != nil {
@@ -151,6 +151,9 @@ func (r *Resolver) fetch(ctx context.Context, g *registry, target name.Reference
 			return d, nil
 		}
 	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+	case http.StatusNotFound:
+		// A HEAD has no body to say whether the tag or the whole repository is missing: ask.
+		return "", g.explain(&statusError{code: resp.StatusCode, status: resp.Status, header: resp.Header, body: r.tagsBody(ctx, g, repo)}, repo, ref)
 	default:
 		return "", g.explain(&statusError{code: resp.StatusCode, status: resp.Status, header: resp.Header}, repo, ref)
 	}
@@ -170,6 +173,34 @@ func (r *Resolver) fetch(ctx context.Context, g *registry, target name.Reference
 		return "", g.explain(err, repo, ref)
 	}
 	return verify(g.name.RegistryStr(), resp.Header, body)
+}
+
+// missingHelperRE finds the program in a credential helper error: docker's client reports a
+// helper that is not installed as exec: "docker-credential-gcr": executable file not found.
+var missingHelperRE = regexp.MustCompile(`exec: "(docker-credential-[^"]+)": executable file not found`)
+
+// credentialError explains why the credentials for host could not be read.
+func credentialError(host string, err error) error {
+	if m := missingHelperRE.FindStringSubmatch(err.Error()); m != nil {
+		return &Error{Registry: host, msg: fmt.Sprintf("credential helper %s is not installed: the docker config names it for registry %s, but it is not on PATH (install it, or remove it from credHelpers or credsStore in the docker config)", m[1], host)}
+	}
+	return fmt.Errorf("read credentials for registry %s: %w", host, err)
+}
+
+// tagsBody returns the error body of a tag list request for repo when the registry answers it
+// with 404 (whose OCI error code, NAME_UNKNOWN, says the repository does not exist), else nil.
+// It is made only after a manifest HEAD found nothing, and a tag list is not a pull.
+func (r *Resolver) tagsBody(ctx context.Context, g *registry, repo string) []byte {
+	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("https://%s/v2/%s/tags/list?n=1", g.name.RegistryStr(), repo))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	return body
 }
 
 // verify checks that body is a manifest and returns its digest, refusing a header that disagrees.

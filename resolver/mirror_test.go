@@ -48,7 +48,7 @@ func TestMirrors(t *testing.T) {
 	ref := func(repo string) string { return upstream.Host + "/" + repo + ":1" }
 	type got struct{ Digest, Mirror, Err string }
 	notFound := func(reg *registrytest.Registry, repo string) string {
-		return `tag not found: "1" in repository ` + repo + " on registry " + reg.Host
+		return "repository not found: registry " + reg.Host + " has no repository " + repo + " (or it is private: digester asked without credentials)"
 	}
 	for _, tc := range []struct {
 		name     string

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,10 +22,24 @@ func Parse(s string) (name.Reference, error) {
 	return ref, nil
 }
 
+// templateRE matches the placeholders of template tools: envsubst ${IMAGE} and $IMAGE, Tekton
+// $(params.image), Helm, Argo and Go templates {{.Values.image}}.
+var templateRE = regexp.MustCompile(`\$\{[^}]*\}|\$\([^)]*\)|\{\{.*?\}\}|\$[A-Za-z_][A-Za-z0-9_]*`)
+
+// Template returns the first template variable in s ("${IMAGE}", "$(params.image)",
+// "{{inputs.parameters.image}}"), or "" if s has none. No image reference can hold one: the value
+// is a template to be filled in, not an image digester can look up.
+func Template(s string) string {
+	return templateRE.FindString(s)
+}
+
 // invalidReason names the commonest mistakes in plain words; "" if none is found.
 func invalidReason(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "it is empty"
+	}
+	if t := Template(s); t != "" {
+		return "it holds an unexpanded template variable, " + t
 	}
 	if strings.ContainsAny(s, " \t\r\n") {
 		return "it contains white space"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -140,5 +142,52 @@ func TestUnreachableOffline(t *testing.T) {
 		if diff := cmp.Diff(tc.want, err.Error()); diff != "" {
 			t.Errorf("offline=%v: error (-want +got):\n%s", tc.offline, diff)
 		}
+	}
+}
+
+// TestMissingRepositoryOrTag: a missing tag and a missing repository are told apart (a HEAD has no
+// body, so a tag list request asks), and the manifest is never fetched with a GET.
+func TestMissingRepositoryOrTag(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	if _, err := reg.PushImage("team/app", "v1", types.DockerManifestSchema2); err != nil {
+		t.Fatal(err)
+	}
+	reg.Reset()
+	missingTag, missingRepo := reg.Host+"/team/app:v2", reg.Host+"/team/nope:v1"
+	res := newResolver().Resolve(context.Background(), []string{missingTag, missingRepo})
+	got := map[string]string{}
+	for ref, rr := range res {
+		got[ref] = rr.Err.Error()
+	}
+	want := map[string]string{
+		missingTag:  `tag not found: "v2" in repository team/app on registry ` + reg.Host,
+		missingRepo: "repository not found: registry " + reg.Host + " has no repository team/nope (or it is private: digester asked without credentials)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	if n := reg.Count(http.MethodGet, "manifest"); n != 0 {
+		t.Errorf("manifest GETs = %d, want 0", n)
+	}
+}
+
+// TestMissingCredentialHelper: a docker config naming a credential helper that is not installed is
+// said in those words, not in the docker client's.
+func TestMissingCredentialHelper(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	cfg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"credHelpers": {"`+reg.Host+`": "digester-missing"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfg)
+	t.Setenv("PATH", t.TempDir())
+	ref := reg.Host + "/team/app:v1"
+	err := resolver.New().Resolve(context.Background(), []string{ref})[ref].Err
+	want := "credential helper docker-credential-digester-missing is not installed: the docker config names it for registry " + reg.Host +
+		", but it is not on PATH (install it, or remove it from credHelpers or credsStore in the docker config)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
 	}
 }

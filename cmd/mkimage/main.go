@@ -223,7 +223,7 @@ func build(ctx context.Context, o options) (v1.ImageIndex, error) {
 
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, p := range o.platforms {
-		bin, err := compile(ctx, o.pkg, filepath.Join(tmp, p.OS+"-"+p.Architecture), p)
+		bin, err := compile(ctx, o.pkg, filepath.Join(tmp, p.OS+"-"+p.Architecture), p, o.version, o.revision)
 		if err != nil {
 			return nil, err
 		}
@@ -241,8 +241,10 @@ func build(ctx context.Context, o options) (v1.ImageIndex, error) {
 
 // compile builds a static binary of pkg for p, as `make build` does, and returns its bytes.
 // GOAMD64 and GOARM64 are fixed to the baseline the platform names, whatever the environment says.
-func compile(ctx context.Context, pkg, out string, p v1.Platform) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
+// The binary's --version prints version and revision, as `make build` stamps them.
+func compile(ctx context.Context, pkg, out string, p v1.Platform, version, revision string) ([]byte, error) {
+	ldflags := "-s -w -X main.version=" + version + " -X main.commit=" + revision
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture,
 		"GOAMD64=v1", "GOARM64=v8.0", "GOTOOLCHAIN=local")
 	var stderr bytes.Buffer

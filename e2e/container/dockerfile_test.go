@@ -53,7 +53,7 @@ func TestDockerfile(t *testing.T) {
 		}
 		// What `make image-docker` runs, with the build context in ctx instead of the repository.
 		for _, args := range [][]string{
-			{"make", "--no-print-directory", "build", "BIN=" + filepath.Join(ctx, "bin/digester")},
+			{"make", "--no-print-directory", "build", "BIN=" + filepath.Join(ctx, "bin/digester"), "VERSION=e2e", "REVISION=test"},
 			{"go", "run", "./cmd/mkimage", "-rootfs", filepath.Join(ctx, "out/rootfs")},
 		} {
 			cmd := exec.Command(args[0], args[1:]...)

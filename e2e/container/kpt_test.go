@@ -75,9 +75,10 @@ func TestKpt(t *testing.T) {
 	noNetwork := "--rm -i --network none --user nobody --security-opt=no-new-privileges --pull never " + tag
 	webHost := strings.Split(web, "/")[0]
 	bare := strings.TrimPrefix(tag, "localhost/")
-	offline := fmt.Sprintf("[error] apps/v1/Deployment/shop/web spec.template.spec.containers[0].image: cannot pin %s: "+
-		"cannot connect to registry %s: connection refused (digester sees no network but loopback: "+
-		"a container function needs `kpt fn eval --network` or `kpt fn render --allow-network`) (app.yaml)", web, webHost)
+	// The registry cannot be reached at all: one error for it, naming its references.
+	offline := fmt.Sprintf("[error]: cannot connect to registry %s: connection refused (digester sees no network but loopback: "+
+		"a container function needs `kpt fn eval --network` or `kpt fn render --allow-network`): "+
+		"2 references cannot be pinned (2 image fields): %s, %s", webHost, web, cache)
 
 	for _, tc := range []struct {
 		name       string
