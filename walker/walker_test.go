@@ -1,6 +1,7 @@
 package walker
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,23 +10,32 @@ import (
 
 type found struct{ Path, Image string }
 
-func walk(t *testing.T, doc string) ([]found, []string) {
+var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted "}
+
+func walk(t *testing.T, doc string, opts ...Option) ([]found, []string) {
 	t.Helper()
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
 		t.Fatal(err)
 	}
-	fields, problems := New().Walk(&n)
+	fields, problems := New(opts...).Walk(&n)
 	var fs []found
 	for _, f := range fields {
-		if f.Node.Value != f.Image {
+		if f.Kind == Reference && f.Node.Value != f.Image {
 			t.Errorf("%s: Node.Value %q != Image %q", f.Path, f.Node.Value, f.Image)
 		}
 		fs = append(fs, found{f.Path, f.Image})
 	}
 	var ps []string
 	for _, p := range problems {
-		ps = append(ps, p.String())
+		s := kindNames[p.Kind] + p.String()
+		if p.Image != "" {
+			s += " [" + p.Image + "]"
+		}
+		if p.Item != nil {
+			s = fmt.Sprintf("(item %d %s/%s) %s", p.Item.Index, p.Item.Kind, p.Item.Name, s)
+		}
+		ps = append(ps, s)
 	}
 	return fs, ps
 }
@@ -65,9 +75,12 @@ spec:
 		{name: "not a mapping", doc: "- a\n- b\n"},
 		{name: "null containers", doc: "spec:\n  containers: null\n"},
 		{
-			name:         "containers is a map",
-			doc:          "spec:\n  containers:\n    web: {image: a:1}\n",
-			wantProblems: []string{"spec.containers: is a mapping, want a list of containers"},
+			name: "containers is a map",
+			doc:  "spec:\n  containers:\n    web: {image: a:1}\n",
+			wantProblems: []string{
+				"spec.containers: is a mapping, want a list of containers",
+				"unlisted spec.containers.web.image: left alone: digester does not pin spec/containers/web/image in resources without a kind; to pin it, add {kind: , path: spec/containers/web/image} to additionalImageFields [a:1]",
+			},
 		},
 		{
 			name: "odd images",
