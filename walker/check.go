@@ -17,12 +17,14 @@ const maxDepth = 10000
 // holding a string at a place no rule looks at.
 func (w *Walker) check(obj *yaml.Node, grp, kind string, data []string, fields []Field, problems []Problem) ([]Field, []Problem) {
 	s := scanner{fields: fields, data: data}
-	s.walk(obj, 0, false)
+	// A document without apiVersion and kind (a Helm values file, a tool's config) is no resource:
+	// its image keys are nobody's image fields, and no declaration could name its kind.
+	s.walk(obj, 0, grp == "" && kind == "" && lookup(obj, "apiVersion") == nil)
 	for _, d := range s.dups {
 		frames, _ := locate(obj, d.in, nil, 0)
 		at := path(frames, d.first.Value)
 		lines := fmt.Sprintf("lines %d and %d of the resource", d.first.Line-obj.Line+1, d.last.Line-obj.Line+1)
-		if decides(fields, at) && !slices.Equal(images(d.firstValue, nil), images(d.lastValue, nil)) {
+		if decides(fields, at) && !slices.EqualFunc(images(d.firstValue, nil), images(d.lastValue, nil), sameRef) {
 			problems = append(problems, Problem{Kind: Ambiguous, Path: at, Message: fmt.Sprintf(
 				"key %q appears twice (%s) with different images: kubectl would keep the last, digester does not guess; remove one",
 				d.first.Value, lines)})
@@ -32,9 +34,14 @@ func (w *Walker) check(obj *yaml.Node, grp, kind string, data []string, fields [
 		problems = append(problems, Problem{Kind: Duplicate, Path: at, Message: fmt.Sprintf(
 			"key %q appears twice (%s); the last value counts, as with kubectl, and the duplicate is left as it is", d.first.Value, lines)})
 	}
+	reported := len(problems)
 	for _, u := range s.unlisted {
 		frames, _ := locate(obj, u.in, nil, 0)
-		problems = append(problems, Problem{Kind: Unlisted, Path: path(frames, u.key.Value), Image: u.node.Value,
+		at := path(frames, u.key.Value)
+		if slices.ContainsFunc(problems[:reported], func(p Problem) bool { return under(at, p.Path) }) {
+			continue // already reported as a field that cannot be read
+		}
+		problems = append(problems, Problem{Kind: Unlisted, Path: at, Image: u.node.Value,
 			Message: unlistedMessage(grp, kind, pattern(frames, u.key.Value))})
 	}
 	return fields, problems
@@ -97,6 +104,12 @@ func images(n *yaml.Node, out []string) []string {
 		}
 	}
 	return out
+}
+
+// sameRef reports whether a and b name the same image: equal, or one is the other pinned (so that a
+// second run over a resource whose last duplicate was pinned finds nothing new to complain of).
+func sameRef(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"@") || strings.HasPrefix(b, a+"@")
 }
 
 // frame is one step of a path: a key, or an index when key is "".

@@ -7,9 +7,21 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
+// KustomizeImages reads the images: entries of obj as those of a Kustomization, whatever its kind:
+// for a kustomization.yaml written without apiVersion and kind, which only its file name tells
+// apart (the caller knows it; Walk does this by itself for kind Kustomization and Component).
+func KustomizeImages(obj *yaml.Node) ([]Field, []Problem) {
+	var r results
+	if obj = deref(obj); obj != nil && obj.Kind == yaml.MappingNode {
+		kustomizeImages(&r, obj)
+	}
+	return r.fields, r.problems
+}
+
 // kustomizeImages reads the images: entries of a Kustomization or Component. An entry stands
-// for newName (or name) with newTag, or with the tag written in newName; an entry with a digest
-// is returned with it, so that the caller counts it as pinned.
+// for newName (or name) with newTag, or with the tag written in newName; an entry that has a
+// digest is pinned already and left alone, whatever the digest (kustomize's own examples hold an
+// abbreviated one).
 func kustomizeImages(r *results, obj *yaml.Node) {
 	list := lookup(obj, "images")
 	if list == nil || list.Kind != yaml.SequenceNode {
@@ -23,7 +35,9 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 			continue
 		}
 		name, newName, newTag := scalar(lookup(e, "name")), scalar(lookup(e, "newName")), scalar(lookup(e, "newTag"))
-		digest := scalar(lookup(e, "digest"))
+		if lookup(e, "digest") != nil {
+			continue
+		}
 		repo := newName
 		if repo == "" {
 			repo = name
@@ -33,17 +47,14 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 		case repo == "":
 			r.problem(path, "has neither name nor newName")
 			continue
-		case lookup(e, "tagSuffix") != nil && digest == "":
+		case lookup(e, "tagSuffix") != nil:
 			r.problem(path, "has a tagSuffix: the tag depends on each resource, so there is no one tag to pin")
 			continue
 		case newTag != "":
 			ref += ":" + newTag
-		case !hasTag(repo) && digest == "":
+		case !hasTag(repo):
 			r.problem(path, "has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are")
 			continue
-		}
-		if digest != "" {
-			ref += "@" + digest
 		}
 		r.fields = append(r.fields, Field{Path: path, Image: ref, Node: e, Kind: KustomizeImage})
 	}

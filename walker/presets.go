@@ -61,12 +61,16 @@ var Presets = []Preset{
 // argo is the Argo Workflows preset for one kind whose workflow spec is at spec.
 func argo(kind, spec string) Preset {
 	var images []string
-	for _, t := range []string{spec + "/templates", spec + "/templateDefaults"} {
+	templates := []string{
+		spec + "/templates", spec + "/templateDefaults",
+		spec + "/templates/steps/inline", spec + "/templates/dag/tasks/inline", // inline templates (Argo 3.4+)
+	}
+	for _, t := range templates {
 		for _, p := range []string{"container/image", "script/image", "initContainers/image", "sidecars/image", "containerSet/containers/image"} {
 			images = append(images, t+"/"+p)
 		}
 	}
-	images = append(images, spec+"/volumes/image/reference")
+	images = append(images, spec+"/volumes/image/reference", spec+"/executorPlugins/spec/sidecar/container/image")
 	return Preset{
 		Name: "Argo Workflows", Group: "argoproj.io", Kinds: []string{kind}, Images: images,
 		Data: []string{"withItems", "arguments"},

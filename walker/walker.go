@@ -41,17 +41,17 @@ type Field struct {
 	Item *Item
 }
 
-// Set pins the field to digest in place, keeping its comments and quoting, and returns the
-// reference it now stands for (Image@digest).
-func (f Field) Set(digest string) string {
-	pinned := f.Image + "@" + digest
+// Set writes to, the reference the field now stands for (Image with "@digest"), into the field
+// in place, keeping comments and quoting: a Reference's value becomes to; a KustomizeImage entry
+// gets to's digest as its digest: key, after newTag.
+func (f Field) Set(to string) {
 	switch f.Kind {
 	case KustomizeImage:
+		_, digest, _ := strings.Cut(to, "@")
 		setKey(f.Node, "digest", digest, "newTag")
 	default:
-		f.Node.Value = pinned
+		f.Node.Value = to
 	}
-	return pinned
 }
 
 // Item names a resource held in the items of a List.

@@ -2,6 +2,8 @@ package walker
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -72,14 +74,14 @@ spec:
 			want: []found{{"template.spec.containers[0].image", "p:1"}},
 		},
 		{name: "no images", doc: "kind: Service\nspec:\n  ports: [{port: 80}]\n"},
+		{name: "a values file: image keys of no resource", doc: "replicas: 3\nimage: nginx:1.27\nsidecar: {image: envoy:1.30}\n"},
 		{name: "not a mapping", doc: "- a\n- b\n"},
 		{name: "null containers", doc: "spec:\n  containers: null\n"},
 		{
 			name: "containers is a map",
 			doc:  "spec:\n  containers:\n    web: {image: a:1}\n",
 			wantProblems: []string{
-				"spec.containers: is a mapping, want a list of containers",
-				"unlisted spec.containers.web.image: left alone: digester does not pin spec/containers/web/image in resources without a kind; to pin it, add {kind: , path: spec/containers/web/image} to additionalImageFields [a:1]",
+				"spec.containers: is a mapping, want a list of containers", // and not also as an unlisted image key
 			},
 		},
 		{
@@ -133,5 +135,43 @@ func TestAliasSharesNode(t *testing.T) {
 	fields, _ := New().Walk(&n)
 	if len(fields) != 2 || fields[0].Node != fields[1].Node {
 		t.Fatalf("want two fields sharing one node, got %+v", fields)
+	}
+}
+
+// TestREADMEListsEveryPreset keeps the README's "Where digester looks" in step with Presets.
+func TestREADMEListsEveryPreset(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "## Where digester looks")
+	if start < 0 {
+		t.Fatal(`README has no "## Where digester looks" section`)
+	}
+	section := readme[start:]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	for _, p := range Presets {
+		row := ""
+		for _, l := range strings.Split(section, "\n") {
+			if strings.HasPrefix(l, "| "+p.Name+" | `"+p.Group+"` |") {
+				row = l
+			}
+		}
+		if row == "" {
+			t.Errorf("README lists no preset row for %s (%s)", p.Name, p.Group)
+			continue
+		}
+		for _, k := range p.Kinds {
+			if !strings.Contains(row, k) {
+				t.Errorf("README's %s row does not name kind %s", p.Name, k)
+			}
+		}
+		for _, path := range p.Images {
+			segs := splitPath(path)
+			if last := strings.Join(segs[max(len(segs)-2, 0):], "/"); !strings.Contains(row, last) {
+				t.Errorf("README's %s row does not show %s (from %s)", p.Name, last, path)
+			}
+		}
 	}
 }
