@@ -9,13 +9,7 @@ import (
 
 // TestPlaces: every place an image lives, by default and through presets and declared fields.
 func TestPlaces(t *testing.T) {
-	tests := []struct {
-		name         string
-		doc          string
-		opts         []Option
-		want         []found
-		wantProblems []string
-	}{
+	runWalkCases(t, []walkCase{
 		{
 			name: "image volumes beside every pod spec",
 			doc: `kind: Deployment
@@ -281,29 +275,13 @@ images:
 			name: "images: in another kind",
 			doc:  "apiVersion: example.com/v1\nkind: Kustomization\nimages: [{name: a, newTag: '2'}]\n",
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, problems := walk(t, tt.doc, tt.opts...)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("fields (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // TestDuplicates: only a duplicate that makes an image ambiguous is an error, and its fields are
 // not returned; every other duplicate is a warning and the resource is walked as usual.
 func TestDuplicates(t *testing.T) {
-	tests := []struct {
-		name         string
-		doc          string
-		want         []found
-		wantProblems []string
-	}{
+	runWalkCases(t, []walkCase{
 		{
 			name: "duplicates that touch no image",
 			doc: `apiVersion: apps/v1
@@ -376,18 +354,7 @@ spec:
 				`duplicate metadata.annotations: key "annotations" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, problems := walk(t, tt.doc)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("fields (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // TestSetKustomizeImage: pinning an images: entry writes digest: after newTag, in the entry's own

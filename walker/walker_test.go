@@ -42,13 +42,33 @@ func walk(t *testing.T, doc string, opts ...Option) ([]found, []string) {
 	return fs, ps
 }
 
+// walkCase is one document walked, with what must be found in it.
+type walkCase struct {
+	name         string
+	doc          string
+	opts         []Option
+	want         []found
+	wantProblems []string
+}
+
+// runWalkCases walks each case's document and compares fields and problems.
+func runWalkCases(t *testing.T, tests []walkCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems := walk(t, tt.doc, tt.opts...)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestWalk(t *testing.T) {
-	tests := []struct {
-		name         string
-		doc          string
-		want         []found
-		wantProblems []string
-	}{
+	runWalkCases(t, []walkCase{
 		{
 			name: "pod with every container list",
 			doc: `kind: Pod
@@ -112,18 +132,7 @@ spec:
 			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
 			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, problems := walk(t, tt.doc)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("fields (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // TestAliasSharesNode: rewriting the node behind an alias rewrites every field that uses it.
