@@ -1,4 +1,9 @@
-// Package walker finds the container image fields of a Kubernetes object, whatever its kind.
+// Package walker finds the container image fields of a Kubernetes object, whatever its kind:
+// containers and image volumes of pod specs at the usual places, the places Presets declare for
+// Argo Workflows, Tekton, Prometheus Operator and KEDA (matched on group and kind), fields the
+// caller declares (kpt set-image's additionalImageFields), kustomize images: entries, and the
+// items of a List. One scan of the whole object also reports duplicate keys (an error only when
+// they disagree on an image) and image keys at places it does not pin.
 //
 // It works on the parsed YAML tree (go.yaml.in/yaml/v3 nodes, as kyaml exposes them) so that the
 // fields it returns can be rewritten in place, keeping comments, key order and quoting. It knows
