@@ -99,6 +99,12 @@ spec:
 			},
 		},
 		{
+			name: "argo loop data stays quiet when a field is also declared for the kind",
+			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - steps: [[{withItems: [{image: 'loop:1'}]}]]\n    plugin: {image: 'plug:1'}\n",
+			opts: []Option{WithImageFields(ImageField{Group: "argoproj.io", Kind: "Workflow", Path: "spec/templates/plugin/image"})},
+			want: []found{{"spec.templates[0].plugin.image", "plug:1"}},
+		},
+		{
 			name: "tekton task: steps, sidecars, stepTemplate; a parameter is a field",
 			doc: `apiVersion: tekton.dev/v1
 kind: Task

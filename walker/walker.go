@@ -223,7 +223,9 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 	}
 	var data []string
 	for _, rl := range rules {
-		data = rl.data
+		if rl.data != nil {
+			data = rl.data // a preset's; declared fields add none
+		}
 		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
 			switch {
 			case slices.ContainsFunc(r.fields, func(f Field) bool { return f.Path == path }):
