@@ -65,11 +65,20 @@ func TestBadInput(t *testing.T) {
 			wantStderr: "exceeded max depth",
 		},
 		{
-			name:       "duplicate key",
-			in:         pod("    containers:\n    - name: a\n      image: " + img + "\n      image: " + img + "\n"),
+			name:       "duplicate image keys that disagree",
+			in:         pod("    containers:\n    - name: a\n      image: " + img + "\n      image: " + reg.Host + "/app:v2\n"),
 			wantCode:   1,
-			wantStderr: "[error] v1/Pod/ns/p spec.containers[0].image: duplicate key: Kubernetes rejects it",
+			wantStderr: `[error] v1/Pod/ns/p spec.containers[0].image: key "image" appears twice (lines 9 and 10 of the resource) with different images`,
 			unchanged:  true,
+		},
+		{
+			name:     "duplicate keys kubectl takes: warnings, the resource pinned",
+			in:       pod("    containers:\n    - name: a\n      name: b\n      image: " + img + "\n      image: " + img + "\n"),
+			wantCode: 0,
+			wantOut: []string{
+				"      image: " + img + "\n      image: " + img + "@" + d.String() + "\n",
+				`message: key "name" appears twice (lines 8 and 9 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+			},
 		},
 		{
 			name:       "invalid references",

@@ -160,7 +160,7 @@ func TestConfigFile(t *testing.T) {
 
 	got = runCLI(t, reg, "", "pin", "--config", filepath.Join(dir, "typo.yaml"), filepath.Join(dir, "pkg"))
 	first, _, _ := strings.Cut(got.stderr, "\n")
-	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report)`
+	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, additionalImageFields)`
 	if got.code != ExitUsage || first != want {
 		t.Errorf("exit %d, stderr starts %q; want 2 and %q", got.code, first, want)
 	}
@@ -455,5 +455,27 @@ func TestRefreshAndLock(t *testing.T) {
 	}
 	if n := len(reg.Requests()); n != 0 {
 		t.Errorf("lock: frozen sent %d requests, want none", n)
+	}
+}
+
+// TestPinKustomizeImages: digester pin adds digest: to kustomize images: entries in place — a
+// line of its own after newTag in a block entry (keeping CRLF), ", digest: '…'" in a flow entry —
+// and changes nothing else in the file.
+func TestPinKustomizeImages(t *testing.T) {
+	reg, d := testRegistry(t, "nginx:1.27", "ghcr.io/acme/app:2")
+	in := "resources: [base]\r\nimages:\r\n- name: web # the storefront\r\n  newName: nginx\r\n  newTag: \"1.27\"\r\n  # kept\r\n- {name: app, newName: 'ghcr.io/acme/app:2'}\r\n"
+	want := "resources: [base]\r\nimages:\r\n- name: web # the storefront\r\n  newName: nginx\r\n  newTag: \"1.27\"\r\n  digest: " + d["nginx:1.27"] +
+		"\r\n  # kept\r\n- {name: app, newName: 'ghcr.io/acme/app:2', digest: '" + d["ghcr.io/acme/app:2"] + "'}\r\n"
+	dir := t.TempDir()
+	testfiles.Write(t, dir, map[string]string{"kustomization.yaml": in})
+	got := runCLI(t, reg, "", "pin", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if diff := cmp.Diff(map[string]string{"kustomization.yaml": want}, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	if again := runCLI(t, reg, "", "check", dir); again.code != 0 {
+		t.Errorf("check after pin: exit %d:\n%s", again.code, again.stdout)
 	}
 }

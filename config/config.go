@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/walker"
 )
 
 // Kind and APIVersion of the typed functionConfig.
@@ -60,6 +61,12 @@ type Config struct {
 	// Registries holds, by registry host, the CA trusted for it and the client certificate
 	// shown to it, read from their files.
 	Registries map[string]resolver.TLS
+	// Presets turns on the walker's built-in places for Argo Workflows, Tekton, Prometheus
+	// Operator and KEDA (walker.Presets). On unless turned off.
+	Presets bool
+	// ImageFields are further places that hold images, declared as kpt set-image's
+	// additionalImageFields are.
+	ImageFields []walker.ImageField
 }
 
 // Default returns the settings used when nothing is configured.
@@ -74,6 +81,7 @@ func Default() Config {
 		Pinned:              "keep",
 		LockFile:            DefaultLockFile,
 		Report:              "references",
+		Presets:             true,
 	}
 }
 
@@ -100,6 +108,8 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"lock", "lock", `""`, "the package's DigestLock: unset, use it and keep it current if there is one; `update`, also create one; `frozen`, pin from it alone and send no request"},
 	{"lock-file", "lockFile", DefaultLockFile, "the file a new DigestLock is written to, relative to the package"},
 	{"report", "report", "references", "`references`: one result per distinct reference and one per registry that is down; `fields`: one result per image field"},
+	{"presets", "presets", "true", "`false` turns off the built-in places for Argo Workflows, Tekton, Prometheus Operator and KEDA"},
+	{"additional-image-fields", "additionalImageFields", "[]", "more places that hold images, as kpt set-image's additionalImageFields: a list of {group, version, kind, path}, written as YAML in a ConfigMap or a flag"},
 }
 
 // Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
@@ -225,6 +235,15 @@ func (c *Config) Set(key, v string) error {
 		c.Platform, err = platform(v)
 	case "registry-ca-files", "registry-client-cert-files", "registry-client-key-files":
 		err = tlsFiles(c, key, v)
+	case "presets":
+		if c.Presets, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			err = fmt.Errorf("%q is neither true nor false", v)
+		}
+	case "additional-image-fields":
+		var fs []walker.ImageField
+		if fs, err = imageFields([]byte(v)); err == nil {
+			c.ImageFields = append(c.ImageFields, fs...)
+		}
 	default:
 		return fmt.Errorf("unknown key %q (known: %s)", key, known(func(k struct{ Key, Field, Default, Doc string }) string { return k.Key }))
 	}
@@ -289,6 +308,17 @@ func parseTyped(b []byte, c *Config) error {
 			}
 			continue
 		}
+		if key == "additional-image-fields" {
+			b, err := yaml.Marshal(v)
+			if err == nil {
+				var fs []walker.ImageField
+				if fs, err = imageFields(b); err == nil {
+					c.ImageFields = append(c.ImageFields, fs...)
+					continue
+				}
+			}
+			return fmt.Errorf("%s: %w", where, err)
+		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s: must be a single value", where)
 		}
@@ -297,6 +327,48 @@ func parseTyped(b []byte, c *Config) error {
 		}
 	}
 	return nil
+}
+
+// imageFields reads a list of {group, version, kind, path}, strictly: an unknown key is an error.
+// Lines are those of b.
+func imageFields(b []byte) ([]walker.ImageField, error) {
+	const want = "want a list of {group, version, kind, path}"
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", want, err)
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s", want)
+	}
+	var fs []walker.ImageField
+	for i, e := range doc.Content[0].Content {
+		if e.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: entry %d is not a mapping", want, i)
+		}
+		var f walker.ImageField
+		for _, kv := range pairs(e) {
+			if kv[1].Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("entry %d: %q must be a string", i, kv[0].Value)
+			}
+			switch v := strings.TrimSpace(kv[1].Value); kv[0].Value {
+			case "group":
+				f.Group = v
+			case "version":
+				f.Version = v
+			case "kind":
+				f.Kind = v
+			case "path":
+				f.Path = v
+			default:
+				return nil, fmt.Errorf("entry %d: unknown key %q (known: group, version, kind, path)", i, kv[0].Value)
+			}
+		}
+		if strings.Trim(f.Path, "/") == "" {
+			return nil, fmt.Errorf("entry %d has no path", i)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
 }
 
 func isKey(key string) bool {

@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/digester/digester/resolver"
+
+	"github.com/digester/digester/walker"
 )
 
 func TestParse(t *testing.T) {
@@ -53,12 +55,23 @@ data:
   pinned: verify
   lock: update
   lock-file: locks/images.yaml
+  presets: "false"
+  additional-image-fields: |
+    - {group: example.com, kind: MyKind, path: spec/runLatest/container/image}
+    - group: example.com
+      version: v2
+      kind: Other
+      path: spec/workers[]/image
 `,
 			want: Config{
 				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
 				Timeout: 3 * time.Second, Deadline: time.Minute,
 				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn", Report: "references",
 				Mode: "check", Pinned: "verify", Lock: "update", LockFile: "locks/images.yaml",
+				ImageFields: []walker.ImageField{
+					{Group: "example.com", Kind: "MyKind", Path: "spec/runLatest/container/image"},
+					{Group: "example.com", Version: "v2", Kind: "Other", Path: "spec/workers[]/image"},
+				},
 			},
 		},
 		{
@@ -88,12 +101,16 @@ mode: check
 pinned: refresh
 lockFile: x.yaml
 report: fields
+presets: true
+additionalImageFields:
+- {group: example.com, version: v1, kind: MyKind, path: spec/runLatest/container/image}
 `,
 			want: Config{
 				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
 				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
 				InsecureRegistries: []string{"r.example"}, OnError: "fail", Report: "fields",
-				Mode: "check", Pinned: "refresh", LockFile: "x.yaml",
+				Mode: "check", Pinned: "refresh", LockFile: "x.yaml", Presets: true,
+				ImageFields: []walker.ImageField{{Group: "example.com", Version: "v1", Kind: "MyKind", Path: "spec/runLatest/container/image"}},
 			},
 		},
 		{
@@ -105,11 +122,16 @@ report: fields
 			}),
 		},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n",
-			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report)`},
+			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report, presets, additional-image-fields)`},
 		{name: "configmap field outside data", in: "kind: ConfigMap\napiVersion: v1\ndat:\n  on-error: warn\n",
 			wantErr: `functionConfig ConfigMap: unknown field "dat" (line 3): settings go under data`},
 		{name: "unknown typed field names the key and line, not a Go type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: x}\nonErorr: warn\n",
-			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report)`},
+			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, additionalImageFields)`},
+		{name: "bad presets", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  presets: off\n", wantErr: `functionConfig ConfigMap: key "presets" (line 4): "off" is neither true nor false`},
+		{name: "typed presets off", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npresets: false\n", want: with(func(c *Config) { c.Presets = false })},
+		{name: "image field without path", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  additional-image-fields: '[{kind: A}]'\n", wantErr: `functionConfig ConfigMap: key "additional-image-fields" (line 4): entry 0 has no path`},
+		{name: "image field with an unknown key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nadditionalImageFields: [{kind: A, paths: x}]\n", wantErr: `functionConfig Digester: field "additionalImageFields" (line 3): entry 0: unknown key "paths" (known: group, version, kind, path)`},
+		{name: "image fields not a list", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  additional-image-fields: 'spec/x/image'\n", wantErr: `functionConfig ConfigMap: key "additional-image-fields" (line 4): want a list of {group, version, kind, path}`},
 		{name: "typed value of the wrong type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nconcurrency: lots\n",
 			wantErr: `functionConfig Digester: field "concurrency" (line 3): "lots" is not a whole number of at least 1`},
 		{name: "typed list given as a string", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nskipPrefixes: a/\n",

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // kustomization builds the shop's Deployment and CronJob, pinned by digester as an exec
@@ -185,4 +186,56 @@ func TestKustomizeFnRun(t *testing.T) {
 		t.Fatalf("kustomize fn run exited %d:\n%s%s", out.code, out.stdout, out.stderr)
 	}
 	checkFiles(t, pkg, want)
+}
+
+// TestKustomizeImagesDigest: digester gives the images: entries of an overlay's
+// kustomization.yaml (here without apiVersion and kind, as most are written) a digest: from the
+// registry, through kpt fn source and sink, and kustomize build then emits name:tag@digest for
+// each image of the base.
+func TestKustomizeImagesDigest(t *testing.T) {
+	t.Parallel()
+	kustomize, kpt := tool(t, "kustomize"), tool(t, "kpt")
+	s := newSpace(t)
+	digests := s.push(t, map[string]types.MediaType{"shop/web:1.0": types.OCIImageIndex, "shop/worker:2.1": types.DockerManifestSchema2})
+	const pinned = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	kz := func(web, worker string) string {
+		return "resources:\n- ../base\nimages:\n- name: web # the storefront\n  newName: HOST/shop/web\n  newTag: \"1.0\"\n" + web +
+			"- name: worker\n  newName: HOST/shop/worker:2.1\n" + worker +
+			"- name: pinned\n  newName: HOST/shop/other\n  digest: " + pinned + "\n"
+	}
+	host := reg.Host + "/" + s.ns
+	in := strings.ReplaceAll(kz("", ""), "HOST", host)
+	want := strings.ReplaceAll(kz("  digest: "+digests["shop/web:1.0"]+"\n", "  digest: "+digests["shop/worker:2.1"]+"\n"), "HOST", host)
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  template:\n    spec:\n      containers:\n" +
+		"      - {name: web, image: web}\n      - {name: worker, image: worker:1.0}\n      - {name: other, image: pinned:3}\n"
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"app/kustomization.yaml": in, "base/kustomization.yaml": "resources: [deploy.yaml]\n", "base/deploy.yaml": deploy})
+
+	src := run(t, env{}, nil, dir, kpt, "fn", "source", "app")
+	if src.code != 0 {
+		t.Fatalf("kpt fn source exited %d:\n%s", src.code, src.stderr)
+	}
+	out := run(t, env{}, []byte(src.stdout), dir, digester)
+	if out.code != 0 {
+		t.Fatalf("digester exited %d:\n%s", out.code, out.stderr)
+	}
+	if sink := run(t, env{}, []byte(out.stdout), dir, kpt, "fn", "sink", "pinned"); sink.code != 0 {
+		t.Fatalf("kpt fn sink exited %d:\n%s", sink.code, sink.stderr)
+	}
+	checkFiles(t, filepath.Join(dir, "pinned"), map[string]string{"kustomization.yaml": want})
+
+	built := run(t, env{}, nil, dir, kustomize, "build", "pinned")
+	if built.code != 0 {
+		t.Fatalf("kustomize build exited %d:\n%s", built.code, built.stderr)
+	}
+	var images []string
+	for _, l := range strings.Split(built.stdout, "\n") {
+		if _, img, ok := strings.Cut(l, "image: "); ok {
+			images = append(images, img)
+		}
+	}
+	wantImages := []string{host + "/shop/web:1.0@" + digests["shop/web:1.0"], host + "/shop/worker:2.1@" + digests["shop/worker:2.1"], host + "/shop/other@" + pinned}
+	if diff := cmp.Diff(wantImages, images); diff != "" {
+		t.Errorf("kustomize build images (-want +got):\n%s", diff)
+	}
 }

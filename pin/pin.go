@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 
@@ -83,6 +84,9 @@ type Finding struct {
 	Line, Column int
 	// Image is the field's value before the run; Pinned, its value after, when the run set it.
 	Image, Pinned string
+	// Entry is true when the field is a kustomize images: entry (Line and Column are the entry's):
+	// pinning it adds a digest: key to the entry rather than changing a value.
+	Entry bool
 }
 
 // Summary counts what a run did.
@@ -208,6 +212,7 @@ func (r *run) add(sev Severity, u use, msg, pinned string) {
 	r.rep.Findings = append(r.rep.Findings, Finding{
 		Severity: sev, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
 		Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
+		Entry: u.field.Kind == walker.KustomizeImage,
 	})
 }
 
@@ -238,7 +243,12 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	}
 
 	// 1. Find every image field and classify it.
-	w := walker.New()
+	wopts := []walker.Option{walker.WithImageFields(cfg.ImageFields...)}
+	if !cfg.Presets {
+		wopts = append(wopts, walker.WithoutPresets())
+	}
+	w := walker.New(wopts...)
+	unlisted := map[string]bool{} // one warning per kind and place
 	var tasks []*task
 	used := map[string]string{} // reference as written -> digest, for the lock
 	for _, obj := range objs {
@@ -247,17 +257,29 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			continue
 		}
 		id := identify(root)
-		if dup := duplicateKey(root); dup != "" {
-			r.failed(use{obj: obj, id: id, field: walker.Field{Path: dup}},
-				"duplicate key: Kubernetes rejects it and digester does not guess which value counts, so nothing in this resource is pinned")
-			continue
-		}
 		fields, problems := w.Walk(root)
+		if id.Kind == "" && id.APIVersion == "" && kustomizationFile(obj.File) {
+			f, pr := walker.KustomizeImages(root)
+			fields, problems = append(fields, f...), append(problems, pr...)
+		}
 		for _, pr := range problems {
-			r.add(Warning, use{obj: obj, id: id, field: walker.Field{Path: pr.Path}}, pr.Message, "")
+			u := use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path}}
+			switch pr.Kind {
+			case walker.Ambiguous:
+				r.failed(u, pr.Message)
+			case walker.Unlisted:
+				if _, err := resolver.Parse(pr.Image); err != nil || resolver.HasDigest(pr.Image) || unlisted[pr.Message] {
+					continue // not a reference, or nothing lost by leaving it
+				}
+				unlisted[pr.Message] = true
+				u.field.Image = pr.Image
+				r.add(Warning, u, pr.Message, "")
+			default:
+				r.add(Warning, u, pr.Message, "")
+			}
 		}
 		for _, f := range fields {
-			u := use{obj, id, f}
+			u := use{obj, itemID(id, f.Item), f}
 			if hasPrefix(f.Image, cfg.SkipPrefixes) {
 				s.Skipped++
 				continue
@@ -433,7 +455,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 		return r.rep
 	}
 	for _, c := range changes {
-		c.t.field.Node.Value = c.to
+		c.t.field.Set(c.to)
 		switch {
 		case c.lock:
 			s.FromLock++
@@ -610,15 +632,37 @@ func mapping(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// identify reads apiVersion, kind, metadata.namespace and metadata.name.
+// identify reads apiVersion, kind, metadata.namespace and metadata.name (or, for a resource
+// that has none, as Argo Workflows often are, metadata.generateName).
 func identify(m *yaml.Node) ID {
 	meta := value(m, "metadata")
-	return ID{
+	id := ID{
 		APIVersion: scalar(value(m, "apiVersion")),
 		Kind:       scalar(value(m, "kind")),
 		Namespace:  scalar(value(meta, "namespace")),
 		Name:       scalar(value(meta, "name")),
 	}
+	if id.Name == "" {
+		id.Name = scalar(value(meta, "generateName"))
+	}
+	return id
+}
+
+// kustomizationFile reports whether a file is named as kustomize names a kustomization.
+func kustomizationFile(file string) bool {
+	switch path.Base(file) {
+	case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		return true
+	}
+	return false
+}
+
+// itemID names the resource a field is in: the List item, if it is in one.
+func itemID(id ID, it *walker.Item) ID {
+	if it == nil {
+		return id
+	}
+	return ID{APIVersion: it.APIVersion, Kind: it.Kind, Namespace: it.Namespace, Name: it.Name}
 }
 
 // localConfig reports whether the object carries the config.kubernetes.io/local-config

@@ -25,6 +25,10 @@ var walkSeeds = []string{
 	"a: &a {<<: *a}\n<<: *a\n",
 	"spec:\n  containers: {image: a}\n",
 	"--- \n...\n",
+	"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - container: {image: a:1}\n    script: {image: a:1, image: b:2}\n    steps: [[{withItems: [{image: x}]}]]\n",
+	"apiVersion: v1\nkind: List\nitems:\n- {kind: Pod, spec: {containers: [{image: a}], volumes: [{image: {reference: v:1}}]}}\n- 3\n",
+	"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [{name: a, newTag: '1'}, {newName: 'b:2', digest: x}, 4]\n",
+	"apiVersion: tekton.dev/v1\nkind: PipelineRun\nspec: {pipelineSpec: {tasks: [{taskSpec: {steps: [{image: $(params.i)}]}}]}}\nx: {image: q:1}\n",
 }
 
 // FuzzWalk: Walk never panics or hangs on any YAML, never changes the tree, and every field it
@@ -57,14 +61,18 @@ func checkWalk(t *testing.T, doc *yaml.Node) {
 		switch {
 		case fl.Node == nil:
 			t.Fatalf("field %s has no node", fl.Path)
+		case strings.TrimSpace(fl.Image) == "":
+			t.Fatalf("field %s: empty image returned as a field", fl.Path)
+		case fl.Kind == walker.KustomizeImage:
+			if fl.Node.Kind != yaml.MappingNode || !strings.HasPrefix(fl.Path[strings.LastIndex(fl.Path, ".")+1:], "images[") {
+				t.Fatalf("kustomize field %s: node kind %v", fl.Path, fl.Node.Kind)
+			}
 		case fl.Node.Kind != yaml.ScalarNode || fl.Node.ShortTag() != "!!str":
 			t.Fatalf("field %s: node is kind %v tag %s, want a string scalar", fl.Path, fl.Node.Kind, fl.Node.ShortTag())
 		case fl.Node.Value != fl.Image:
 			t.Fatalf("field %s: node holds %q, Field.Image is %q", fl.Path, fl.Node.Value, fl.Image)
-		case strings.TrimSpace(fl.Image) == "":
-			t.Fatalf("field %s: empty image returned as a field", fl.Path)
-		case !strings.HasSuffix(fl.Path, ".image"):
-			t.Fatalf("field path %q does not end in .image", fl.Path)
+		case !strings.HasSuffix(fl.Path, ".image") && !strings.HasSuffix(fl.Path, ".image.reference"):
+			t.Fatalf("field path %q ends neither in .image nor in .image.reference", fl.Path)
 		}
 	}
 	for _, p := range problems {

@@ -1,4 +1,9 @@
-// Package walker finds the container image fields of a Kubernetes object, whatever its kind.
+// Package walker finds the container image fields of a Kubernetes object, whatever its kind:
+// containers and image volumes of pod specs at the usual places, the places Presets declare for
+// Argo Workflows, Tekton, Prometheus Operator and KEDA (matched on group and kind), fields the
+// caller declares (kpt set-image's additionalImageFields), kustomize images: entries, and the
+// items of a List. One scan of the whole object also reports duplicate keys (an error only when
+// they disagree on an image) and image keys at places it does not pin.
 //
 // It works on the parsed YAML tree (go.yaml.in/yaml/v3 nodes, as kyaml exposes them) so that the
 // fields it returns can be rewritten in place, keeping comments, key order and quoting. It knows
@@ -7,29 +12,89 @@ package walker
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
+// Kind says how a field holds its reference, and so how it is pinned.
+type Kind int
+
+const (
+	// Reference: Node is a string scalar holding the whole reference; pinning appends "@digest".
+	Reference Kind = iota
+	// KustomizeImage: Node is an entry of a Kustomization's images: list; pinning sets its
+	// digest: key, so that kustomize build emits name:tag@digest.
+	KustomizeImage
+)
+
 // Field is one image reference found in an object.
 type Field struct {
 	// Path is the field's path from the object root, e.g. "spec.template.spec.containers[0].image".
 	Path string
-	// Image is the field's current value.
+	// Image is the reference the field stands for. For a Reference it is the node's value; for a
+	// KustomizeImage it is built from the entry (newName or name, newTag, digest).
 	Image string
-	// Node is the scalar node holding the value; set Node.Value to rewrite the field in place.
-	// Fields that share a YAML anchor share a Node.
+	// Node is the node that holds the value: the string scalar of a Reference (fields that share
+	// a YAML anchor share a Node), the entry mapping of a KustomizeImage. Use Set to pin it.
 	Node *yaml.Node
+	// Kind says what Node is.
+	Kind Kind
+	// Item is the resource inside a List that holds the field; nil for a resource of its own.
+	Item *Item
 }
 
-// Problem is a field that looks like it should hold images but cannot be read as such.
+// Set writes to, the reference the field now stands for (Image with "@digest"), into the field
+// in place, keeping comments and quoting: a Reference's value becomes to; a KustomizeImage entry
+// gets to's digest as its digest: key, after newTag.
+func (f Field) Set(to string) {
+	switch f.Kind {
+	case KustomizeImage:
+		_, digest, _ := strings.Cut(to, "@")
+		setKey(f.Node, "digest", digest, "newTag")
+	default:
+		f.Node.Value = to
+	}
+}
+
+// Item names a resource held in the items of a List.
+type Item struct {
+	// Index is the resource's place in the List's items.
+	Index                             int
+	APIVersion, Kind, Name, Namespace string
+}
+
+// ProblemKind classifies a Problem.
+type ProblemKind int
+
+const (
+	// Unreadable: a field where an image belongs cannot be read as one (a warning: nothing to pin).
+	Unreadable ProblemKind = iota
+	// Ambiguous: a duplicate key decides an image and its values disagree; the fields under it are
+	// not returned (an error: kubectl keeps the last value, digester will not guess).
+	Ambiguous
+	// Duplicate: a key appears twice in one mapping without deciding an image (a warning; the
+	// last value counts, as with kubectl).
+	Duplicate
+	// Unlisted: an image key holds a string at a place digester does not pin; Image holds it.
+	// Its Message says how to declare the place, and is the same for every resource of the kind.
+	Unlisted
+)
+
+// Problem is something in an object the caller should tell the user about.
 type Problem struct {
 	// Path is the field's path from the object root.
 	Path string
 	// Message says what is wrong, in plain words.
 	Message string
+	// Kind classifies the problem.
+	Kind ProblemKind
+	// Image is the value found, for Unlisted problems.
+	Image string
+	// Item is the resource inside a List the problem is in; nil for a resource of its own.
+	Item *Item
 }
 
 func (p Problem) String() string { return p.Path + ": " + p.Message }
@@ -51,6 +116,11 @@ var DefaultContainerLists = []string{"containers", "initContainers", "ephemeralC
 type Walker struct {
 	podSpecPaths   [][]string
 	containerLists []string
+	presets        bool
+	fields         []ImageField
+
+	// rules are the places to look, by kind ("" for fields declared for any kind).
+	rules map[string][]rule
 }
 
 // Option configures a Walker.
@@ -61,71 +131,247 @@ func WithPodSpecPaths(paths ...[]string) Option {
 	return func(w *Walker) { w.podSpecPaths = paths }
 }
 
-// New returns a Walker that looks in DefaultPodSpecPaths and DefaultContainerLists unless told otherwise.
+// WithoutPresets turns the built-in Presets off.
+func WithoutPresets() Option { return func(w *Walker) { w.presets = false } }
+
+// WithImageFields adds declared image fields, looked at in addition to everything else.
+func WithImageFields(fields ...ImageField) Option {
+	return func(w *Walker) { w.fields = append(w.fields, fields...) }
+}
+
+// New returns a Walker that looks in DefaultPodSpecPaths, DefaultContainerLists, the image
+// volumes of those pod specs, the Presets and kustomize images: entries, unless told otherwise.
 func New(opts ...Option) *Walker {
-	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists}
+	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists, presets: true}
 	for _, o := range opts {
 		o(w)
+	}
+	w.rules = map[string][]rule{}
+	if w.presets {
+		for _, p := range Presets {
+			for _, k := range p.Kinds {
+				for _, path := range p.Images {
+					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), preset: true, data: p.Data})
+				}
+				for _, path := range p.PodSpecs {
+					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), podSpec: true, preset: true, data: p.Data})
+				}
+			}
+		}
+	}
+	for _, f := range w.fields {
+		w.rules[f.Kind] = append(w.rules[f.Kind], rule{group: f.Group, version: f.Version, path: splitPath(f.Path), user: true})
 	}
 	return w
 }
 
-// Walk returns the image fields of obj, a mapping node, in document order of the paths searched,
-// and the problems met on the way. It never modifies obj.
+// Walk returns the image fields of obj, a mapping node, and the problems met on the way. A List
+// (kind List or *List, with items) is walked item by item, each as a resource of its own. Walk
+// never modifies obj.
 func (w *Walker) Walk(obj *yaml.Node) ([]Field, []Problem) {
-	var fields []Field
-	var problems []Problem
 	obj = deref(obj)
 	if obj == nil || obj.Kind != yaml.MappingNode {
 		return nil, nil
 	}
-	for _, p := range w.podSpecPaths {
-		spec := lookupPath(obj, p)
-		if spec == nil || spec.Kind != yaml.MappingNode {
-			continue
-		}
-		base := strings.Join(p, ".")
-		for _, list := range w.containerLists {
-			f, pr := containers(spec, base+"."+list, list)
-			fields = append(fields, f...)
-			problems = append(problems, pr...)
+	if kind := scalar(lookup(obj, "kind")); strings.HasSuffix(kind, "List") {
+		if items := lookup(obj, "items"); items != nil && items.Kind == yaml.SequenceNode {
+			var fields []Field
+			var problems []Problem
+			for i, it := range items.Content {
+				it = deref(it)
+				if it == nil || it.Kind != yaml.MappingNode {
+					continue
+				}
+				item := &Item{Index: i, APIVersion: scalar(lookup(it, "apiVersion")), Kind: scalar(lookup(it, "kind"))}
+				if md := lookup(it, "metadata"); md != nil {
+					item.Name, item.Namespace = scalar(lookup(md, "name")), scalar(lookup(md, "namespace"))
+					if item.Name == "" {
+						item.Name = scalar(lookup(md, "generateName"))
+					}
+				}
+				f, p := w.walkObject(it)
+				prefix := "items[" + strconv.Itoa(i) + "]."
+				for j := range f {
+					f[j].Path, f[j].Item = prefix+f[j].Path, item
+				}
+				for j := range p {
+					p[j].Path, p[j].Item = prefix+p[j].Path, item
+				}
+				fields = append(fields, f...)
+				problems = append(problems, p...)
+			}
+			return fields, problems
 		}
 	}
-	return fields, problems
+	return w.walkObject(obj)
+}
+
+// walkObject walks one resource.
+func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
+	var r results
+	apiVersion, kind := scalar(lookup(obj, "apiVersion")), scalar(lookup(obj, "kind"))
+	grp, version := group(apiVersion)
+	rules, preset := w.match(grp, version, kind)
+	if !preset {
+		for _, p := range w.podSpecPaths {
+			spec := lookupPath(obj, p)
+			if spec == nil || spec.Kind != yaml.MappingNode {
+				continue
+			}
+			w.podSpec(&r, spec, strings.Join(p, "."))
+		}
+	}
+	var data []string
+	for _, rl := range rules {
+		if rl.data != nil {
+			data = rl.data // a preset's; declared fields add none
+		}
+		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
+			switch {
+			case slices.ContainsFunc(r.fields, func(f Field) bool { return f.Path == path }):
+				// a declared field that a default place already found
+			case !rl.podSpec:
+				leaf(&r, n, path)
+			case n.Kind == yaml.MappingNode:
+				w.podSpec(&r, n, path)
+			}
+		})
+	}
+	if grp == "kustomize.config.k8s.io" && (kind == "Kustomization" || kind == "Component") {
+		kustomizeImages(&r, obj)
+	}
+	return w.check(obj, grp, kind, data, r.fields, r.problems)
+}
+
+// match returns the rules for a resource of group, version and kind, and whether a preset is
+// among them. It costs one map look-up: kinds are matched before anything else is read.
+func (w *Walker) match(grp, version, kind string) ([]rule, bool) {
+	var out []rule
+	preset := false
+	for _, k := range [2]string{kind, ""} {
+		for _, r := range w.rules[k] {
+			switch {
+			case r.preset && r.group != grp:
+			case r.user && (r.group != "" && r.group != grp || r.version != "" && r.version != version):
+			default:
+				out = append(out, r)
+				preset = preset || r.preset
+			}
+		}
+		if kind == "" {
+			break
+		}
+	}
+	return out, preset
+}
+
+// podSpec reads the images of a pod spec's containers and image volumes.
+func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
+	for _, list := range w.containerLists {
+		containers(r, spec, base+"."+list, list)
+	}
+	vols := lookup(spec, "volumes")
+	if vols == nil || vols.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, v := range vols.Content {
+		img := lookup(v, "image")
+		if img == nil || img.Kind != yaml.MappingNode {
+			continue
+		}
+		path := base + ".volumes[" + strconv.Itoa(i) + "].image.reference"
+		ref := lookup(img, "reference")
+		if ref == nil || isNull(ref) {
+			r.problem(path, fmt.Sprintf("image volume %s has no reference", containerName(deref(v))))
+			continue
+		}
+		leaf(r, ref, path)
+	}
+}
+
+// leaf reads a field that holds one reference; a missing or null field is nothing to pin.
+func leaf(r *results, n *yaml.Node, path string) {
+	switch {
+	case n == nil || isNull(n):
+	case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str":
+		r.problem(path, fmt.Sprintf("is %s, want a string", describe(n)))
+	case strings.TrimSpace(n.Value) == "":
+		r.problem(path, "is empty")
+	default:
+		r.fields = append(r.fields, Field{Path: path, Image: n.Value, Node: n})
+	}
+}
+
+// results collects what a walk finds.
+type results struct {
+	fields   []Field
+	problems []Problem
+}
+
+func (r *results) problem(path, msg string) {
+	r.problems = append(r.problems, Problem{Path: path, Message: msg})
+}
+
+// follow calls emit with every node at path under n, with its dotted path from the object root;
+// lists met on the way are traversed, as kustomize traverses them.
+func follow(n *yaml.Node, path []string, at string, emit func(*yaml.Node, string)) {
+	n = deref(n)
+	switch {
+	case n == nil:
+	case n.Kind == yaml.SequenceNode && len(path) > 0:
+		for i, c := range n.Content {
+			follow(c, path, at+"["+strconv.Itoa(i)+"]", emit)
+		}
+	case len(path) == 0:
+		emit(n, at)
+	case n.Kind == yaml.MappingNode:
+		if v := lookup(n, path[0]); v != nil {
+			if at != "" {
+				at += "."
+			}
+			follow(v, path[1:], at+path[0], emit)
+		}
+	}
+}
+
+// scalar returns the value of a scalar node, "" for null or anything else.
+func scalar(n *yaml.Node) string {
+	if n != nil && n.Kind == yaml.ScalarNode && !isNull(n) {
+		return n.Value
+	}
+	return ""
 }
 
 // containers reads the image of every container in spec[list].
-func containers(spec *yaml.Node, path, list string) ([]Field, []Problem) {
+func containers(r *results, spec *yaml.Node, path, list string) {
 	seq := lookup(spec, list)
 	if seq == nil || isNull(seq) {
-		return nil, nil
+		return
 	}
 	if seq.Kind != yaml.SequenceNode {
-		return nil, []Problem{{Path: path, Message: fmt.Sprintf("is %s, want a list of containers", describe(seq))}}
+		r.problem(path, fmt.Sprintf("is %s, want a list of containers", describe(seq)))
+		return
 	}
-	var fields []Field
-	var problems []Problem
 	for i, c := range seq.Content {
 		cpath := path + "[" + strconv.Itoa(i) + "]"
 		c = deref(c)
 		if c.Kind != yaml.MappingNode {
-			problems = append(problems, Problem{Path: cpath, Message: fmt.Sprintf("is %s, want a container object", describe(c))})
+			r.problem(cpath, fmt.Sprintf("is %s, want a container object", describe(c)))
 			continue
 		}
 		img := lookup(c, "image")
 		ipath := cpath + ".image"
 		switch {
 		case img == nil || isNull(img):
-			problems = append(problems, Problem{Path: ipath, Message: fmt.Sprintf("container %s has no image", containerName(c))})
+			r.problem(ipath, fmt.Sprintf("container %s has no image", containerName(c)))
 		case img.Kind != yaml.ScalarNode || img.ShortTag() != "!!str":
-			problems = append(problems, Problem{Path: ipath, Message: fmt.Sprintf("is %s, want a string", describe(img))})
+			r.problem(ipath, fmt.Sprintf("is %s, want a string", describe(img)))
 		case strings.TrimSpace(img.Value) == "":
-			problems = append(problems, Problem{Path: ipath, Message: fmt.Sprintf("container %s has an empty image", containerName(c))})
+			r.problem(ipath, fmt.Sprintf("container %s has an empty image", containerName(c)))
 		default:
-			fields = append(fields, Field{Path: ipath, Image: img.Value, Node: img})
+			r.fields = append(r.fields, Field{Path: ipath, Image: img.Value, Node: img})
 		}
 	}
-	return fields, problems
 }
 
 func containerName(c *yaml.Node) string {
@@ -160,19 +406,19 @@ func lookupOnce(m *yaml.Node, key string, seen map[*yaml.Node]bool) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode || seen[m] {
 		return nil
 	}
-	var found *yaml.Node
+	var results *yaml.Node
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k := m.Content[i]
 		switch {
 		case k.Value == key && k.Kind == yaml.ScalarNode:
-			found = m.Content[i+1]
+			results = m.Content[i+1]
 		case k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Tag == "!!merge":
 			merges = append(merges, deref(m.Content[i+1]))
 		}
 	}
-	if found != nil || len(merges) == 0 {
-		return deref(found)
+	if results != nil || len(merges) == 0 {
+		return deref(results)
 	}
 	if seen == nil { // merge keys are rare: allocate only when one is met
 		seen = map[*yaml.Node]bool{}

@@ -1,6 +1,9 @@
 package walker
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,34 +12,63 @@ import (
 
 type found struct{ Path, Image string }
 
-func walk(t *testing.T, doc string) ([]found, []string) {
+var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted "}
+
+func walk(t *testing.T, doc string, opts ...Option) ([]found, []string) {
 	t.Helper()
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
 		t.Fatal(err)
 	}
-	fields, problems := New().Walk(&n)
+	fields, problems := New(opts...).Walk(&n)
 	var fs []found
 	for _, f := range fields {
-		if f.Node.Value != f.Image {
+		if f.Kind == Reference && f.Node.Value != f.Image {
 			t.Errorf("%s: Node.Value %q != Image %q", f.Path, f.Node.Value, f.Image)
 		}
 		fs = append(fs, found{f.Path, f.Image})
 	}
 	var ps []string
 	for _, p := range problems {
-		ps = append(ps, p.String())
+		s := kindNames[p.Kind] + p.String()
+		if p.Image != "" {
+			s += " [" + p.Image + "]"
+		}
+		if p.Item != nil {
+			s = fmt.Sprintf("(item %d %s/%s) %s", p.Item.Index, p.Item.Kind, p.Item.Name, s)
+		}
+		ps = append(ps, s)
 	}
 	return fs, ps
 }
 
+// walkCase is one document walked, with what must be found in it.
+type walkCase struct {
+	name         string
+	doc          string
+	opts         []Option
+	want         []found
+	wantProblems []string
+}
+
+// runWalkCases walks each case's document and compares fields and problems.
+func runWalkCases(t *testing.T, tests []walkCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems := walk(t, tt.doc, tt.opts...)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestWalk(t *testing.T) {
-	tests := []struct {
-		name         string
-		doc          string
-		want         []found
-		wantProblems []string
-	}{
+	runWalkCases(t, []walkCase{
 		{
 			name: "pod with every container list",
 			doc: `kind: Pod
@@ -62,12 +94,15 @@ spec:
 			want: []found{{"template.spec.containers[0].image", "p:1"}},
 		},
 		{name: "no images", doc: "kind: Service\nspec:\n  ports: [{port: 80}]\n"},
+		{name: "a values file: image keys of no resource", doc: "replicas: 3\nimage: nginx:1.27\nsidecar: {image: envoy:1.30}\n"},
 		{name: "not a mapping", doc: "- a\n- b\n"},
 		{name: "null containers", doc: "spec:\n  containers: null\n"},
 		{
-			name:         "containers is a map",
-			doc:          "spec:\n  containers:\n    web: {image: a:1}\n",
-			wantProblems: []string{"spec.containers: is a mapping, want a list of containers"},
+			name: "containers is a map",
+			doc:  "spec:\n  containers:\n    web: {image: a:1}\n",
+			wantProblems: []string{
+				"spec.containers: is a mapping, want a list of containers", // and not also as an unlisted image key
+			},
 		},
 		{
 			name: "odd images",
@@ -97,18 +132,7 @@ spec:
 			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
 			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, problems := walk(t, tt.doc)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("fields (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantProblems, problems); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // TestAliasSharesNode: rewriting the node behind an alias rewrites every field that uses it.
@@ -120,5 +144,43 @@ func TestAliasSharesNode(t *testing.T) {
 	fields, _ := New().Walk(&n)
 	if len(fields) != 2 || fields[0].Node != fields[1].Node {
 		t.Fatalf("want two fields sharing one node, got %+v", fields)
+	}
+}
+
+// TestREADMEListsEveryPreset keeps the README's "Where digester looks" in step with Presets.
+func TestREADMEListsEveryPreset(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "## Where digester looks")
+	if start < 0 {
+		t.Fatal(`README has no "## Where digester looks" section`)
+	}
+	section := readme[start:]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	for _, p := range Presets {
+		row := ""
+		for _, l := range strings.Split(section, "\n") {
+			if strings.HasPrefix(l, "| "+p.Name+" | `"+p.Group+"` |") {
+				row = l
+			}
+		}
+		if row == "" {
+			t.Errorf("README lists no preset row for %s (%s)", p.Name, p.Group)
+			continue
+		}
+		for _, k := range p.Kinds {
+			if !strings.Contains(row, k) {
+				t.Errorf("README's %s row does not name kind %s", p.Name, k)
+			}
+		}
+		for _, path := range p.Images {
+			segs := splitPath(path)
+			if last := strings.Join(segs[max(len(segs)-2, 0):], "/"); !strings.Contains(row, last) {
+				t.Errorf("README's %s row does not show %s (from %s)", p.Name, last, path)
+			}
+		}
 	}
 }

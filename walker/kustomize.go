@@ -1,0 +1,86 @@
+package walker
+
+import (
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// KustomizeImages reads the images: entries of obj as those of a Kustomization, whatever its kind:
+// for a kustomization.yaml written without apiVersion and kind, which only its file name tells
+// apart (the caller knows it; Walk does this by itself for kind Kustomization and Component).
+func KustomizeImages(obj *yaml.Node) ([]Field, []Problem) {
+	var r results
+	if obj = deref(obj); obj != nil && obj.Kind == yaml.MappingNode {
+		kustomizeImages(&r, obj)
+	}
+	return r.fields, r.problems
+}
+
+// kustomizeImages reads the images: entries of a Kustomization or Component. An entry stands
+// for newName (or name) with newTag, or with the tag written in newName; an entry that has a
+// digest is pinned already and left alone, whatever the digest (kustomize's own examples hold an
+// abbreviated one).
+func kustomizeImages(r *results, obj *yaml.Node) {
+	list := lookup(obj, "images")
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, e := range list.Content {
+		path := "images[" + strconv.Itoa(i) + "]"
+		e = deref(e)
+		if e.Kind != yaml.MappingNode {
+			r.problem(path, "is "+describe(e)+", want an image entry")
+			continue
+		}
+		name, newName, newTag := scalar(lookup(e, "name")), scalar(lookup(e, "newName")), scalar(lookup(e, "newTag"))
+		if lookup(e, "digest") != nil {
+			continue
+		}
+		repo := newName
+		if repo == "" {
+			repo = name
+		}
+		ref := repo
+		switch {
+		case repo == "":
+			r.problem(path, "has neither name nor newName")
+			continue
+		case lookup(e, "tagSuffix") != nil:
+			r.problem(path, "has a tagSuffix: the tag depends on each resource, so there is no one tag to pin")
+			continue
+		case newTag != "":
+			ref += ":" + newTag
+		case !hasTag(repo):
+			r.problem(path, "has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are")
+			continue
+		}
+		r.fields = append(r.fields, Field{Path: path, Image: ref, Node: e, Kind: KustomizeImage})
+	}
+}
+
+// hasTag reports whether a repository reference ends in ":tag".
+func hasTag(repo string) bool {
+	return strings.LastIndex(repo, ":") > strings.LastIndex(repo, "/")
+}
+
+// setKey sets key to a string value in mapping m: in place if it exists, else after the key
+// named after (at the end if there is none).
+func setKey(m *yaml.Node, key, value, after string) {
+	at := len(m.Content)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		switch m.Content[i].Value {
+		case key:
+			m.Content[i+1].Value, m.Content[i+1].Tag, m.Content[i+1].Style = value, "!!str", 0
+			return
+		case after:
+			at = i + 2
+		}
+	}
+	kv := []*yaml.Node{
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value},
+	}
+	m.Content = append(m.Content[:at], append(kv, m.Content[at:]...)...)
+}

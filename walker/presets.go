@@ -1,0 +1,122 @@
+package walker
+
+import "strings"
+
+// ImageField declares a field that holds an image reference in resources of one kind, in the
+// form of kpt set-image's additionalImageFields and kustomize's images fieldSpecs: Path is
+// slash-separated ("spec/runLatest/container/image"; `\/` for a slash inside a key, a "[]" suffix
+// is allowed and ignored) and lists met on the way are traversed. Empty Group, Version or Kind
+// match any.
+type ImageField struct {
+	Group   string `json:"group,omitempty" yaml:"group,omitempty"`
+	Version string `json:"version,omitempty" yaml:"version,omitempty"`
+	Kind    string `json:"kind,omitempty" yaml:"kind,omitempty"`
+	Path    string `json:"path" yaml:"path"`
+}
+
+// Preset declares where one family of custom resources keeps its images. A preset matches on
+// group and kind only; for the kinds it names it replaces the default pod spec paths.
+type Preset struct {
+	// Name is the project, as the README lists it.
+	Name  string
+	Group string
+	Kinds []string
+	// Images are paths (ImageField syntax) to fields that hold one reference each.
+	Images []string
+	// PodSpecs are paths to pod specs: their containers, initContainers, ephemeralContainers and
+	// image volumes are walked as those of a Pod.
+	PodSpecs []string
+	// Data are keys whose subtrees hold data, not image fields (Argo loop items and arguments):
+	// an image key under them is neither pinned nor reported.
+	Data []string
+}
+
+// Presets are on by default (WithoutPresets turns them off); the README lists them.
+var Presets = []Preset{
+	argo("Workflow", "spec"),
+	argo("WorkflowTemplate", "spec"),
+	argo("ClusterWorkflowTemplate", "spec"),
+	argo("CronWorkflow", "spec/workflowSpec"),
+	tekton([]string{"Task", "ClusterTask"}, "spec"),
+	tekton([]string{"TaskRun"}, "spec/taskSpec"),
+	tekton([]string{"Pipeline"}, "spec/tasks/taskSpec", "spec/finally/taskSpec"),
+	tekton([]string{"PipelineRun"}, "spec/pipelineSpec/tasks/taskSpec", "spec/pipelineSpec/finally/taskSpec"),
+	{
+		Name:  "Prometheus Operator",
+		Group: "monitoring.coreos.com",
+		Kinds: []string{"Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent"},
+		Images: []string{
+			"spec/image", "spec/containers/image", "spec/initContainers/image", "spec/thanos/image",
+			"spec/volumes/image/reference",
+		},
+	},
+	{
+		Name:     "KEDA",
+		Group:    "keda.sh",
+		Kinds:    []string{"ScaledJob"},
+		PodSpecs: []string{"spec/jobTargetRef/template/spec"},
+	},
+}
+
+// argo is the Argo Workflows preset for one kind whose workflow spec is at spec.
+func argo(kind, spec string) Preset {
+	var images []string
+	templates := []string{
+		spec + "/templates", spec + "/templateDefaults",
+		spec + "/templates/steps/inline", spec + "/templates/dag/tasks/inline", // inline templates (Argo 3.4+)
+	}
+	for _, t := range templates {
+		for _, p := range []string{"container/image", "script/image", "initContainers/image", "sidecars/image", "containerSet/containers/image"} {
+			images = append(images, t+"/"+p)
+		}
+	}
+	images = append(images, spec+"/volumes/image/reference", spec+"/executorPlugins/spec/sidecar/container/image")
+	return Preset{
+		Name: "Argo Workflows", Group: "argoproj.io", Kinds: []string{kind}, Images: images,
+		Data: []string{"withItems", "arguments"},
+	}
+}
+
+// tekton is the Tekton preset for kinds whose task specs are at each of specs.
+func tekton(kinds []string, specs ...string) Preset {
+	var images []string
+	for _, s := range specs {
+		images = append(images, s+"/steps/image", s+"/sidecars/image", s+"/stepTemplate/image", s+"/volumes/image/reference")
+	}
+	return Preset{Name: "Tekton", Group: "tekton.dev", Kinds: kinds, Images: images}
+}
+
+// rule is one compiled place to look in resources of a kind.
+type rule struct {
+	group, version string
+	path           []string
+	podSpec        bool
+	preset, user   bool
+	data           []string
+}
+
+// splitPath splits an ImageField path as kustomize does: on "/", with `\/` kept inside a key, a
+// leading "/" and "[]" suffixes dropped.
+func splitPath(p string) []string {
+	p = strings.TrimPrefix(p, "/")
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if n := len(out); n > 0 && strings.HasSuffix(out[n-1], `\`) {
+			out[n-1] = strings.TrimSuffix(out[n-1], `\`) + "/" + s
+			continue
+		}
+		out = append(out, s)
+	}
+	for i, s := range out {
+		out[i] = strings.TrimSuffix(s, "[]")
+	}
+	return out
+}
+
+// group returns the group of an apiVersion: "" for "v1", "apps" for "apps/v1".
+func group(apiVersion string) (g, version string) {
+	if i := strings.LastIndex(apiVersion, "/"); i >= 0 {
+		return apiVersion[:i], apiVersion[i+1:]
+	}
+	return "", apiVersion
+}
