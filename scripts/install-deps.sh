@@ -36,7 +36,7 @@ if [ -f tools/apiserver/go.mod ]; then
   if [ ! -x bin/kube-apiserver ] || [ ! -x bin/etcd ] || [ "$(cat bin/.apiserver.sum 2>/dev/null)" != "$apiserver_sum" ]; then
     echo "building kube-apiserver and etcd into bin/ (a cold build takes 4-6 minutes)"
     mkdir -p bin
-    (cd tools/apiserver && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o ../../bin/ ./cmd/kube-apiserver ./cmd/etcd)
+    (cd tools/apiserver && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -trimpath -ldflags='-s -w' -o ../../bin/ ./cmd/kube-apiserver ./cmd/etcd)
     echo "$apiserver_sum" > bin/.apiserver.sum
   fi
 fi

@@ -369,6 +369,7 @@ func TestRegistryDown(t *testing.T) {
 			register(t, configuration(t, "digester-"+policy, url, "Fail", map[string]any{"matchLabels": label}), ns,
 				func(img string) bool { return img == pinned("app:1") })
 			_, stderr, err := kubectl(t, podYAML("web", ns, nil, down), "apply", "-f", "-")
+			t.Logf("kubectl apply printed:\n%s", stderr)
 			switch policy {
 			case "fail":
 				want := `admission webhook "pin.digester.dev" denied the request: digester could not pin the images of Pod ` + ns + `/web: spec.containers[0].image (container "c0"): cannot pin ` + down + `: `
