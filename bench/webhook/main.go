@@ -68,7 +68,7 @@ func run(rtt, step time.Duration) error {
 			return err
 		}
 	}
-	reg.SetLatency(rtt / 2) // each request waits rtt/2 in the registry; loopback adds the rest, roughly nothing
+	reg.SetLatency(rtt) // every registry response is delayed by the round trip; loopback adds nothing
 	reg.Reset()
 
 	ca, err := testcerts.NewCA()
@@ -103,8 +103,8 @@ func run(rtt, step time.Duration) error {
 	b := &bench{
 		url: "https://" + ln.Addr().String() + webhook.MutatePath,
 		client: &http.Client{Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: ca.Pool()},
-			MaxIdleConnsPerHost: 256, // the API server keeps connections to a webhook open
+			TLSClientConfig:   &tls.Config{RootCAs: ca.Pool()},
+			ForceAttemptHTTP2: true, // as the API server's webhook client: one connection, many streams
 		}},
 		reg: reg, cache: cache,
 	}
