@@ -7,13 +7,17 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: all build deps demo test unit fuzz-short fuzz bench image image-docker e2e clean
+.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz bench bench-webhook image image-docker e2e clean
 
 all: build
 
 ## build: the static binary, as shipped.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(REVISION)' -o $(BIN) .
+
+## build-webhook: the admission webhook's static binary (cmd/webhook), a command of its own.
+build-webhook:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/digester-webhook ./cmd/webhook
 
 ## deps: what the tests need beyond Go (apt packages, pinned Go tools); idempotent.
 deps:
@@ -40,8 +44,12 @@ fuzz:
 	./scripts/fuzz.sh 500000x
 
 ## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
-bench: build
+bench: build bench-webhook
 	$(GO) run ./bench -digester $(BIN)
+
+## bench-webhook: AdmissionReviews over HTTPS at rising rates: p50/p99 latency and lookups (bench/webhook).
+bench-webhook:
+	$(GO) run ./bench/webhook
 
 ## image: the linux/amd64+arm64 image as an OCI layout in out/image, without docker; IMAGE=registry/digester:tag also pushes it,
 ## LOAD=localhost/digester:dev also loads the image of the Docker daemon's platform into it (docker load; kpt then needs no registry).

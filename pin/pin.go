@@ -87,12 +87,15 @@ type Finding struct {
 	// Entry is true when the field is a kustomize images: entry (Line and Column are the entry's):
 	// pinning it adds a digest: key to the entry rather than changing a value.
 	Entry bool
+	// Node is the field's scalar node, when the finding is about an image field; front ends that
+	// address fields by something other than Path (the webhook's JSON pointers) find them by it.
+	Node *yaml.Node
 }
 
 // Summary counts what a run did.
 type Summary struct {
 	// Pinned image fields were set to a digest, FromLock of them from the package's DigestLock;
-	// AlreadyPinned carried one; Skipped matched a skip prefix.
+	// AlreadyPinned carried one; Skipped matched a skip prefix or were left alone by WithLeave.
 	Pinned, FromLock, AlreadyPinned, Skipped int
 	// Templated image fields hold a template variable (${IMAGE}, $(params.image)): left as they are, with a warning.
 	Templated int
@@ -164,6 +167,17 @@ type Pinner struct {
 	cfg       config.Config
 	transport http.RoundTripper
 	keychain  authn.Keychain
+	lookup    Lookup
+	leave     func(obj *Object, f walker.Field) bool
+}
+
+// Lookup resolves references to digests. *resolver.Resolver is one; a long-lived front end wraps
+// one in a cache (package digestcache) and passes it to every run with WithLookup.
+type Lookup interface {
+	// Resolve returns a result for every reference in refs (see resolver.Resolver.Resolve).
+	Resolve(ctx context.Context, refs []string) map[string]resolver.Result
+	// Requests counts the HTTP requests sent to registries so far.
+	Requests() int64
 }
 
 // Option configures a Pinner.
@@ -174,6 +188,17 @@ func WithTransport(t http.RoundTripper) Option { return func(p *Pinner) { p.tran
 
 // WithKeychain sets where registry credentials come from (default: the resolver's, docker's config).
 func WithKeychain(k authn.Keychain) Option { return func(p *Pinner) { p.keychain = k } }
+
+// WithLookup makes every run resolve through l, so that a long-lived process shares one resolver,
+// its transport and tokens (and a cache) between runs. The configuration's concurrency, timeout,
+// insecure registries and the WithTransport and WithKeychain options are then l's business.
+func WithLookup(l Lookup) Option { return func(p *Pinner) { p.lookup = l } }
+
+// WithLeave leaves alone, as a skip prefix would, every image field for which leave returns true:
+// the webhook leaves the fields an UPDATE did not change, so they cost no lookup.
+func WithLeave(leave func(obj *Object, f walker.Field) bool) Option {
+	return func(p *Pinner) { p.leave = leave }
+}
 
 // New returns a Pinner for cfg.
 func New(cfg config.Config, opts ...Option) *Pinner {
@@ -213,6 +238,7 @@ func (r *run) add(sev Severity, u use, msg, pinned string) {
 		Severity: sev, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
 		Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
 		Entry: u.field.Kind == walker.KustomizeImage,
+		Node:  u.field.Node,
 	})
 }
 
@@ -280,7 +306,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 		}
 		for _, f := range fields {
 			u := use{obj, itemID(id, f.Item), f}
-			if hasPrefix(f.Image, cfg.SkipPrefixes) {
+			if hasPrefix(f.Image, cfg.SkipPrefixes) || p.leave != nil && p.leave(obj, f) {
 				s.Skipped++
 				continue
 			}
@@ -335,7 +361,11 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 
 	// 2. Look each distinct reference up once; for pins whose tag moved, also ask whether the
 	// repository still serves the pinned digest, to say so.
-	res := resolver.New(p.resolverOptions()...)
+	var res Lookup = p.lookup
+	if res == nil {
+		res = resolver.New(p.resolverOptions()...)
+	}
+	requests := res.Requests()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline)
 	defer cancel()
 	var refs []string
@@ -364,16 +394,20 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 		oldResolved = res.Resolve(ctx, old)
 	}
 	// A pin that verify or check would call stale may be one platform's image of the tag's index:
-	// then it is not stale, but only nodes of that platform can run it. One GET per such index.
+	// then it is not stale, but only nodes of that platform can run it. One GET per such index,
+	// when the Lookup can ask (*resolver.Resolver can).
 	children := map[string]map[string]string{} // index repo@digest -> image digest -> platform
-	if check || cfg.Pinned == "verify" {
+	platforms, canAsk := res.(interface {
+		Platforms(ctx context.Context, ref string) (map[string]string, error)
+	})
+	if canAsk && (check || cfg.Pinned == "verify") {
 		for _, t := range tasks {
 			got := resolved[t.lookup]
 			idx := repository(t.tag) + "@" + got.Digest
 			if _, done := children[idx]; done || t.digest == "" || t.tag == "" || got.Err != nil || got.Digest == t.digest {
 				continue
 			}
-			children[idx], _ = res.Platforms(ctx, idx) // on failure, the pin is reported stale as before
+			children[idx], _ = platforms.Platforms(ctx, idx) // on failure, the pin is reported stale as before
 		}
 	}
 
@@ -444,7 +478,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			used[t.tag] = got.Digest
 		}
 	}
-	s.Requests = res.Requests()
+	s.Requests = res.Requests() - requests // a shared Lookup's other runs may add to this
 	if check {
 		if lk != nil {
 			r.checkLock(lk, used)

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -48,18 +49,29 @@ type registry struct {
 	scopes []string
 	sem    chan struct{}
 
-	once      sync.Once
+	mu        sync.Mutex // held during the handshake: lookups of the registry wait for it
 	client    *http.Client
 	anonymous bool
 	secrets   []string
 	err       error
+	failedAt  time.Time
 }
 
-// setup pings the registry and exchanges credentials for a token, once per run.
+// setup pings the registry and exchanges credentials for a token, once per run; after a failed
+// handshake, again once WithHandshakeRetry's interval has passed (never, by default).
 func (r *Resolver) setup(ctx context.Context, g *registry) error {
-	g.once.Do(func() {
-		g.err = r.handshake(ctx, g)
-	})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.client != nil {
+		return nil
+	}
+	if g.err != nil && (r.handshakeRetry <= 0 || time.Since(g.failedAt) < r.handshakeRetry) {
+		return g.err
+	}
+	g.secrets = nil
+	if g.err = r.handshake(ctx, g); g.err != nil {
+		g.client, g.failedAt = nil, time.Now()
+	}
 	return g.err
 }
 

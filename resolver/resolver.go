@@ -54,7 +54,8 @@ type Resolver struct {
 
 	mirrors        Mirrors
 	mirrorFallback bool
-	platform       *v1.Platform // nil: a multi-arch tag resolves to its index
+	platform       *v1.Platform  // nil: a multi-arch tag resolves to its index
+	handshakeRetry time.Duration // after a failed handshake; 0: never
 
 	requests atomic.Int64 // HTTP requests sent, retries included
 
@@ -102,6 +103,11 @@ func WithInsecureRegistries(hosts ...string) Option {
 
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option { return func(r *Resolver) { r.userAgent = ua } }
+
+// WithHandshakeRetry makes a registry whose handshake (ping, token exchange) failed be tried again
+// by lookups after d, instead of failing every later lookup with the same error: for a Resolver
+// that lives longer than one run, such as the webhook's. The default, 0, never tries again.
+func WithHandshakeRetry(d time.Duration) Option { return func(r *Resolver) { r.handshakeRetry = d } }
 
 // New returns a Resolver.
 func New(opts ...Option) *Resolver {

@@ -9,18 +9,13 @@ package realregistry
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/internal/testcerts"
 )
 
 // Registry is a running docker-registry.
@@ -228,85 +224,27 @@ http:
 // writeCerts creates a CA, a server certificate for 127.0.0.1 and localhost and a client
 // certificate, both signed by it, and returns a pool trusting the CA.
 func (r *Registry) writeCerts() (*x509.CertPool, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcerts.NewCA()
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "digester e2e CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	// 127.1 is 127.0.0.1 to a proxy's resolver but a host name to Go, which never sends a loopback
+	// IP through HTTPS_PROXY: the proxy tests name the registry so.
+	cert, key, err := ca.Issue("127.0.0.1", "127.0.0.1", "localhost", "127.1")
 	if err != nil {
 		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	clientCert, clientKey, err := ca.Issue("digester e2e client")
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		// 127.1 is 127.0.0.1 to a proxy's resolver but a host name to Go, which never sends a
-		// loopback IP through HTTPS_PROXY: the proxy tests name the registry so.
-		DNSNames:    []string{"localhost", "127.1"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	clientDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(3),
-		Subject:      pkix.Name{CommonName: "digester e2e client"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca, &clientKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	clientKeyDER, err := x509.MarshalECPrivateKey(clientKey)
-	if err != nil {
-		return nil, err
-	}
-	for file, block := range map[string]*pem.Block{
-		"ca.pem":         {Type: "CERTIFICATE", Bytes: caDER},
-		"server.pem":     {Type: "CERTIFICATE", Bytes: der},
-		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
-		"client.pem":     {Type: "CERTIFICATE", Bytes: clientDER},
-		"client-key.pem": {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
-	} {
-		if err := os.WriteFile(filepath.Join(r.dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
+	for file, b := range map[string][]byte{"ca.pem": ca.CertPEM, "server.pem": cert, "server-key.pem": key,
+		"client.pem": clientCert, "client-key.pem": clientKey} {
+		if err := os.WriteFile(filepath.Join(r.dir, file), b, 0o600); err != nil {
 			return nil, err
 		}
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool, nil
+	return ca.Pool(), nil
 }
 
 // Close stops the registry.

@@ -1,0 +1,160 @@
+// Command webhook is digester's mutating admission webhook: it serves AdmissionReviews
+// (admission.k8s.io/v1) over HTTPS at /v1/mutate and pins the images of the objects the API server
+// sends it, with /healthz, /readyz and Prometheus /metrics on the same port. See package webhook,
+// and deploy/webhook for a package that runs it in a cluster.
+//
+// It is a command and image of its own, not a subcommand of the KRM function, so that the function
+// stays small (see the README, "The admission webhook").
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/digester/digester/config"
+	"github.com/digester/digester/digestcache"
+	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/webhook"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "digester webhook:", err)
+		os.Exit(1)
+	}
+}
+
+// flags are the command line, before validation.
+type flags struct {
+	certFile, keyFile  string
+	bindAddress        string
+	port               int
+	onError            string
+	deadline, cacheTTL time.Duration
+	timeout            time.Duration
+	concurrency        int
+	perRegistry        int
+	skipPrefixes       string
+	insecure           string
+	maxRequestBytes    int64
+	shutdownDelay      time.Duration
+}
+
+func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
+	var f flags
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: webhook --tls-cert-file=FILE --tls-private-key-file=FILE [flags]")
+		fmt.Fprintln(out, "\nServes digester's mutating admission webhook over HTTPS at /v1/mutate, with /healthz, /readyz and /metrics.")
+		fmt.Fprintln(out, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM), read again when it changes")
+	fs.StringVar(&f.keyFile, "tls-private-key-file", "", "serving certificate's private key (PEM), read again when it changes")
+	fs.StringVar(&f.bindAddress, "bind-address", "", "address to listen on (default: all interfaces)")
+	fs.IntVar(&f.port, "port", 8443, "port to listen on")
+	fs.StringVar(&f.onError, "on-error", "fail", "`fail`: deny an object whose images cannot all be pinned; `warn`: admit it with what could be pinned, and warnings")
+	fs.DurationVar(&f.deadline, "deadline", webhook.DefaultDeadline, "bound on one admission, below the webhook's timeoutSeconds")
+	fs.DurationVar(&f.cacheTTL, "cache-ttl", digestcache.DefaultTTL, "how long a tag's digest is reused; 0 disables the cache (concurrent admissions still share lookups)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "bound on each registry request")
+	fs.IntVar(&f.concurrency, "concurrency", resolver.DefaultConcurrency, "lookups in flight at once, all registries together")
+	fs.IntVar(&f.perRegistry, "registry-concurrency", resolver.DefaultRegistryConcurrency, "lookups in flight at once against one registry")
+	fs.StringVar(&f.skipPrefixes, "skip-prefixes", "", "comma-separated image prefixes to leave alone")
+	fs.StringVar(&f.insecure, "insecure-registries", "", "comma-separated registries (host[:port]) allowed plain HTTP or unverified TLS")
+	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
+	if err := fs.Parse(args); err != nil {
+		return f, config.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return f, config.Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg := config.Default()
+	cfg.OnError = f.onError
+	cfg.Deadline = f.deadline
+	cfg.Timeout = f.timeout
+	cfg.Concurrency = f.concurrency
+	cfg.RegistryConcurrency = f.perRegistry
+	cfg.SkipPrefixes = split(f.skipPrefixes)
+	cfg.InsecureRegistries = split(f.insecure)
+	var errs []error
+	if f.certFile == "" || f.keyFile == "" {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file are required"))
+	}
+	if f.onError != "fail" && f.onError != "warn" {
+		errs = append(errs, fmt.Errorf("--on-error=%q: want fail or warn", f.onError))
+	}
+	if f.deadline <= 0 || f.timeout <= 0 {
+		errs = append(errs, errors.New("--deadline and --timeout must be positive"))
+	}
+	if f.concurrency < 1 || f.perRegistry < 1 || f.maxRequestBytes < 1 {
+		errs = append(errs, errors.New("--concurrency, --registry-concurrency and --max-request-bytes must be at least 1"))
+	}
+	if f.port < 1 || f.port > 65535 {
+		errs = append(errs, fmt.Errorf("--port=%d: want 1-65535", f.port))
+	}
+	return f, cfg, errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	f, cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	certs, err := webhook.LoadCertificates(f.certFile, f.keyFile, log)
+	if err != nil {
+		return err
+	}
+	res := resolver.New(append([]resolver.Option{
+		resolver.WithConcurrency(cfg.Concurrency),
+		resolver.WithRegistryConcurrency(cfg.RegistryConcurrency),
+		resolver.WithTimeout(cfg.Timeout),
+		resolver.WithInsecureRegistries(cfg.InsecureRegistries...),
+		resolver.WithHandshakeRetry(time.Second),
+		resolver.WithUserAgent("digester-webhook"),
+	}, cfg.RegistryOptions()...)...)
+	cache := digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
+	metrics := webhook.NewMetrics(cache)
+	h := webhook.NewHandler(cfg, cache, webhook.WithMetrics(metrics), webhook.WithLogger(log),
+		webhook.WithMaxRequestBytes(f.maxRequestBytes))
+	ln, err := net.Listen("tcp", net.JoinHostPort(f.bindAddress, strconv.Itoa(f.port)))
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "address", ln.Addr().String(), "onError", cfg.OnError, "deadline", cfg.Deadline, "cacheTTL", f.cacheTTL)
+	srv := webhook.NewServer(h, metrics, certs, webhook.WithServerLogger(log),
+		webhook.WithShutdownDelay(f.shutdownDelay), webhook.WithDrainTimeout(cfg.Deadline+2*time.Second))
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("drained, exiting")
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

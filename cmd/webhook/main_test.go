@@ -1,0 +1,28 @@
+package main
+
+import (
+	"io"
+	"testing"
+)
+
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--tls-cert-file and --tls-private-key-file are required"},
+		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--on-error=ignore"}, `--on-error="ignore": want fail or warn`},
+		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--deadline=0s"}, "--deadline and --timeout must be positive"},
+		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--port=0"}, "--port=0: want 1-65535"},
+		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "extra"}, `unexpected arguments ["extra"]`},
+	} {
+		_, _, err := parseFlags(tc.args, io.Discard)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	f, cfg, err := parseFlags([]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--on-error=warn", "--skip-prefixes=a/, b/"}, io.Discard)
+	if err != nil || cfg.OnError != "warn" || len(cfg.SkipPrefixes) != 2 || cfg.SkipPrefixes[1] != "b/" || f.port != 8443 || cfg.Deadline.String() != "8s" {
+		t.Errorf("got %+v %+v %v", f, cfg, err)
+	}
+}

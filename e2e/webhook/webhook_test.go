@@ -1,0 +1,455 @@
+// Package webhook_test runs digester's admission webhook (the built cmd/webhook binary) behind a
+// real kube-apiserver (internal/apiservertest) and checks, with kubectl, what a cluster user sees:
+// the objects as stored, the errors and the warnings kubectl prints.
+//
+// It needs bin/kube-apiserver and bin/etcd (built by scripts/install-deps.sh from tools/apiserver)
+// and kubectl on PATH; when one is missing, the tests fail and say how to get it.
+package webhook_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/digester/digester/internal/apiservertest"
+	"github.com/digester/digester/internal/registrytest"
+)
+
+var (
+	repoRoot string
+	binary   string // cmd/webhook, built by TestMain
+	api      *apiservertest.Server
+	reg      *registrytest.Registry
+	digests  = map[string]string{} // "app:1" -> sha256:...
+	tmp      string
+)
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	var err error
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "e2e/webhook:", err); return 1 }
+	if repoRoot, err = filepath.Abs("../.."); err != nil {
+		return fail(err)
+	}
+	if tmp, err = os.MkdirTemp("", "digester-webhook-e2e-"); err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		return fail(fmt.Errorf("kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/)"))
+	}
+	binary = filepath.Join(tmp, "webhook")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/webhook")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("build cmd/webhook: %v\n%s", err, out))
+	}
+	reg = registrytest.New()
+	defer reg.Close()
+	for _, ref := range []string{"app:1", "sidecar:1"} {
+		repo, tag, _ := strings.Cut(ref, ":")
+		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
+		if err != nil {
+			return fail(err)
+		}
+		digests[ref] = d.String()
+	}
+	dir := filepath.Join(tmp, "apiserver")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if api, err = apiservertest.Start(repoRoot, dir); err != nil {
+		return fail(err)
+	}
+	defer api.Close()
+	return m.Run()
+}
+
+// image is the reference of ref ("app:1") on the test registry; pinned, with its digest.
+func image(ref string) string  { return reg.Host + "/" + ref }
+func pinned(ref string) string { return image(ref) + "@" + digests[ref] }
+
+func kubectl(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return api.Kubectl(ctx, stdin, args...)
+}
+
+func mustKubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, _, err := kubectl(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("%v\napiserver log:\n%s", err, api.Log(3000))
+	}
+	return out
+}
+
+func namespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := api.CreateNamespace(ctx, name, labels); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startWebhook runs the webhook binary with args on a free loopback port, with a certificate from
+// the API server's CA, and returns its /v1/mutate URL once it answers /healthz.
+func startWebhook(t *testing.T, args ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	cert, key, err := api.CA.WriteServing(dir, "webhook", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "webhook.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + cert, "--tls-private-key-file=" + key, "--shutdown-delay=0s"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			t.Errorf("webhook exited with %v after SIGTERM, want a clean drain", err)
+		}
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("webhook log:\n%s", b)
+		}
+	})
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: api.CA.Pool()}}}
+	for i := 0; ; i++ {
+		resp, err := hc.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("webhook exited (%v):\n%s", err, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if i > 400 {
+			t.Fatalf("webhook did not answer /healthz: %v", err)
+		}
+	}
+	return base + "/v1/mutate"
+}
+
+// configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, calling url
+// (trusting the API server's CA) instead of the in-cluster Service, with failurePolicy policy and,
+// if selector is not nil, that namespaceSelector.
+func configuration(t *testing.T, name, url, policy string, selector map[string]any) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy/webhook/mutatingwebhookconfiguration.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mwc map[string]any
+	if err := yaml.Unmarshal(b, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	mwc["metadata"] = map[string]any{"name": name}
+	hook := mwc["webhooks"].([]any)[0].(map[string]any)
+	hook["clientConfig"] = map[string]any{"url": url, "caBundle": api.CA.CertPEM}
+	hook["failurePolicy"] = policy
+	if selector != nil {
+		hook["namespaceSelector"] = selector
+	}
+	out, err := json.Marshal(mwc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// register creates a MutatingWebhookConfiguration, deletes it when the test ends, and waits until
+// the API server calls the webhook: until a dry-run Pod in probeNS comes back with probe's image
+// changed (webhooks take effect asynchronously).
+func register(t *testing.T, mwc, probeNS string, changed func(image string) bool) {
+	t.Helper()
+	mustKubectl(t, mwc, "apply", "-f", "-")
+	var m struct{ Metadata struct{ Name string } }
+	json.Unmarshal([]byte(mwc), &m)
+	t.Cleanup(func() { kubectl(t, "", "delete", "mutatingwebhookconfiguration", m.Metadata.Name, "--wait") })
+	probe := podYAML("probe", probeNS, nil, image("app:1"))
+	for i := 0; ; i++ {
+		out, _, err := kubectl(t, probe, "create", "--dry-run=server", "-o", "jsonpath={.spec.containers[*].image}", "-f", "-")
+		if err == nil && changed(out) {
+			return
+		}
+		if i > 200 {
+			t.Fatalf("webhook %s never acted on a dry-run Pod in %s: last image %q, error %v", m.Metadata.Name, probeNS, out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func podYAML(name, ns string, labels map[string]string, images ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\n", name, ns)
+	if len(labels) > 0 {
+		b.WriteString("  labels:\n")
+		for k, v := range labels {
+			fmt.Fprintf(&b, "    %s: %q\n", k, v)
+		}
+	}
+	b.WriteString("spec:\n  containers:\n")
+	for i, img := range images {
+		fmt.Fprintf(&b, "  - name: c%d\n    image: %s\n", i, img)
+	}
+	return b.String()
+}
+
+// images returns the container images of a stored object at jsonpath path.
+func images(t *testing.T, kind, ns, name, path string) string {
+	t.Helper()
+	return mustKubectl(t, "", "get", kind, name, "-n", ns, "-o", "jsonpath="+path)
+}
+
+var enabled = map[string]string{"digest-resolution": "enabled"}
+
+// The webhook as deploy/webhook configures it: labelled namespaces get pinned Pods and Deployments,
+// others and the webhook's own namespace do not; another webhook's sidecar is pinned through
+// reinvocation.
+func TestPinAtAdmission(t *testing.T) {
+	url := startWebhook(t)
+	namespace(t, "pinned", enabled)
+	namespace(t, "plain", nil)
+	namespace(t, "digester-system", enabled) // labelled by mistake: still excluded
+	register(t, configuration(t, "digester", url, "Fail", nil), "pinned", func(img string) bool { return img == pinned("app:1") })
+
+	mustKubectl(t, podYAML("web", "pinned", nil, image("app:1"), pinned("sidecar:1")), "apply", "-f", "-")
+	mustKubectl(t, podYAML("web", "plain", nil, image("app:1")), "apply", "-f", "-")
+	mustKubectl(t, podYAML("web", "digester-system", nil, image("app:1")), "apply", "-f", "-")
+	mustKubectl(t, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: pinned}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      initContainers: [{name: init, image: %s}]
+      containers: [{name: app, image: %s}]
+`, image("sidecar:1"), image("app:1")), "apply", "-f", "-")
+	got := []string{
+		images(t, "pod", "pinned", "web", "{.spec.containers[*].image}"),
+		images(t, "pod", "plain", "web", "{.spec.containers[*].image}"),
+		images(t, "pod", "digester-system", "web", "{.spec.containers[*].image}"),
+		images(t, "deployment", "pinned", "web", "{.spec.template.spec.initContainers[*].image} {.spec.template.spec.containers[*].image}"),
+	}
+	want := []string{
+		pinned("app:1") + " " + pinned("sidecar:1"),
+		image("app:1"),
+		image("app:1"),
+		pinned("sidecar:1") + " " + pinned("app:1"),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stored images (-want +got):\n%s", diff)
+	}
+
+	// An UPDATE that leaves the images alone is admitted as it is, and costs no lookup.
+	reg.Reset()
+	mustKubectl(t, "", "label", "pod", "web", "-n", "pinned", "touched=yes")
+	if n := reg.Count("", "manifest"); n != 0 {
+		t.Errorf("relabelling a pinned Pod sent %d manifest requests, want 0", n)
+	}
+}
+
+// A second webhook, called after digester's, injects a sidecar with an unpinned image; the API
+// server calls digester again (reinvocationPolicy: IfNeeded) and the sidecar is stored pinned.
+func TestSidecarPinnedThroughReinvocation(t *testing.T) {
+	url := startWebhook(t)
+	namespace(t, "mesh", enabled)
+	register(t, configuration(t, "digester", url, "Fail", nil), "mesh", func(img string) bool { return img == pinned("app:1") })
+	injector := startInjector(t, image("sidecar:1"))
+	inj := configuration(t, "zz-sidecar-injector", injector, "Fail", nil)
+	register(t, inj, "mesh", func(img string) bool { return strings.Contains(img, "sidecar") })
+
+	mustKubectl(t, podYAML("web", "mesh", nil, image("app:1")), "apply", "-f", "-")
+	got := images(t, "pod", "mesh", "web", "{.spec.containers[*].image}")
+	if want := pinned("app:1") + " " + pinned("sidecar:1"); got != want {
+		t.Errorf("stored images %q, want %q", got, want)
+	}
+}
+
+// startInjector serves a mutating webhook that appends a container named injected running
+// sidecar to every Pod that has none, as a service mesh's injector does, and returns its URL.
+func startInjector(t *testing.T, sidecar string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key, err := api.CA.WriteServing(dir, "injector", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rev struct {
+			Request struct {
+				UID    string
+				Object struct {
+					Kind string
+					Spec struct{ Containers []struct{ Name string } }
+				}
+			}
+		}
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &rev)
+		resp := map[string]any{"uid": rev.Request.UID, "allowed": true}
+		inject := rev.Request.Object.Kind == "Pod"
+		for _, c := range rev.Request.Object.Spec.Containers {
+			inject = inject && c.Name != "injected"
+		}
+		if inject {
+			patch, _ := json.Marshal([]map[string]any{{"op": "add", "path": "/spec/containers/-", "value": map[string]string{"name": "injected", "image": sidecar}}})
+			resp["patch"], resp["patchType"] = patch, "JSONPatch"
+		}
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.ServeTLS(l, cert, key)
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + l.Addr().String() + "/inject"
+}
+
+// A registry that cannot be reached: with --on-error=fail the Pod is refused and kubectl says
+// which container, image and error; with --on-error=warn it is stored unpinned and kubectl prints
+// the webhook's warning.
+func TestRegistryDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String() + "/app:1" // nothing listens there once closed
+	l.Close()
+	for _, policy := range []string{"fail", "warn"} {
+		t.Run(policy, func(t *testing.T) {
+			url := startWebhook(t, "--on-error="+policy, "--deadline=3s", "--timeout=1s")
+			ns := "down-" + policy
+			label := map[string]string{"digester-e2e": policy}
+			namespace(t, ns, label)
+			register(t, configuration(t, "digester-"+policy, url, "Fail", map[string]any{"matchLabels": label}), ns,
+				func(img string) bool { return img == pinned("app:1") })
+			_, stderr, err := kubectl(t, podYAML("web", ns, nil, down), "apply", "-f", "-")
+			t.Logf("kubectl apply printed:\n%s", stderr)
+			switch policy {
+			case "fail":
+				want := `admission webhook "pin.digester.dev" denied the request: digester could not pin the images of Pod ` + ns + `/web: spec.containers[0].image (container "c0"): cannot pin ` + down + `: `
+				if err == nil || !strings.Contains(stderr, want) {
+					t.Errorf("kubectl apply: err %v, stderr:\n%s\nwant an error containing\n%s", err, stderr, want)
+				}
+				if out, _, err := kubectl(t, "", "get", "pod", "web", "-n", ns, "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+					t.Errorf("pod stored (%q, %v), want none", out, err)
+				}
+			case "warn":
+				want := `Warning: digester: spec.containers[0].image (container "c0"): cannot pin ` + down + `: `
+				if err != nil || !strings.Contains(stderr, want) {
+					t.Errorf("kubectl apply: err %v, stderr:\n%s\nwant a warning containing\n%s", err, stderr, want)
+				}
+				if got := images(t, "pod", ns, "web", "{.spec.containers[*].image}"); got != down {
+					t.Errorf("stored image %q, want %q unpinned", got, down)
+				}
+			}
+		})
+	}
+}
+
+// Every object of deploy/webhook is accepted by the API server (server-side dry run), applied as
+// files and as kustomize builds it. cert-manager's kinds are stood in for by CRDs that accept any
+// spec, since cert-manager is not installed.
+func TestDeployPackageDryRun(t *testing.T) {
+	for _, kind := range []string{"Issuer", "Certificate"} {
+		plural := strings.ToLower(kind) + "s"
+		mustKubectl(t, fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: %s.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: %s, plural: %s}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`, plural, kind, plural), "apply", "-f", "-")
+	}
+	mustKubectl(t, "", "wait", "--for=condition=Established", "crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io")
+	pkg := filepath.Join(repoRoot, "deploy/webhook")
+	mustKubectl(t, "", "apply", "-f", filepath.Join(pkg, "namespace.yaml"))
+	files, err := filepath.Glob(filepath.Join(pkg, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "config.kubernetes.io/local-config") || filepath.Base(f) == "namespace.yaml" {
+			continue // Kptfile, setters, kustomization: configuration for tools; the namespace is applied
+		}
+		out := mustKubectl(t, "", "apply", "--dry-run=server", "-f", f)
+		applied = append(applied, strings.TrimSpace(out))
+	}
+	want := []string{
+		"issuer.cert-manager.io/digester-webhook created (server dry run)\ncertificate.cert-manager.io/digester-webhook created (server dry run)",
+		"deployment.apps/digester-webhook created (server dry run)",
+		"mutatingwebhookconfiguration.admissionregistration.k8s.io/digester created (server dry run)",
+		"poddisruptionbudget.policy/digester-webhook created (server dry run)",
+		"service/digester-webhook created (server dry run)",
+		"serviceaccount/digester-webhook created (server dry run)",
+	}
+	if diff := cmp.Diff(want, applied); diff != "" {
+		t.Errorf("kubectl apply --dry-run=server (-want +got):\n%s", diff)
+	}
+
+	kustomize := filepath.Join(repoRoot, "bin", "kustomize")
+	built, err := exec.Command(kustomize, "build", pkg).Output()
+	if err != nil {
+		t.Fatalf("%s build (run ./scripts/install-deps.sh if it is missing): %v", kustomize, err)
+	}
+	out := mustKubectl(t, string(built), "apply", "--dry-run=server", "-f", "-")
+	if n := strings.Count(out, "(server dry run)"); n != 8 {
+		t.Errorf("kustomize build applied %d objects, want 8:\n%s", n, out)
+	}
+}

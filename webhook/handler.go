@@ -1,0 +1,240 @@
+// Package webhook is digester's admission front end: a mutating admission webhook that pins, as
+// objects are created or updated in a cluster, the images no pipeline saw (containers injected by
+// other webhooks, resources applied by hand).
+//
+// Handler turns an AdmissionReview (admission.k8s.io/v1) into objects for the pinning core (package
+// pin) and the core's findings into a JSONPatch that replaces only the pinned image values, plus a
+// denial or admission warnings for images that could not be pinned. Server serves it over HTTPS with
+// health and Prometheus endpoints, reloads its certificate when the files change, and drains
+// in-flight admissions on shutdown.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/digester/digester/config"
+	"github.com/digester/digester/pin"
+	"github.com/digester/digester/walker"
+)
+
+// Defaults of a Handler.
+const (
+	// DefaultDeadline bounds one admission, below the API server's default timeoutSeconds of 10.
+	DefaultDeadline = 8 * time.Second
+	// DefaultMaxRequestBytes bounds a request body: the API server stores objects up to 3 MiB, and
+	// an UPDATE's review carries two of them.
+	DefaultMaxRequestBytes = 7 << 20
+	// maxWarningBytes is where the API server starts truncating a warning.
+	maxWarningBytes = 256
+)
+
+// Handler answers AdmissionReviews POSTed to it. It is safe for concurrent use.
+type Handler struct {
+	cfg      config.Config
+	lookup   pin.Lookup
+	maxBytes int64
+	metrics  *Metrics
+	log      *slog.Logger
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithMaxRequestBytes bounds a request body (default DefaultMaxRequestBytes); larger requests get 400.
+func WithMaxRequestBytes(n int64) Option { return func(h *Handler) { h.maxBytes = n } }
+
+// WithMetrics records admissions in m.
+func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
+
+// WithLogger logs each admission that pins, warns or is denied, and each rejected request, to l
+// (default: nowhere).
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
+
+// NewHandler returns a Handler that pins with cfg (cfg.Deadline bounds each admission, cfg.OnError
+// says whether failures deny or warn) and looks digests up through lookup, shared by all admissions.
+func NewHandler(cfg config.Config, lookup pin.Lookup, opts ...Option) *Handler {
+	h := &Handler{cfg: cfg, lookup: lookup, maxBytes: DefaultMaxRequestBytes, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// ServeHTTP answers one AdmissionReview. A request that is not one (wrong method, too large,
+// malformed JSON, wrong apiVersion or kind, no request) gets 400 (405 for the method) and a message
+// in plain words; every AdmissionReview gets 200 and a response, allowing or denying.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(w, http.StatusMethodNotAllowed, "POST an AdmissionReview")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		h.reject(w, http.StatusBadRequest, fmt.Sprintf("request body is over %d bytes", h.maxBytes))
+		return
+	case err != nil:
+		h.reject(w, http.StatusBadRequest, "read request body: "+err.Error())
+		return
+	}
+	var rev review
+	if err := json.Unmarshal(body, &rev); err != nil {
+		h.reject(w, http.StatusBadRequest, "request body is not an AdmissionReview: "+err.Error())
+		return
+	}
+	if rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind || rev.Request == nil {
+		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %q kind %q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
+		return
+	}
+	start := time.Now()
+	resp, outcome := h.admit(r.Context(), rev.Request)
+	h.metrics.observe(rev.Request.Operation, outcome, time.Since(start))
+	out, err := json.Marshal(review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+	if err != nil { // cannot happen: every field is a string, bool, number or byte slice
+		h.reject(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
+}
+
+func (h *Handler) reject(w http.ResponseWriter, code int, msg string) {
+	h.log.Warn("rejected request", "code", code, "error", msg)
+	h.metrics.rejected()
+	http.Error(w, msg, code)
+}
+
+// Outcomes of an admission, as the metrics count them.
+const (
+	outcomeIgnored   = "ignored"   // not CREATE or UPDATE, or no object
+	outcomeUnchanged = "unchanged" // nothing to pin
+	outcomePinned    = "pinned"    // a patch was returned
+	outcomeWarned    = "warned"    // admitted with warnings (on-error: warn, or fields the walker could not read)
+	outcomeDenied    = "denied"    // on-error: fail and an image could not be pinned
+)
+
+// admit pins the request's object and says what to answer.
+func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
+	resp := &response{UID: req.UID, Allowed: true}
+	if req.Operation != "CREATE" && req.Operation != "UPDATE" || len(req.Object) == 0 || string(req.Object) == "null" {
+		return resp, outcomeIgnored
+	}
+	what := describeRequest(req)
+	obj, err := parseObject(req.Object)
+	if err != nil {
+		return deny(resp, fmt.Sprintf("digester: %s: object %v", what, err)), outcomeDenied
+	}
+	opts := []pin.Option{pin.WithLookup(h.lookup)}
+	if req.Operation == "UPDATE" && len(req.OldObject) > 0 {
+		// Fields an UPDATE leaves as they were cost no lookup, pinned or not.
+		old, err := parseObject(req.OldObject)
+		if err != nil {
+			return deny(resp, fmt.Sprintf("digester: %s: oldObject %v", what, err)), outcomeDenied
+		}
+		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool {
+			ptr, ok := obj.pointers[f.Node]
+			if !ok {
+				return false
+			}
+			was, ok := old.strings[ptr]
+			return ok && was == f.Image
+		}))
+	}
+	cfg := h.cfg
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = DefaultDeadline
+	}
+	rep := pin.New(cfg, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
+	h.metrics.pinned(rep.Summary.Pinned)
+
+	var patch []patchOp
+	var failures, warnings []string
+	for _, f := range rep.Findings {
+		switch {
+		case f.Pinned != "":
+			if ptr, ok := obj.pointers[f.Node]; ok {
+				patch = append(patch, patchOp{Op: "replace", Path: ptr, Value: f.Pinned})
+			}
+		case f.Severity == pin.Error:
+			failures = append(failures, obj.describe(f))
+		case f.Severity == pin.Warning:
+			warnings = append(warnings, truncate("digester: "+obj.describe(f), maxWarningBytes))
+		}
+	}
+	if !rep.OK() {
+		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures)
+		return deny(resp, fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))), outcomeDenied
+	}
+	resp.Warnings = warnings
+	outcome := outcomeUnchanged
+	if len(warnings) > 0 {
+		outcome = outcomeWarned
+		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", warnings)
+	}
+	if len(patch) > 0 {
+		resp.Patch, _ = json.Marshal(patch) // strings only: cannot fail
+		resp.PatchType = "JSONPatch"
+		if outcome == outcomeUnchanged {
+			outcome = outcomePinned
+		}
+		h.log.Info("pinned", "uid", req.UID, "object", what, "fields", len(patch), "registryRequests", rep.Summary.Requests)
+	}
+	return resp, outcome
+}
+
+func deny(resp *response, msg string) *response {
+	resp.Allowed = false
+	resp.Result = &status{Status: "Failure", Message: msg, Reason: "Forbidden", Code: http.StatusForbidden}
+	return resp
+}
+
+// describe says where a finding is: its path, the container's name when the field is a
+// container's image, and the core's message (which names the image and the registry's answer).
+func (o *object) describe(f pin.Finding) string {
+	where := f.Path
+	if ptr, ok := o.pointers[f.Node]; ok && path.Base(ptr) == "image" {
+		if name, ok := o.strings[path.Dir(ptr)+"/name"]; ok {
+			where += fmt.Sprintf(" (container %q)", name)
+		}
+	}
+	if where == "" {
+		return f.Message
+	}
+	return where + ": " + f.Message
+}
+
+// describeRequest names the object as kubectl would: kind and namespace/name.
+func describeRequest(req *request) string {
+	name := req.Name
+	if name == "" {
+		name = "(name not yet generated)"
+	}
+	if req.Namespace != "" {
+		name = req.Namespace + "/" + name
+	}
+	return req.Kind.Kind + " " + name
+}
+
+// truncate shortens s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-3]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "..."
+}

@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Counters is what the lookup cache counts; *digestcache.Cache is one.
+type Counters interface {
+	Lookups() int64
+	Hits() int64
+	Requests() int64
+}
+
+// Metrics are the webhook's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	reg        *prometheus.Registry
+	admissions *prometheus.CounterVec
+	duration   prometheus.Histogram
+	pinnedN    prometheus.Counter
+	rejectedN  prometheus.Counter
+}
+
+// NewMetrics returns the metrics of one webhook process, reading lookup, hit and registry request
+// counts from c, plus the Go runtime's and the process's.
+func NewMetrics(c Counters) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "digester_webhook_admissions_total",
+			Help: "AdmissionReviews answered, by operation and outcome (ignored, unchanged, pinned, warned, denied).",
+		}, []string{"operation", "outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "digester_webhook_admission_duration_seconds",
+			Help:    "Time to answer an AdmissionReview, lookups included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		pinnedN: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "digester_webhook_pinned_fields_total",
+			Help: "Image fields pinned to a digest.",
+		}),
+		rejectedN: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "digester_webhook_rejected_requests_total",
+			Help: "Requests that were not an AdmissionReview (malformed, oversized, wrong method), answered 4xx.",
+		}),
+	}
+	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "digester_webhook_lookups_total",
+			Help: "References looked up in registries (cache misses not shared with a lookup in flight).",
+		}, func() float64 { return float64(c.Lookups()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "digester_webhook_cache_hits_total",
+			Help: "References answered from the cache or by a lookup already in flight.",
+		}, func() float64 { return float64(c.Hits()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "digester_webhook_registry_requests_total",
+			Help: "HTTP requests sent to registries, token exchanges and retries included.",
+		}, func() float64 { return float64(c.Requests()) }),
+	)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observe(op, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.admissions.WithLabelValues(op, outcome).Inc()
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *Metrics) pinned(n int) {
+	if m != nil {
+		m.pinnedN.Add(float64(n))
+	}
+}
+
+func (m *Metrics) rejected() {
+	if m != nil {
+		m.rejectedN.Inc()
+	}
+}

@@ -1,0 +1,178 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Paths the server answers on.
+const (
+	MutatePath  = "/v1/mutate" // the upstream k8s-digester's path
+	HealthzPath = "/healthz"
+	ReadyzPath  = "/readyz"
+	MetricsPath = "/metrics"
+)
+
+// Server serves a Handler over HTTPS, TLS 1.2 or later.
+type Server struct {
+	certs         *Certificates
+	mux           *http.ServeMux
+	shutdownDelay time.Duration
+	drainTimeout  time.Duration
+	log           *slog.Logger
+	ready         atomic.Bool
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithShutdownDelay sets how long the server keeps serving, unready, after it is told to stop and
+// before it stops accepting connections: the time endpoints take to forget it (default 0).
+func WithShutdownDelay(d time.Duration) ServerOption { return func(s *Server) { s.shutdownDelay = d } }
+
+// WithDrainTimeout bounds the wait for in-flight admissions once the server stops accepting
+// connections (default DefaultDeadline plus 2 s).
+func WithDrainTimeout(d time.Duration) ServerOption { return func(s *Server) { s.drainTimeout = d } }
+
+// WithServerLogger logs the server's events and errors to l (default: nowhere).
+func WithServerLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
+
+// NewServer returns a server of h at MutatePath, with health endpoints and m at MetricsPath (if m
+// is not nil), presenting the certificate certs holds.
+func NewServer(h http.Handler, m *Metrics, certs *Certificates, opts ...ServerOption) *Server {
+	s := &Server{certs: certs, mux: http.NewServeMux(), drainTimeout: DefaultDeadline + 2*time.Second, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	s.mux.Handle(MutatePath, h)
+	s.mux.HandleFunc(HealthzPath, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	s.mux.HandleFunc(ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if m != nil {
+		s.mux.Handle(MetricsPath, m.Handler())
+	}
+	return s
+}
+
+// Serve accepts connections on ln until ctx is done, then turns unready, waits the shutdown delay,
+// stops accepting and waits for in-flight admissions to be answered. It returns nil after a clean
+// drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: s.certs.GetCertificate,
+		},
+	}
+	s.ready.Store(true)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down: unready, then draining", "delay", s.shutdownDelay, "timeout", s.drainTimeout)
+	time.Sleep(s.shutdownDelay)
+	dctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		return fmt.Errorf("drain in-flight admissions: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Certificates holds a serving certificate read from a certificate and a key file, and reads them
+// again when their contents change (cert-manager and kubelet replace them in place when they rotate).
+type Certificates struct {
+	certFile, keyFile string
+	log               *slog.Logger
+	every             time.Duration // how often the files are read at most
+
+	mu       sync.Mutex
+	cert     *tls.Certificate
+	certPEM  []byte
+	keyPEM   []byte
+	loadedAt time.Time
+}
+
+// LoadCertificates reads certFile and keyFile (PEM) and fails if they do not hold a matching pair.
+// Later read failures keep the last good pair and are logged to log.
+func LoadCertificates(certFile, keyFile string, log *slog.Logger) (*Certificates, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Certificates{certFile: certFile, keyFile: keyFile, log: log, every: reloadEvery}
+	if err := c.reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// reloadEvery bounds how often the files are read: at most once a second, not on every handshake.
+const reloadEvery = time.Second
+
+// GetCertificate is a tls.Config.GetCertificate that serves the current pair.
+func (c *Certificates) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	stale := time.Since(c.loadedAt) >= c.every
+	c.mu.Unlock()
+	if stale {
+		if err := c.reload(); err != nil {
+			c.log.Error("keeping the previous serving certificate", "error", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cert, nil
+}
+
+// reload reads both files and, when they differ from what was loaded, parses them.
+func (c *Certificates) reload() error {
+	certPEM, err := os.ReadFile(c.certFile)
+	if err != nil {
+		return fmt.Errorf("read TLS certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(c.keyFile)
+	if err != nil {
+		return fmt.Errorf("read TLS private key: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loadedAt = time.Now()
+	if bytes.Equal(certPEM, c.certPEM) && bytes.Equal(keyPEM, c.keyPEM) {
+		return nil
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
+	}
+	if c.cert != nil {
+		c.log.Info("loaded a new serving certificate", "file", c.certFile)
+	}
+	c.cert, c.certPEM, c.keyPEM = &pair, certPEM, keyPEM
+	return nil
+}

@@ -1,0 +1,171 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/digester/digester/internal/testcerts"
+)
+
+// serve starts a Server of h on loopback with a certificate from a new CA and returns its URL, a
+// client that trusts the CA, the certificate files and a function that stops the server and
+// returns Serve's error.
+func serve(t *testing.T, h http.Handler) (url string, client *http.Client, certs *Certificates, certFile, keyFile string, ca *testcerts.CA, stop func() error) {
+	t.Helper()
+	ca, err := testcerts.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, err = ca.WriteServing(dir, "webhook", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err = LoadCertificates(certFile, keyFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs.every = 0 // read the files on every handshake
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- NewServer(h, nil, certs).Serve(ctx, ln) }()
+	client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-errc
+	}
+	t.Cleanup(func() { stop() })
+	return "https://" + ln.Addr().String(), client, certs, certFile, keyFile, ca, stop
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHealth(t *testing.T) {
+	url, c, _, _, _, _, _ := serve(t, http.NotFoundHandler())
+	type answer struct {
+		Code int
+		Body string
+	}
+	var got []answer
+	for _, p := range []string{HealthzPath, ReadyzPath} {
+		code, body := get(t, c, url+p)
+		got = append(got, answer{code, body})
+	}
+	if diff := cmp.Diff([]answer{{200, "ok\n"}, {200, "ok\n"}}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestTLS12Minimum(t *testing.T) {
+	url, _, _, _, _, ca, _ := serve(t, http.NotFoundHandler())
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS11}}}
+	if _, err := old.Get(url + HealthzPath); err == nil {
+		t.Error("a TLS 1.1 client was served, want a handshake failure")
+	}
+}
+
+// A certificate rotated in place (as cert-manager does) is served from the next handshake on; a
+// broken file keeps the previous certificate in service.
+func TestCertificateReload(t *testing.T) {
+	url, _, _, certFile, keyFile, ca, _ := serve(t, http.NotFoundHandler())
+	serial := func() string {
+		t.Helper()
+		// A new transport each time: a new connection, so a new handshake.
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+		resp, err := c.Get(url + HealthzPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	if again := serial(); again != first {
+		t.Fatalf("serial changed from %s to %s with the files unchanged", first, again)
+	}
+	c, k, err := ca.Issue("webhook", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, c, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := serial()
+	if second == first {
+		t.Fatalf("still serving serial %s after the files changed", first)
+	}
+	if err := os.WriteFile(certFile, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != second {
+		t.Errorf("with a broken file, serving serial %s, want the previous %s", got, second)
+	}
+}
+
+// Stopping the server lets an admission in flight finish and be answered.
+func TestDrain(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "answered")
+	})
+	url, c, _, _, _, _, stop := serve(t, h)
+	type result struct {
+		code int
+		body string
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, body := get(t, c, url+MutatePath)
+		res <- result{code, body}
+	}()
+	<-arrived
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for { // until the server has stopped accepting connections, so the request is drained, not raced
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "https://"))
+		if err != nil {
+			break
+		}
+		conn.Close()
+		runtime.Gosched()
+	}
+	close(release)
+	if r := <-res; r.code != 200 || r.body != "answered" {
+		t.Errorf("in-flight request got %d %q, want 200 answered", r.code, r.body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Serve returned %v after draining, want nil", err)
+	}
+}
