@@ -1,13 +1,6 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/digester/digester/internal/testcerts"
 	"github.com/digester/digester/resolver"
-
 	"github.com/digester/digester/walker"
 )
 
@@ -268,34 +261,21 @@ func TestParseRegistries(t *testing.T) {
 	}
 }
 
-// selfSigned returns a PEM certificate and its PEM key, for a CA or a client.
-func selfSigned(t *testing.T, cn string) (cert, key []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
 func TestParseTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, _ := selfSigned(t, "ca")
-	cert, key := selfSigned(t, "client")
-	_, otherKey := selfSigned(t, "other")
+	authority, err := testcerts.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := authority.CertPEM
+	cert, key, err := authority.Issue("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, err := authority.Issue("other")
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key, "other-key.pem": otherKey, "empty.pem": []byte("not pem\n")}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
