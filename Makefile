@@ -7,7 +7,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz bench bench-webhook image image-docker e2e clean
+.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz stress bench bench-webhook image image-docker e2e clean
 
 all: build
 
@@ -42,6 +42,10 @@ fuzz-short:
 ## fuzz: each fuzz target for 500,000 inputs, one to four minutes.
 fuzz:
 	./scripts/fuzz.sh 500000x
+
+## stress: the token race test (issue 15) about 1,000 times under GOMAXPROCS 1, 2 and 4; about 15 minutes.
+stress:
+	$(GO) test -count=1 -timeout 60m -run '^TestTokenStress$$' -cpu 1,2,4 ./resolver -args -stress 334
 
 ## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
 bench: build bench-webhook

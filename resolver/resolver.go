@@ -1,10 +1,10 @@
 // Package resolver resolves image references to the digests their registries serve.
 //
 // It looks up each distinct reference once, concurrently under a global and a per-registry bound,
-// with one HTTP transport and one auth handshake per registry per run. A lookup is a manifest HEAD;
-// it falls back to a GET only when the HEAD gives no usable digest (HTTP 405/501, or a missing or
-// malformed Docker-Content-Digest), and then computes the digest from the body and checks it
-// against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
+// with one HTTP transport and one ping per registry per run, and one token exchange per batch of
+// up to 100 repositories. A lookup is a manifest HEAD; it falls back to a GET only when the HEAD
+// gives no usable digest (HTTP 405/501, or a missing or malformed Docker-Content-Digest), and then
+// computes the digest from the body and checks it against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
 // Failures come back per reference as errors in plain words.
 //
 // It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
@@ -153,7 +153,7 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 
 	parsed := make(map[string]name.Reference, len(uniq))
 	results := make(map[string]Result, len(uniq))
-	scopes := map[string][]string{}
+	repos := map[string][]string{}
 	for _, s := range uniq {
 		ref, err := Parse(s)
 		if err != nil {
@@ -162,9 +162,8 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 		}
 		parsed[s] = ref
 		reg := ref.Context().RegistryStr()
-		scope := ref.Context().Scope("pull")
-		if !slices.Contains(scopes[reg], scope) {
-			scopes[reg] = append(scopes[reg], scope)
+		if !slices.Contains(repos[reg], ref.Context().RepositoryStr()) {
+			repos[reg] = append(repos[reg], ref.Context().RepositoryStr())
 		}
 	}
 
@@ -174,12 +173,19 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 		spellings[ref.Name()] = append(spellings[ref.Name()], s)
 	}
 
+	regs := map[string]*registry{}
+	for _, ref := range parsed {
+		if key := ref.Context().RegistryStr(); regs[key] == nil {
+			regs[key] = r.registry(ref.Context().Registry, repos[key])
+		}
+	}
+
 	global := make(chan struct{}, r.concurrency)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, ss := range spellings {
 		ref := parsed[ss[0]]
-		reg := r.registry(ref.Context().Registry, scopes[ref.Context().RegistryStr()])
+		reg := regs[ref.Context().RegistryStr()]
 		wg.Go(func() {
 			reg.sem <- struct{}{}
 			global <- struct{}{}
@@ -197,16 +203,18 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 	return results
 }
 
-// registry returns the per-run state of one registry, creating it on first use.
-func (r *Resolver) registry(reg name.Registry, scopes []string) *registry {
+// registry returns the per-run state of one registry, creating it on first use, with repos
+// added to those its tokens will cover.
+func (r *Resolver) registry(reg name.Registry, repos []string) *registry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := reg.RegistryStr()
-	if g, ok := r.registries[key]; ok {
-		return g
+	g, ok := r.registries[key]
+	if !ok {
+		g = &registry{name: reg, tokens: newTokens(), sem: make(chan struct{}, r.perRegistry)}
+		r.registries[key] = g
 	}
-	g := &registry{name: reg, scopes: scopes, sem: make(chan struct{}, r.perRegistry)}
-	r.registries[key] = g
+	g.tokens.add(repos...)
 	return g
 }
 

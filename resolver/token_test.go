@@ -3,105 +3,160 @@ package resolver_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/resolver"
 )
 
-// scopedTokens makes a registry demand bearer tokens that name each repository, as Docker Hub and
+// tokenServer makes a registry demand bearer tokens that name each repository, as Docker Hub and
 // most cloud registries do: the token endpoint (/token) grants the scopes asked for, and a manifest
-// request whose token lacks its repository gets a 401 challenge naming the scope it needs.
-func scopedTokens(exchanges *atomic.Int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			realm := fmt.Sprintf(`Bearer realm="http://%s/token",service="test"`, r.Host)
-			switch {
-			case r.URL.Path == "/token":
-				exchanges.Add(1)
-				json.NewEncoder(w).Encode(map[string]string{"token": "scopes=" + strings.Join(r.URL.Query()["scope"], ",")})
-				return
-			case r.Method == http.MethodPut || r.Method == http.MethodPost || r.Method == http.MethodPatch ||
-				strings.Contains(r.URL.Path, "/blobs/") && r.Method != http.MethodGet:
-				next.ServeHTTP(w, r) // pushes by the test itself
-				return
-			case r.URL.Path == "/v2/":
-				if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-					w.Header().Set("WWW-Authenticate", realm)
-					w.WriteHeader(http.StatusUnauthorized)
-					return
-				}
-			case strings.Contains(r.URL.Path, "/manifests/"):
-				repo := strings.TrimPrefix(r.URL.Path[:strings.Index(r.URL.Path, "/manifests/")], "/v2/")
-				scope := "repository:" + repo + ":pull"
-				granted := strings.Split(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer scopes="), ",")
-				if !contains(granted, scope) && r.Method != http.MethodPut {
-					w.Header().Set("WWW-Authenticate", realm+`,scope="`+scope+`"`)
-					w.WriteHeader(http.StatusUnauthorized)
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+// request whose token lacks its repository gets a 401 challenge naming the scope it needs. It
+// counts the exchanges and the most scopes one exchange asked for. With jitter, each token answer
+// is held back a random while, so that concurrent exchanges finish in any order.
+type tokenServer struct {
+	exchanges atomic.Int64
+	maxScopes atomic.Int64
+	jitter    time.Duration
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
+func (ts *tokenServer) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		realm := fmt.Sprintf(`Bearer realm="http://%s/token",service="test"`, r.Host)
+		switch {
+		case r.URL.Path == "/token":
+			ts.exchanges.Add(1)
+			scopes := r.URL.Query()["scope"]
+			for n := int64(len(scopes)); ; {
+				m := ts.maxScopes.Load()
+				if n <= m || ts.maxScopes.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			if ts.jitter > 0 {
+				time.Sleep(rand.N(ts.jitter))
+			}
+			json.NewEncoder(w).Encode(map[string]string{"token": "scopes=" + strings.Join(scopes, ",")})
+			return
+		case r.Method == http.MethodPut || r.Method == http.MethodPost || r.Method == http.MethodPatch ||
+			strings.Contains(r.URL.Path, "/blobs/") && r.Method != http.MethodGet:
+			next.ServeHTTP(w, r) // pushes by the test itself
+			return
+		case r.URL.Path == "/v2/":
+			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+				w.Header().Set("WWW-Authenticate", realm)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		case strings.Contains(r.URL.Path, "/manifests/"):
+			repo := strings.TrimPrefix(r.URL.Path[:strings.Index(r.URL.Path, "/manifests/")], "/v2/")
+			scope := "repository:" + repo + ":pull"
+			granted := strings.Split(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer scopes="), ",")
+			if !slices.Contains(granted, scope) {
+				w.Header().Set("WWW-Authenticate", realm+`,scope="`+scope+`"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 		}
-	}
-	return false
+		next.ServeHTTP(w, r)
+	})
 }
 
-// TestOneTokenExchangePerRegistry: a run asks for one token covering its repositories (up to 100
-// of them), not one per lookup, and beyond that one more per repository the token lacks.
-func TestOneTokenExchangePerRegistry(t *testing.T) {
-	for _, repos := range []int{1, 20, 100, 130} {
-		t.Run(fmt.Sprint(repos), func(t *testing.T) {
-			var exchanges atomic.Int64
-			reg := registrytest.New(registrytest.WithMiddleware(scopedTokens(&exchanges)))
-			defer reg.Close()
-			want := map[string]string{}
-			for i := 0; i < repos; i++ {
-				d, err := reg.PushImage(fmt.Sprintf("team/app%d", i), "v1", types.OCIManifestSchema1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want[fmt.Sprintf("%s/team/app%d:v1", reg.Host, i)] = d.String()
-			}
-			reg.Reset()
-			exchanges.Store(0)
+// tokenRegistry starts a registry behind ts serving team/app0:v1 … team/app<repos-1>:v1, and
+// returns the references with their digests, request counts and exchanges reset.
+func tokenRegistry(t testing.TB, ts *tokenServer, repos int) (*registrytest.Registry, []string, map[string]string) {
+	t.Helper()
+	reg := registrytest.New(registrytest.WithMiddleware(ts.middleware))
+	t.Cleanup(reg.Close)
+	want := map[string]string{}
+	var refs []string
+	for i := range repos {
+		d, err := reg.PushImage(fmt.Sprintf("team/app%d", i), "v1", types.OCIManifestSchema1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("%s/team/app%d:v1", reg.Host, i)
+		refs = append(refs, ref)
+		want[ref] = d.String()
+	}
+	reg.Reset()
+	ts.exchanges.Store(0)
+	ts.maxScopes.Store(0)
+	return reg, refs, want
+}
 
-			var refs []string
-			for ref := range want {
-				refs = append(refs, ref)
-			}
-			got := map[string]string{}
-			for ref, res := range newResolver().Resolve(context.Background(), refs) {
-				if res.Err != nil {
-					t.Fatalf("%s: %v", ref, res.Err)
-				}
-				got[ref] = res.Digest
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
+// resolveAll resolves refs with r and returns the digests, failing on any error.
+func resolveAll(t testing.TB, r *resolver.Resolver, refs []string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for ref, res := range r.Resolve(context.Background(), refs) {
+		if res.Err != nil {
+			t.Fatalf("%s: %v", ref, res.Err)
+		}
+		got[ref] = res.Digest
+	}
+	return got
+}
+
+// TestTokenExchangesInBulk: a run asks for tokens in batches of at most 100 repositories, so that
+// n repositories on one registry cost ceil(n/100) token exchanges and one ping.
+func TestTokenExchangesInBulk(t *testing.T) {
+	for _, repos := range []int{1, 100, 101, 1000} {
+		t.Run(fmt.Sprint(repos), func(t *testing.T) {
+			var ts tokenServer
+			reg, refs, want := tokenRegistry(t, &ts, repos)
+			if diff := cmp.Diff(want, resolveAll(t, newResolver(), refs)); diff != "" {
 				t.Errorf("digests (-want +got):\n%s", diff)
 			}
-			maxExchanges := int64(1 + max(0, repos-100))
-			if n := exchanges.Load(); n > maxExchanges {
-				t.Errorf("token exchanges = %d, want at most %d", n, maxExchanges)
+			got := map[string]int64{"token exchanges": ts.exchanges.Load(), "pings": int64(reg.Count("", "ping")), "manifest HEADs": int64(reg.Count(http.MethodHead, "manifest"))}
+			wantCounts := map[string]int64{"token exchanges": int64((repos + 99) / 100), "pings": 1, "manifest HEADs": int64(repos)}
+			if diff := cmp.Diff(wantCounts, got); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
 			}
-			if n := reg.Count("", "ping"); n != 1 {
-				t.Errorf("pings = %d, want 1", n)
+			if n := ts.maxScopes.Load(); n > 100 {
+				t.Errorf("one token exchange asked for %d scopes; want at most 100", n)
 			}
-			t.Logf("%d repositories: %d token exchanges, %d manifest HEADs", repos, exchanges.Load(), reg.Count(http.MethodHead, "manifest"))
+			t.Logf("%d repositories: %v", repos, got)
 		})
+	}
+}
+
+// stressRuns is how many times TestTokenStress repeats; make stress raises it.
+var stressRuns = flag.Int("stress", 5, "runs of TestTokenStress")
+
+// TestTokenStress: many repositories behind a token server whose answers come back in any order,
+// looked up concurrently, never fail for want of a scope: neither the first lookups, covered by
+// tokens exchanged in batches, nor lookups of repositories added by a second Resolve on the same
+// Resolver, which the registry's challenges add to a batch already holding a token. Run it under
+// -cpu 1,2,4; make stress runs it 1,000 times.
+func TestTokenStress(t *testing.T) {
+	ts := tokenServer{jitter: 2 * time.Millisecond}
+	_, refs, want := tokenRegistry(t, &ts, 250)
+	first := refs[:150]
+	for run := range *stressRuns {
+		ts.exchanges.Store(0)
+		r := newResolver()
+		got := resolveAll(t, r, first)
+		maps.Copy(got, resolveAll(t, r, refs))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("run %d: digests (-want +got):\n%s", run, diff)
+		}
+		// 2 batches for the first 150; then the second batch, which gained 50 repositories, once
+		// more, and a third batch for the last 50.
+		if n := ts.exchanges.Load(); n != 4 {
+			t.Fatalf("run %d: token exchanges = %d, want 4", run, n)
+		}
 	}
 }
