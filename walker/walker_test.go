@@ -184,3 +184,38 @@ func TestREADMEListsEveryPreset(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryListAtEveryPath: containers, initContainers and ephemeralContainers are each found in
+// every place a pod spec sits (README: "Finds every image"), not only in a Pod.
+func TestEveryListAtEveryPath(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		path []string
+	}{
+		{"Pod", []string{"spec"}},
+		{"Deployment", []string{"spec", "template", "spec"}},
+		{"MyWorkload", []string{"spec", "template", "spec"}},
+		{"CronJob", []string{"spec", "jobTemplate", "spec", "template", "spec"}},
+		{"PodTemplate", []string{"template", "spec"}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			doc, indent := "kind: "+tc.kind+"\n", ""
+			for _, k := range tc.path {
+				doc += indent + k + ":\n"
+				indent += "  "
+			}
+			var want []found
+			for _, list := range []string{"containers", "initContainers", "ephemeralContainers"} {
+				doc += fmt.Sprintf("%s%s: [{name: %s, image: %s:1}]\n", indent, list, list, list)
+				want = append(want, found{strings.Join(tc.path, ".") + "." + list + "[0].image", list + ":1"})
+			}
+			got, problems := walk(t, doc)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("fields of\n%s(-want +got):\n%s", doc, diff)
+			}
+			if len(problems) != 0 {
+				t.Errorf("problems: %q", problems)
+			}
+		})
+	}
+}
