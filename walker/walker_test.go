@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -128,6 +129,11 @@ spec:
 			want: []found{{"spec.containers[0].image", "app:1"}, {"spec.initContainers[0].image", "app:1"}},
 		},
 		{
+			name: "merge key with a list of mappings",
+			doc:  "a: &a {name: a}\nb: &b {image: b:1}\nspec:\n  containers:\n  - <<: [*a, *b]\n",
+			want: []found{{"spec.containers[0].image", "b:1"}},
+		},
+		{
 			name: "merge key",
 			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
 			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
@@ -217,5 +223,26 @@ func TestEveryListAtEveryPath(t *testing.T) {
 				t.Errorf("problems: %q", problems)
 			}
 		})
+	}
+}
+
+// TestAliasCycle: a hand-built node whose alias names itself (the parser never makes one, a caller
+// might) ends the walk instead of looping.
+func TestAliasCycle(t *testing.T) {
+	cycle := &yaml.Node{Kind: yaml.AliasNode}
+	cycle.Alias = cycle
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	obj := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("spec"),
+		{Kind: yaml.MappingNode, Content: []*yaml.Node{str("containers"), cycle}}}}
+	done := make(chan []Problem, 1)
+	go func() { _, problems := New().Walk(obj); done <- problems }()
+	select {
+	case problems := <-done:
+		want := []Problem{{Path: "spec.containers", Message: "is an unexpected node, want a list of containers"}}
+		if diff := cmp.Diff(want, problems); diff != "" {
+			t.Errorf("problems (-want +got):\n%s", diff)
+		}
+	case <-time.After(10 * time.Second): // a guard against a hung test, not a timing assertion
+		t.Fatal("Walk loops on an alias cycle")
 	}
 }
