@@ -231,16 +231,12 @@ func bearerScope(challenges []string) (string, bool) {
 	return "", false
 }
 
-// repository returns the repository a registry API path names: "a/b" for /v2/a/b/manifests/x.
+// repository returns the repository a manifest path names: "a/b" for /v2/a/b/manifests/x, and ""
+// for any other path (which then shares the batch of "").
 func repository(path string) string {
 	rest, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return ""
-	}
-	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/"} {
-		if i := strings.LastIndex(rest, sep); i >= 0 {
-			return rest[:i]
-		}
+	if i := strings.LastIndex(rest, "/manifests/"); ok && i >= 0 {
+		return rest[:i]
 	}
 	return ""
 }

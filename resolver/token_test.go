@@ -175,3 +175,17 @@ func TestTokenStress(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryTokenFromKeychain: a registry token from the keychain is sent as it is, without any
+// token exchange.
+func TestRegistryTokenFromKeychain(t *testing.T) {
+	var ts tokenServer
+	reg, refs, want := tokenRegistry(t, &ts, 2)
+	kc := staticKeychain{reg.Host: {RegistryToken: "scopes=repository:team/app0:pull,repository:team/app1:pull"}}
+	if diff := cmp.Diff(want, resolveAll(t, newResolver(resolver.WithKeychain(kc)), refs)); diff != "" {
+		t.Errorf("digests (-want +got):\n%s", diff)
+	}
+	if n := ts.exchanges.Load(); n != 0 {
+		t.Errorf("token exchanges = %d, want 0", n)
+	}
+}
