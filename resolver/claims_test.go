@@ -2,6 +2,7 @@ package resolver_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -175,15 +176,19 @@ func TestPlainHTTPOnlyForLoopback(t *testing.T) {
 }
 
 // TestInsecureIsPerRegistry: listing one registry as insecure turns TLS verification off for that
-// registry only.
+// registry only (host:port, or host for every port).
 func TestInsecureIsPerRegistry(t *testing.T) {
-	reg, _, _ := faultyTLS(t)
+	reg, _, digest := faultyTLS(t)
 	_, port, _ := strings.Cut(reg.Host, ":")
 	host := "registry.example.com:" + port // a name the test certificate is valid for
 	routes := faultregistry.Transport(map[string]string{host: reg.Host})
 	r := fast(resolver.WithTransport(routes), resolver.WithInsecureRegistries("other.example.com:"+port, "other.example.com"))
 	wantError(t, resolveOne(t, context.Background(), r, host+"/app:v1"),
 		"TLS: registry "+host+" presents a certificate signed by an unknown authority")
+
+	// Listed by host name alone, the registry is insecure on every port.
+	r = fast(resolver.WithTransport(routes), resolver.WithInsecureRegistries("registry.example.com"))
+	wantPinned(t, resolveOne(t, context.Background(), r, host+"/app:v1"), digest)
 }
 
 // TestHeadRefused: a registry that refuses HEAD (405, 501) gets one GET, and the digest is computed
@@ -197,5 +202,59 @@ func TestHeadRefused(t *testing.T) {
 				t.Errorf("manifest requests (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHeadNotAManifest: a HEAD whose digest looks right but whose Content-Type is no manifest type
+// (a proxy's page) is not trusted: a GET follows and checks the body.
+func TestHeadNotAManifest(t *testing.T) {
+	reg, ref, digest := faulty(t, faultregistry.Header(faultregistry.Manifest(http.MethodHead), "Content-Type", "text/html"))
+	wantPinned(t, resolveOne(t, context.Background(), fast(), ref), digest)
+	if diff := cmp.Diff(map[string]int{"HEAD": 1, "GET": 1}, manifestRequests(reg)); diff != "" {
+		t.Errorf("manifest requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedirectLoop: a registry that redirects a lookup to itself forever is followed 5 times,
+// then reported.
+func TestRedirectLoop(t *testing.T) {
+	toItself := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+r.Host+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	reg, ref, _ := faulty(t, faultregistry.Always(faultregistry.Manifest(""), toItself))
+	wantError(t, resolveOne(t, context.Background(), fast(), ref), "stopped after 5 redirects")
+	if diff := cmp.Diff(map[string]int{"HEAD": 5, "GET": 0}, manifestRequests(reg)); diff != "" {
+		t.Errorf("manifest requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestManifestAtTheSizeBound: a manifest of exactly 4 MiB, the most a registry accepts, is read
+// and pinned; one byte more is refused (TestNotAManifest).
+func TestManifestAtTheSizeBound(t *testing.T) {
+	const mt = "application/vnd.oci.image.manifest.v1+json"
+	head := `{"schemaVersion":2,"mediaType":"` + mt + `","annotations":{"pad":"`
+	body := head + strings.Repeat("x", 4<<20-len(head)-3) + `"}}`
+	reg, ref, _ := faulty(t,
+		faultregistry.Always(faultregistry.Manifest(http.MethodHead), faultregistry.Status(http.StatusMethodNotAllowed)),
+		faultregistry.Always(faultregistry.Manifest(http.MethodGet), faultregistry.Body(http.StatusOK, mt, body)))
+	res := resolveOne(t, context.Background(), fast(resolver.WithTimeout(10*time.Second)), ref)
+	wantPinned(t, res, fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(body))))
+	if diff := cmp.Diff(map[string]int{"HEAD": 1, "GET": 1}, manifestRequests(reg)); diff != "" {
+		t.Errorf("manifest requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseCapitals: capitals are allowed in a registry host, not in a repository.
+func TestParseCapitals(t *testing.T) {
+	for ref, want := range map[string]string{
+		"Registry.EXAMPLE/app:v1": "",
+		"LOCALHOST:5000/app:v1":   "",
+		"Team/app:v1":             "repository names must be lowercase",
+		"registry.example/App:v1": "repository names must be lowercase",
+	} {
+		_, err := resolver.Parse(ref)
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && !strings.Contains(got, want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", ref, err, want)
+		}
 	}
 }

@@ -66,7 +66,6 @@ func (g *registry) explain(err error, repo, tag string) error {
 	case errors.As(err, &se):
 		e.StatusCode = se.code
 		errCode, detail = registryError(se.body)
-		rateLimited = se.code == http.StatusTooManyRequests
 		if ra := se.header.Get("Retry-After"); ra != "" && (se.code == http.StatusTooManyRequests || se.code == http.StatusServiceUnavailable) {
 			rateLimited, detail = true, "it asks to retry after "+ra+", longer than digester may wait"
 		}
