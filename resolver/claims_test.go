@@ -258,3 +258,22 @@ func TestParseCapitals(t *testing.T) {
 		}
 	}
 }
+
+// TestShortPasswordEchoedBare: a registry that echoes the basic credentials without their
+// "Basic" label (the base64 alone, and the decoded password) gets them redacted, even a password of
+// 4 characters, the shortest digester redacts.
+func TestShortPasswordEchoedBare(t *testing.T) {
+	const user, pass = "robot", "pa55"
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b64 := strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"errors":[{"code":"DENIED","message":"token %s, password %s"}]}`, b64, pass)
+	})
+	reg, ref, _ := faulty(t, faultregistry.BasicAuth(user, pass),
+		faultregistry.Always(faultregistry.Manifest(http.MethodHead), faultregistry.Status(http.StatusMethodNotAllowed)),
+		faultregistry.Always(faultregistry.Manifest(http.MethodGet), echo))
+	kc := staticKeychain{reg.Host: {Username: user, Password: pass}}
+	res := resolveOne(t, context.Background(), fast(resolver.WithKeychain(kc)), ref)
+	wantError(t, res, "forbidden", "token [redacted], password [redacted]")
+}
