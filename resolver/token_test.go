@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,6 +84,12 @@ func tokenRegistry(t testing.TB, ts *tokenServer, repos int) (*registrytest.Regi
 	t.Helper()
 	reg := registrytest.New(registrytest.WithMiddleware(ts.middleware))
 	t.Cleanup(reg.Close)
+	return tokenRegistryOn(t, reg, ts, repos)
+}
+
+// tokenRegistryOn is tokenRegistry on a registry already started behind ts.
+func tokenRegistryOn(t testing.TB, reg *registrytest.Registry, ts *tokenServer, repos int) (*registrytest.Registry, []string, map[string]string) {
+	t.Helper()
 	want := map[string]string{}
 	var refs []string
 	for i := range repos {
@@ -187,5 +194,45 @@ func TestRegistryTokenFromKeychain(t *testing.T) {
 	}
 	if n := ts.exchanges.Load(); n != 0 {
 		t.Errorf("token exchanges = %d, want 0", n)
+	}
+}
+
+// TestOAuthRefreshToken: with an identity token (docker login to an OAuth registry such as ACR),
+// the token exchange is an OAuth POST; when the answer carries a new refresh token, later exchanges
+// present that one.
+func TestOAuthRefreshToken(t *testing.T) {
+	var ts tokenServer
+	var mu sync.Mutex
+	var presented []string
+	oauth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/token" || r.Method != http.MethodPost {
+				next.ServeHTTP(w, r)
+				return
+			}
+			r.ParseForm()
+			mu.Lock()
+			presented = append(presented, r.PostForm.Get("refresh_token"))
+			mu.Unlock()
+			ts.exchanges.Add(1)
+			json.NewEncoder(w).Encode(map[string]string{
+				"access_token":  "scopes=" + strings.ReplaceAll(r.PostForm.Get("scope"), " ", ","),
+				"refresh_token": "refresh-2",
+			})
+		})
+	}
+	reg := registrytest.New(registrytest.WithMiddleware(ts.middleware), registrytest.WithMiddleware(oauth))
+	t.Cleanup(reg.Close)
+	_, refs, want := tokenRegistryOn(t, reg, &ts, 2)
+	kc := staticKeychain{reg.Host: {IdentityToken: "refresh-1"}}
+	r := newResolver(resolver.WithKeychain(kc))
+	// The second Resolve adds a repository to the exchanged batch: a 401, and a second exchange.
+	got := resolveAll(t, r, refs[:1])
+	maps.Copy(got, resolveAll(t, r, refs))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("digests (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"refresh-1", "refresh-2"}, presented); diff != "" {
+		t.Errorf("refresh tokens presented (-want +got):\n%s", diff)
 	}
 }
