@@ -277,3 +277,15 @@ func TestShortPasswordEchoedBare(t *testing.T) {
 	res := resolveOne(t, context.Background(), fast(resolver.WithKeychain(kc)), ref)
 	wantError(t, res, "forbidden", "token [redacted], password [redacted]")
 }
+
+// TestTokenServiceFails: a token service that keeps failing with an empty body is retried, then
+// reported in plain words.
+func TestTokenServiceFails(t *testing.T) {
+	reg, ref, _ := faulty(t, faultregistry.TokenAuth(robotUser, robotPass, robotToken, faultregistry.Body(http.StatusInternalServerError, "text/plain", "")))
+	kc := staticKeychain{reg.Host: {Username: robotUser, Password: robotPass}}
+	res := resolveOne(t, context.Background(), fast(resolver.WithKeychain(kc)), ref)
+	wantError(t, res, "registry "+reg.Host+" answered HTTP 500 Internal Server Error")
+	if diff := cmp.Diff(map[string]int{"HEAD": 0, "GET": 0}, manifestRequests(reg)); diff != "" {
+		t.Errorf("manifest requests (-want +got):\n%s", diff)
+	}
+}

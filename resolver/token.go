@@ -220,7 +220,7 @@ var scopeRE = regexp.MustCompile(`\bscope="([^"]*)"`)
 // it names (empty if none).
 func bearerScope(challenges []string) (string, bool) {
 	for _, c := range challenges {
-		if len(c) < 7 || !strings.EqualFold(c[:7], "bearer ") {
+		if !strings.HasPrefix(strings.ToLower(c), "bearer ") {
 			continue
 		}
 		if m := scopeRE.FindStringSubmatch(c); m != nil {

@@ -236,3 +236,29 @@ func TestOAuthRefreshToken(t *testing.T) {
 		t.Errorf("refresh tokens presented (-want +got):\n%s", diff)
 	}
 }
+
+// TestExpiredToken: a registry that refuses a token with a bare challenge (no scope: the token
+// expired) gets one new exchange for the batch, and the lookup succeeds.
+func TestExpiredToken(t *testing.T) {
+	var ts tokenServer
+	var refused atomic.Bool
+	expired := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead && refused.CompareAndSwap(false, true) {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="test",error="invalid_token"`, r.Host))
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	reg := registrytest.New(registrytest.WithMiddleware(ts.middleware), registrytest.WithMiddleware(expired))
+	t.Cleanup(reg.Close)
+	_, refs, want := tokenRegistryOn(t, reg, &ts, 1)
+	if diff := cmp.Diff(want, resolveAll(t, newResolver(), refs)); diff != "" {
+		t.Errorf("digests (-want +got):\n%s", diff)
+	}
+	if n := ts.exchanges.Load(); n != 2 {
+		t.Errorf("token exchanges = %d, want 2 (the first token refused once)", n)
+	}
+}
