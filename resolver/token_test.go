@@ -198,8 +198,8 @@ func TestRegistryTokenFromKeychain(t *testing.T) {
 }
 
 // TestOAuthRefreshToken: with an identity token (docker login to an OAuth registry such as ACR),
-// the token exchange is an OAuth POST; when the answer carries a new refresh token, later exchanges
-// present that one.
+// the token exchange is an OAuth POST, retried with its body after a 503; when the answer carries
+// a new refresh token, later exchanges present that one.
 func TestOAuthRefreshToken(t *testing.T) {
 	var ts tokenServer
 	var mu sync.Mutex
@@ -213,7 +213,13 @@ func TestOAuthRefreshToken(t *testing.T) {
 			r.ParseForm()
 			mu.Lock()
 			presented = append(presented, r.PostForm.Get("refresh_token"))
+			first := len(presented) == 1
 			mu.Unlock()
+			if first { // a hiccup: the POST is retried with its body
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
 			ts.exchanges.Add(1)
 			json.NewEncoder(w).Encode(map[string]string{
 				"access_token":  "scopes=" + strings.ReplaceAll(r.PostForm.Get("scope"), " ", ","),
@@ -232,7 +238,7 @@ func TestOAuthRefreshToken(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("digests (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"refresh-1", "refresh-2"}, presented); diff != "" {
+	if diff := cmp.Diff([]string{"refresh-1", "refresh-1", "refresh-2"}, presented); diff != "" {
 		t.Errorf("refresh tokens presented (-want +got):\n%s", diff)
 	}
 }
