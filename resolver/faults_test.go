@@ -134,7 +134,7 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 // came early would be refused again and use up the attempts.
 func TestRetryAfterIsWaitedFor(t *testing.T) {
 	reg, ref, digest := faulty(t, faultregistry.RateLimit(faultregistry.Manifest(""), 1))
-	r := fast(resolver.WithRetries(3, 5*time.Second, time.Millisecond))
+	r := fast(resolver.WithRetries(3, time.Second, time.Millisecond)) // a wait of exactly the longest is waited for
 	wantPinned(t, resolveOne(t, context.Background(), r, ref), digest)
 	if diff := cmp.Diff(map[string]int{"HEAD": 2, "GET": 0}, manifestRequests(reg)); diff != "" {
 		t.Errorf("manifest requests (-want +got):\n%s", diff)

@@ -45,3 +45,13 @@ func TestDefaultBackoff(t *testing.T) {
 		t.Errorf("attempt %d of %d is retried", r.attempts, r.attempts)
 	}
 }
+
+// TestZeroFirstBackoff: a first backoff of 0 (WithRetries(n, max, 0)) waits up to the longest wait
+// instead of failing.
+func TestZeroFirstBackoff(t *testing.T) {
+	rt := &retry{attempts: 3, maxWait: 200 * time.Millisecond}
+	resp := &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}}
+	if wait, again := rt.shouldRetry(resp, nil, 1); !again || wait <= 0 || wait > rt.maxWait {
+		t.Errorf("wait %v, retry %v; want a retry after at most %v", wait, again, rt.maxWait)
+	}
+}
