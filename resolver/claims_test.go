@@ -289,3 +289,21 @@ func TestTokenServiceFails(t *testing.T) {
 		t.Errorf("manifest requests (-want +got):\n%s", diff)
 	}
 }
+
+// TestBodyStalls: a registry that sends the headers and part of a manifest, then nothing, is
+// stopped by the per-request timeout and reported as a timeout.
+func TestBodyStalls(t *testing.T) {
+	stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(`{"schemaVersion":2,`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	reg, ref, _ := faulty(t,
+		faultregistry.Always(faultregistry.Manifest(http.MethodHead), faultregistry.Status(http.StatusMethodNotAllowed)),
+		faultregistry.Always(faultregistry.Manifest(http.MethodGet), stall))
+	res := resolveOne(t, context.Background(), fast(resolver.WithTimeout(300*time.Millisecond)), ref)
+	wantError(t, res, "timed out after 300ms waiting for registry "+reg.Host)
+}
