@@ -212,7 +212,7 @@ func credentialError(host string, err error) error {
 // with 404 (whose OCI error code, NAME_UNKNOWN, says the repository does not exist), else nil.
 // It is made only after a manifest HEAD found nothing, and a tag list is not a pull.
 func (r *Resolver) tagsBody(ctx context.Context, g *registry, repo string) []byte {
-	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("https://%s/v2/%s/tags/list?n=1", g.name.RegistryStr(), repo))
+	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/%s/tags/list?n=1", g.scheme, g.name.RegistryStr(), repo))
 	if err != nil {
 		return nil
 	}

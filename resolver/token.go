@@ -231,12 +231,20 @@ func bearerScope(challenges []string) (string, bool) {
 	return "", false
 }
 
-// repository returns the repository a manifest path names: "a/b" for /v2/a/b/manifests/x, and ""
-// for any other path (which then shares the batch of "").
+// repository returns the repository a manifest or tag list path names: "a/b" for
+// /v2/a/b/manifests/x and /v2/a/b/tags/list, and "" for any other path (which then shares the
+// batch of "").
 func repository(path string) string {
 	rest, ok := strings.CutPrefix(path, "/v2/")
-	if i := strings.LastIndex(rest, "/manifests/"); ok && i >= 0 {
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(rest, "/manifests/"); i >= 0 {
 		return rest[:i]
 	}
-	return ""
+	repo, _ := strings.CutSuffix(rest, "/tags/list")
+	if repo == rest {
+		return ""
+	}
+	return repo
 }
