@@ -7,7 +7,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz bench bench-webhook image image-docker e2e clean
+.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz stress mutate bench bench-webhook image image-docker e2e clean
 
 all: build
 
@@ -42,6 +42,23 @@ fuzz-short:
 ## fuzz: each fuzz target for 500,000 inputs, one to four minutes.
 fuzz:
 	./scripts/fuzz.sh 500000x
+
+## stress: the token race test (issue 15) 1,002 times, a third each under GOMAXPROCS 1, 2 and 4; a few minutes.
+stress:
+	$(GO) test -count=1 -timeout 60m -run '^TestTokenStress$$' -cpu 1,2,4 ./resolver -args -stress 334
+
+## mutate: mutation testing (gremlins, pinned in tools/go.mod) of each package in MUTATE, one at a time
+## with one worker (the tests themselves run concurrently); fails below 90 % efficacy. Tens of
+## minutes; not part of make test. Survivors judged equivalent are listed in docs/testing.md.
+MUTATE ?= resolver walker config pin
+mutate:
+	cd tools && $(GO) build -o ../bin/gremlins github.com/go-gremlins/gremlins/cmd/gremlins
+	@mkdir -p out
+	@set -e; for p in $(MUTATE); do \
+	  echo "== $$p"; \
+	  bin/gremlins unleash ./$$p --workers 1 --timeout-coefficient 10 --threshold-efficacy 90 \
+	    --output-statuses lt -o out/mutate-$$p.json; \
+	done
 
 ## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
 bench: build bench-webhook

@@ -193,6 +193,46 @@ items:
 			t.Errorf("stderr lacks\n%s\ngot:\n%s", wantErr, stderr)
 		}
 	})
+
+	// Settings that change what is looked up and how: SKIP_PREFIXES from the environment, and
+	// insecure-registries from the functionConfig.
+	appRef, skipRef := reg.Host+"/team/app:v1", reg.Host+"/internal/tool:v1"
+
+	t.Run("SKIP_PREFIXES", func(t *testing.T) {
+		t.Setenv("SKIP_PREFIXES", reg.Host+"/internal/")
+		stdout, stderr, code := run(t, bin, imageList(appRef, skipRef))
+		if code != 0 {
+			t.Fatalf("exit %d, want 0 (the skipped image does not exist); stderr:\n%s", code, stderr)
+		}
+		for _, want := range []string{"image: " + appRef + "@" + app.String() + "\n", "image: " + skipRef + "\n", "1 skipped by prefix"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, stdout)
+			}
+		}
+	})
+
+	t.Run("insecure-registries", func(t *testing.T) {
+		tlsReg := registrytest.New(registrytest.WithTLS()) // a certificate nobody vouches for
+		t.Cleanup(tlsReg.Close)
+		secure, err := tlsReg.PushImage("team/secure", "v1", types.DockerManifestSchema2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secureRef := tlsReg.Host + "/team/secure:v1"
+		in := imageList(secureRef)
+		_, stderr, code := run(t, bin, in)
+		if want := "presents a certificate signed by an unknown authority"; code != 1 || !strings.Contains(stderr, want) {
+			t.Fatalf("without insecure-registries: exit %d, want 1 and %q; stderr:\n%s", code, want, stderr)
+		}
+		in += "functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: digester\n  data:\n    insecure-registries: " + tlsReg.Host + "\n"
+		stdout, stderr, code := run(t, bin, in)
+		if code != 0 {
+			t.Fatalf("with insecure-registries: exit %d, want 0; stderr:\n%s", code, stderr)
+		}
+		if want := "image: " + secureRef + "@" + secure.String() + "\n"; !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	})
 }
 
 var (

@@ -114,6 +114,23 @@ additionalImageFields:
 				c.SkipPrefixes = []string{"registry.example:443/team/", "127.0.0.1:5000/vendor/", "localhost:5000", "gcr.io/x/", "quay.io/y/"}
 			}),
 		},
+		{
+			name: "typed onError warn",
+			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nonError: warn\n",
+			want: with(func(c *Config) { c.OnError = "warn" }),
+		},
+		{
+			name: "smallest values",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  concurrency: \"1\"\n  registry-concurrency: \"1\"\n  timeout: 1ns\n",
+			want: with(func(c *Config) { c.Concurrency, c.RegistryConcurrency, c.Timeout = 1, 1, time.Nanosecond }),
+		},
+		{
+			name: "a prefix that starts with digits",
+			in:   "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefixes: \"5000/team/:a/\"\n",
+			want: with(func(c *Config) { c.SkipPrefixes = []string{"5000/team/", "a/"} }),
+		},
+		{name: "zero timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: 0s\n", wantErr: `functionConfig ConfigMap: key "timeout" (line 4): "0s" is not a positive duration such as 10s or 2m`},
+		{name: "bad typed onError", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nonError: ignore\n", wantErr: `functionConfig Digester: field "onError" (line 3): "ignore" is not one of fail, warn`},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n",
 			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report, presets, additional-image-fields)`},
 		{name: "configmap field outside data", in: "kind: ConfigMap\napiVersion: v1\ndat:\n  on-error: warn\n",

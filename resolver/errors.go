@@ -59,14 +59,15 @@ func (g *registry) explain(err error, repo, tag string) error {
 		}
 	}
 	detail, errCode := "", "" // the registry's words, and its OCI error code
+	rateLimited := false      // a 429, or a 503 that says when to come back
 	var se *statusError
 	var te *transport.Error
 	switch {
 	case errors.As(err, &se):
 		e.StatusCode = se.code
 		errCode, detail = registryError(se.body)
-		if ra := se.header.Get("Retry-After"); ra != "" && se.code == http.StatusTooManyRequests {
-			detail = "it asks to retry after " + ra + ", longer than digester may wait"
+		if ra := se.header.Get("Retry-After"); ra != "" && (se.code == http.StatusTooManyRequests || se.code == http.StatusServiceUnavailable) {
+			rateLimited, detail = true, "it asks to retry after "+ra+", longer than digester may wait"
 		}
 	case errors.As(err, &te):
 		e.StatusCode = te.StatusCode
@@ -106,8 +107,8 @@ func (g *registry) explain(err error, repo, tag string) error {
 		e.msg = fmt.Sprintf("unauthorized: registry %s rejected the credentials digester found for it%s", host, what)
 	case e.StatusCode == http.StatusForbidden:
 		e.msg = fmt.Sprintf("forbidden: registry %s denies these credentials access%s", host, what)
-	case e.StatusCode == http.StatusTooManyRequests:
-		e.msg = fmt.Sprintf("rate limited: registry %s answered HTTP 429 Too Many Requests%s", host, what)
+	case rateLimited || e.StatusCode == http.StatusTooManyRequests:
+		e.msg = fmt.Sprintf("rate limited: registry %s answered HTTP %d %s%s", host, e.StatusCode, http.StatusText(e.StatusCode), what)
 	case e.StatusCode != 0:
 		e.msg = fmt.Sprintf("registry %s answered HTTP %d %s%s", host, e.StatusCode, http.StatusText(e.StatusCode), what)
 	case errors.As(err, &timeout):

@@ -134,7 +134,7 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 // came early would be refused again and use up the attempts.
 func TestRetryAfterIsWaitedFor(t *testing.T) {
 	reg, ref, digest := faulty(t, faultregistry.RateLimit(faultregistry.Manifest(""), 1))
-	r := fast(resolver.WithRetries(3, 5*time.Second, time.Millisecond))
+	r := fast(resolver.WithRetries(3, time.Second, time.Millisecond)) // a wait of exactly the longest is waited for
 	wantPinned(t, resolveOne(t, context.Background(), r, ref), digest)
 	if diff := cmp.Diff(map[string]int{"HEAD": 2, "GET": 0}, manifestRequests(reg)); diff != "" {
 		t.Errorf("manifest requests (-want +got):\n%s", diff)
@@ -179,21 +179,26 @@ func TestPersistentFaultsAreBounded(t *testing.T) {
 func TestRetryAfterTooLong(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
+		code       int
 		retryAfter string
 		deadline   time.Duration
 	}{
-		{"beyond the longest wait", "3600", time.Minute},
-		{"beyond what a duration holds", "10000000000", time.Minute},
-		{"beyond the deadline", "20", time.Second},
-		{"as a date beyond the longest wait", time.Now().Add(2 * time.Hour).UTC().Format(http.TimeFormat), time.Minute},
+		{"beyond the longest wait", http.StatusTooManyRequests, "3600", time.Minute},
+		{"beyond what a duration holds", http.StatusTooManyRequests, "10000000000", time.Minute},
+		{"beyond the deadline", http.StatusTooManyRequests, "20", time.Second},
+		{"as a date beyond the longest wait", http.StatusTooManyRequests, time.Now().Add(2 * time.Hour).UTC().Format(http.TimeFormat), time.Minute},
+		{"503 beyond the longest wait", http.StatusServiceUnavailable, "3600", time.Minute},
+		{"503 beyond the deadline", http.StatusServiceUnavailable, "20", time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg, ref, _ := faulty(t, faultregistry.Always(faultregistry.Manifest(""),
-				faultregistry.Status(http.StatusTooManyRequests, "Retry-After: "+tc.retryAfter)))
+				faultregistry.Status(tc.code, "Retry-After: "+tc.retryAfter)))
 			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
 			defer cancel()
 			r := fast(resolver.WithRetries(3, 30*time.Second, time.Millisecond))
-			wantError(t, resolveOne(t, ctx, r, ref), "rate limited", "retry after "+tc.retryAfter, "app")
+			wantError(t, resolveOne(t, ctx, r, ref),
+				fmt.Sprintf("rate limited: registry %s answered HTTP %d %s for repository app, tag \"v1\": it asks to retry after %s, longer than digester may wait",
+					reg.Host, tc.code, http.StatusText(tc.code), tc.retryAfter))
 			if diff := cmp.Diff(map[string]int{"HEAD": 1, "GET": 0}, manifestRequests(reg)); diff != "" {
 				t.Errorf("manifest requests (-want +got):\n%s", diff)
 			}
@@ -463,17 +468,22 @@ func (k staticKeychain) Resolve(res authn.Resource) (authn.Authenticator, error)
 }
 
 // TestSilentServer: a server that accepts connections and never says a word (not even a TLS
-// handshake) is stopped by the per-request timeout and by the deadline; it gets one HTTPS and
-// one plain-HTTP probe, as a loopback registry may speak either, and no retries.
+// handshake) is stopped by the per-request timeout and by the deadline, with no retries. A
+// loopback registry may speak either scheme: when the HTTPS probe times out, a plain-HTTP probe
+// follows at once (2 connections). Under the deadline alone, whether the plain-HTTP probe starts
+// before the deadline depends on go-containerregistry's fallback delay (300 ms in v0.22.1), so
+// that case allows one or two connections, and no more.
 func TestSilentServer(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		timeout time.Duration
-		ctx     func() (context.Context, context.CancelFunc)
-		want    string
+		name     string
+		timeout  time.Duration
+		ctx      func() (context.Context, context.CancelFunc)
+		want     string
+		minConns int64
+		maxConns int64
 	}{
-		{"per-request timeout", 300 * time.Millisecond, background, "timed out after 300ms waiting for registry"},
-		{"deadline", 0, deadline(500 * time.Millisecond), "deadline reached while waiting for registry"},
+		{"per-request timeout", 300 * time.Millisecond, background, "timed out after 300ms waiting for registry", 2, 2},
+		{"deadline", 0, deadline(500 * time.Millisecond), "deadline reached while waiting for registry", 1, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -505,8 +515,8 @@ func TestSilentServer(t *testing.T) {
 			defer cancel()
 			ref := ln.Addr().String() + "/app:v1"
 			wantError(t, resolveOne(t, ctx, fast(resolver.WithTimeout(tc.timeout)), ref), tc.want+" "+ln.Addr().String())
-			if n := conns.Load(); n != 2 {
-				t.Errorf("connections = %d, want 2 (an HTTPS and a plain-HTTP probe)", n)
+			if n := conns.Load(); n < tc.minConns || n > tc.maxConns {
+				t.Errorf("connections = %d, want %d to %d (an HTTPS and a plain-HTTP probe, no retries)", n, tc.minConns, tc.maxConns)
 			}
 		})
 	}

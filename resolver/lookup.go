@@ -24,10 +24,6 @@ import (
 // maxManifestBytes bounds a manifest body: registries refuse manifests over 4 MiB.
 const maxManifestBytes = 4 << 20
 
-// maxScopes bounds the repositories asked for in the first token exchange, keeping its URL short;
-// a registry's challenge adds the others when they are looked up.
-const maxScopes = 100
-
 // maxErrorBytes bounds what is read of an error response.
 const maxErrorBytes = 64 << 10
 
@@ -46,10 +42,11 @@ var digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`
 // registry is the per-run state of one registry: its authenticated transport, set up once.
 type registry struct {
 	name   name.Registry
-	scopes []string
+	tokens *tokens // the run's repositories, batched for token exchanges
 	sem    chan struct{}
 
 	mu        sync.Mutex // held during the handshake: lookups of the registry wait for it
+	scheme    string     // https, or http where the ping found a plain-HTTP (loopback or insecure) registry
 	client    *http.Client
 	anonymous bool
 	secrets   []string
@@ -109,16 +106,31 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 		}
 	}
 
-	// NewWithContext pings once, picks https or (loopback and insecure registries only) http, and
-	// for a bearer challenge exchanges credentials for one token covering the run's repositories.
-	// The bearer transport keeps these scopes and adds any a later challenge asks for.
-	scopes := g.scopes
-	if len(scopes) > maxScopes {
-		scopes = scopes[:maxScopes]
-	}
-	authed, err := transport.NewWithContext(ctx, reg, auth, rt, scopes)
+	// One ping says whether the registry speaks https or (loopback and insecure registries only)
+	// http, and how it authenticates.
+	ch, err := transport.Ping(ctx, reg, rt)
 	if err != nil {
 		return g.explain(err, "", "")
+	}
+	g.scheme = "https"
+	if ch.Insecure {
+		g.scheme = "http"
+	}
+	// FromToken gives go-containerregistry's transport for the challenge without a token: basic
+	// credentials for a basic challenge, none where the ping needed none, and for a bearer
+	// challenge a transport used only for other hosts (redirect targets).
+	static := authn.FromConfig(*cfg)
+	authed, err := transport.FromToken(reg, static, rt, ch, &transport.Token{})
+	if err != nil {
+		return g.explain(err, "", "")
+	}
+	if strings.EqualFold(ch.Scheme, "bearer") {
+		t := g.tokens
+		t.reg, t.challenge, t.rt, t.auth, t.fixed = reg, ch, rt, static, cfg.RegistryToken
+		if err := t.warm(ctx, r.perRegistry); err != nil {
+			return g.explain(err, "", "")
+		}
+		authed = &bearer{tokens: t, host: host, inner: rt, other: authed}
 	}
 	g.client = &http.Client{Transport: authed, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
@@ -149,8 +161,7 @@ func (r *Resolver) lookup(ctx context.Context, g *registry, target name.Referenc
 // fetch asks the registry for the digest of one manifest, by tag or by digest.
 func (r *Resolver) fetch(ctx context.Context, g *registry, target name.Reference) (string, error) {
 	repo, ref := target.Context().RepositoryStr(), target.Identifier()
-	// https: the transport switches to http where the ping found a plain-HTTP (loopback or insecure) registry.
-	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", g.name.RegistryStr(), repo, ref)
+	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", g.scheme, g.name.RegistryStr(), repo, ref)
 
 	resp, err := g.do(ctx, http.MethodHead, url)
 	if err != nil {
@@ -203,7 +214,7 @@ func credentialError(host string, err error) error {
 // with 404 (whose OCI error code, NAME_UNKNOWN, says the repository does not exist), else nil.
 // It is made only after a manifest HEAD found nothing, and a tag list is not a pull.
 func (r *Resolver) tagsBody(ctx context.Context, g *registry, repo string) []byte {
-	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("https://%s/v2/%s/tags/list?n=1", g.name.RegistryStr(), repo))
+	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/%s/tags/list?n=1", g.scheme, g.name.RegistryStr(), repo))
 	if err != nil {
 		return nil
 	}

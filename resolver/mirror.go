@@ -176,12 +176,12 @@ func (e *mirrorsFailed) Unwrap() error {
 
 // resolveFrom looks a reference up at each of its sources in turn until one answers, and returns
 // the digest and the mirror that answered ("" for the registry itself).
-func (r *Resolver) resolveFrom(ctx context.Context, ref name.Reference, srcs []source, global chan struct{}, scopes map[string][]string) (string, string, error) {
+func (r *Resolver) resolveFrom(ctx context.Context, ref name.Reference, srcs []source, global chan struct{}, repos map[string][]string) (string, string, error) {
 	fail := &mirrorsFailed{registry: ref.Context().RegistryStr()}
 	for _, s := range srcs {
 		d, err := "", s.err
 		if err == nil {
-			reg := r.registry(s.ref.Context().Registry, scopes[s.ref.Context().RegistryStr()])
+			reg := r.registry(s.ref.Context().Registry, repos[s.ref.Context().RegistryStr()])
 			reg.sem <- struct{}{}
 			global <- struct{}{}
 			d, err = r.lookup(ctx, reg, s.ref)

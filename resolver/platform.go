@@ -166,7 +166,7 @@ func orNone(ss []string) string {
 
 // get GETs a manifest or blob by digest and checks that its content has that digest.
 func (g *registry) get(ctx context.Context, kind, repo, tag, digest string) ([]byte, error) {
-	url := fmt.Sprintf("https://%s/v2/%s/%s/%s", g.name.RegistryStr(), repo, kind, digest)
+	url := fmt.Sprintf("%s://%s/v2/%s/%s/%s", g.scheme, g.name.RegistryStr(), repo, kind, digest)
 	resp, err := g.do(ctx, http.MethodGet, url)
 	if err != nil {
 		return nil, g.explain(err, repo, tag)

@@ -1,13 +1,14 @@
 // Package resolver resolves image references to the digests their registries serve.
 //
 // It looks up each distinct reference once, concurrently under a global and a per-registry bound,
-// with one HTTP transport and one auth handshake per registry per run. A lookup is a manifest HEAD;
-// it falls back to a GET only when the HEAD gives no usable digest (HTTP 405/501, or a missing or
-// malformed Docker-Content-Digest), and then computes the digest from the body and checks it
-// against the header. A multi-arch tag resolves to its index digest, which is what a node pulls by.
-// Failures come back per reference as errors in plain words. A registry may be given mirrors
-// (WithMirrors): its lookups then go to them in order, and to the registry itself only if allowed.
-// With a platform (WithPlatform), a multi-arch tag resolves to the digest of that platform's image.
+// with one HTTP transport and one ping per registry per run, and one token exchange per batch of
+// up to 100 repositories. A lookup is a manifest HEAD; it falls back to a GET only when the HEAD
+// gives no usable digest (HTTP 405/501, or a missing or malformed Docker-Content-Digest), and then
+// computes the digest from the body and checks it against the header. A multi-arch tag resolves to
+// its index digest, which is what a node pulls by. Failures come back per reference as errors in
+// plain words. A registry may be given mirrors (WithMirrors): its lookups then go to them in order,
+// and to the registry itself only if allowed. With a platform (WithPlatform), a multi-arch tag
+// resolves to the digest of that platform's image.
 //
 // It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
 package resolver
@@ -178,19 +179,20 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 		spellings[ref.Name()] = append(spellings[ref.Name()], s)
 	}
 	// Where each is looked up (its registry, or its registry's mirrors), and the repositories
-	// each registry is asked for.
+	// each registry is asked for, as that registry names them (a mirror's with its path prefix):
+	// all of them are known before the first lookup, so each registry's token batches are too.
 	names := slices.Sorted(maps.Keys(spellings))
 	sources := make(map[string][]source, len(spellings))
-	scopes := map[string][]string{}
+	repos := map[string][]string{}
 	for _, n := range names {
 		sources[n] = r.sources(parsed[spellings[n][0]])
 		for _, src := range sources[n] {
 			if src.err != nil {
 				continue
 			}
-			reg, scope := src.ref.Context().RegistryStr(), src.ref.Context().Scope("pull")
-			if !slices.Contains(scopes[reg], scope) {
-				scopes[reg] = append(scopes[reg], scope)
+			reg, repo := src.ref.Context().RegistryStr(), src.ref.Context().RepositoryStr()
+			if !slices.Contains(repos[reg], repo) {
+				repos[reg] = append(repos[reg], repo)
 			}
 		}
 	}
@@ -200,7 +202,7 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 	var wg sync.WaitGroup
 	for n, ss := range spellings {
 		wg.Go(func() {
-			d, mirror, err := r.resolveFrom(ctx, parsed[ss[0]], sources[n], global, scopes)
+			d, mirror, err := r.resolveFrom(ctx, parsed[ss[0]], sources[n], global, repos)
 			mu.Lock()
 			for _, s := range ss {
 				results[s] = Result{Digest: d, Mirror: mirror, Err: err}
@@ -212,16 +214,18 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 	return results
 }
 
-// registry returns the per-run state of one registry, creating it on first use.
-func (r *Resolver) registry(reg name.Registry, scopes []string) *registry {
+// registry returns the per-run state of one registry, creating it on first use, with repos
+// added to those its tokens will cover.
+func (r *Resolver) registry(reg name.Registry, repos []string) *registry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := reg.RegistryStr()
-	if g, ok := r.registries[key]; ok {
-		return g
+	g, ok := r.registries[key]
+	if !ok {
+		g = &registry{name: reg, tokens: newTokens(), sem: make(chan struct{}, r.perRegistry)}
+		r.registries[key] = g
 	}
-	g := &registry{name: reg, scopes: scopes, sem: make(chan struct{}, r.perRegistry)}
-	r.registries[key] = g
+	g.tokens.add(repos...)
 	return g
 }
 

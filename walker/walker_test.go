@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -128,6 +129,11 @@ spec:
 			want: []found{{"spec.containers[0].image", "app:1"}, {"spec.initContainers[0].image", "app:1"}},
 		},
 		{
+			name: "merge key with a list of mappings",
+			doc:  "a: &a {name: a}\nb: &b {image: b:1}\nspec:\n  containers:\n  - <<: [*a, *b]\n",
+			want: []found{{"spec.containers[0].image", "b:1"}},
+		},
+		{
 			name: "merge key",
 			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
 			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
@@ -182,5 +188,61 @@ func TestREADMEListsEveryPreset(t *testing.T) {
 				t.Errorf("README's %s row does not show %s (from %s)", p.Name, last, path)
 			}
 		}
+	}
+}
+
+// TestEveryListAtEveryPath: containers, initContainers and ephemeralContainers are each found in
+// every place a pod spec sits (README: "Finds every image"), not only in a Pod.
+func TestEveryListAtEveryPath(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		path []string
+	}{
+		{"Pod", []string{"spec"}},
+		{"Deployment", []string{"spec", "template", "spec"}},
+		{"MyWorkload", []string{"spec", "template", "spec"}},
+		{"CronJob", []string{"spec", "jobTemplate", "spec", "template", "spec"}},
+		{"PodTemplate", []string{"template", "spec"}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			doc, indent := "kind: "+tc.kind+"\n", ""
+			for _, k := range tc.path {
+				doc += indent + k + ":\n"
+				indent += "  "
+			}
+			var want []found
+			for _, list := range []string{"containers", "initContainers", "ephemeralContainers"} {
+				doc += fmt.Sprintf("%s%s: [{name: %s, image: %s:1}]\n", indent, list, list, list)
+				want = append(want, found{strings.Join(tc.path, ".") + "." + list + "[0].image", list + ":1"})
+			}
+			got, problems := walk(t, doc)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("fields of\n%s(-want +got):\n%s", doc, diff)
+			}
+			if len(problems) != 0 {
+				t.Errorf("problems: %q", problems)
+			}
+		})
+	}
+}
+
+// TestAliasCycle: a hand-built node whose alias names itself (the parser never makes one, a caller
+// might) ends the walk instead of looping.
+func TestAliasCycle(t *testing.T) {
+	cycle := &yaml.Node{Kind: yaml.AliasNode}
+	cycle.Alias = cycle
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	obj := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("spec"),
+		{Kind: yaml.MappingNode, Content: []*yaml.Node{str("containers"), cycle}}}}
+	done := make(chan []Problem, 1)
+	go func() { _, problems := New().Walk(obj); done <- problems }()
+	select {
+	case problems := <-done:
+		want := []Problem{{Path: "spec.containers", Message: "is an unexpected node, want a list of containers"}}
+		if diff := cmp.Diff(want, problems); diff != "" {
+			t.Errorf("problems (-want +got):\n%s", diff)
+		}
+	case <-time.After(10 * time.Second): // a guard against a hung test, not a timing assertion
+		t.Fatal("Walk loops on an alias cycle")
 	}
 }

@@ -258,7 +258,7 @@ func printableASCII(v string) bool {
 
 // readsAsString reports whether yaml.v3 reads plain v as a string, and so writes a !!str v plain.
 // It follows yaml.v3's resolve, erring towards "no" (which only sends the item to yaml.v3): words
-// such as true and null, numbers in any base, floats and timestamps are not strings; 128Mi, -c,
+// such as true and null, the merge key <<, numbers in any base, floats and timestamps are not strings; 128Mi, -c,
 // 127.0.0.1:5000/app and .config are.
 func readsAsString(v string) bool {
 	switch c := v[0]; {
@@ -281,7 +281,7 @@ func readsAsString(v string) bool {
 			!strings.EqualFold(p, ".inf")
 	}
 	switch strings.ToLower(v) {
-	case "true", "false", "null", "~":
+	case "true", "false", "null", "~", "<<": // "<<" reads as a merge key: yaml.v3 writes it !!merge <<
 		return false
 	}
 	return true

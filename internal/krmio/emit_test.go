@@ -144,7 +144,7 @@ var scalars = append([]string{
 	"0.5", "1.", ".5", "-1", "+1", "1_000", "0x1F", "0o7", "0b1", "TRUE", "True", "False", "NULL", "Null", "~", "null",
 	"-", "--", "---", "...", "-a", "- a", "?a", "? a", ":a", ": a", "a:", "a:b", "a: b", "a #b", "a#b", "#a", "a,b", "a[b",
 	"a]b", "{a", "a}", "a?", "!a", "&a", "*a", "|a", ">a", "'a", "\"a", "%a", "@a", "`a", "a'b", "a\"b", "a\\b", " a", "a ",
-	"a  b", "a\tb", "a\nb", "é", "\x7f", "<<", "=", ".inf", "-.inf", ".nan", "2001-12-14", "12:30", "1:20:30",
+	"a  b", "a\tb", "a\nb", "é", "\x7f", "<<", "<<<", "<", "a<<", "<< a", "!!merge <<", "=", ".inf", "-.inf", ".nan", "2001-12-14", "12:30", "1:20:30",
 }, tricky...)
 
 // TestAppendItemScalars puts each scalar, in each style and tag, in each place a scalar goes, and

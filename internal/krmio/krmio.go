@@ -318,12 +318,16 @@ func addStr(ps []pair, k, v string) []pair {
 }
 
 // str is a string node. The SDK encodes Go strings, which yaml.v3 double-quotes when they read as
-// YAML 1.1 booleans or base-60 numbers; a node it quotes only when they read as YAML 1.2 non-strings.
+// YAML 1.1 booleans or base-60 numbers; a node it quotes only when they read as YAML 1.2
+// non-strings. The string "<<" the SDK writes as !!merge <<.
 func str(s string) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
 	switch s {
 	case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
 		n.Style = yaml.DoubleQuotedStyle
+	case "<<":
+		// The SDK's result reads back as a merge key, and yaml.v3 writes it tagged: !!merge <<.
+		n.Tag = "!!merge"
 	default:
 		if strings.Trim(s, "0123456789_:.+-") == "" && base60.MatchString(s) { // the regexp only on what it can match
 			n.Style = yaml.DoubleQuotedStyle

@@ -45,6 +45,7 @@ var tricky = []string{
 	"nginx:1.27", "123", "1.5", "true", "no", "null", "~", "", " leading", "trailing ", "a: b", "# not a comment",
 	"- dash", "'single'", `"double"`, "multi\nline", "tab\there", "ünïcödé", "*alias", "&anchor", "!tag", "%percent",
 	"@at", "`tick", "{flow}", "[flow]", "x,y", "?", ":", strings.Repeat("long-", 40), "0x1F", "1e3", "=", "yes", "Off", "y", "1:20", "-1:20:30.5", "12:60", "0o17", ".inf", "2001-12-14",
+	"<<", "<<<", "<", "a<<", "<< a", "!!merge", "=", "==",
 }
 
 func many(n int) fn.Results {
