@@ -62,3 +62,18 @@ func TestSummaryPlurals(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsHandful: a group of exactly Handful fields names them all, with no "and 0 more".
+func TestGroupsHandful(t *testing.T) {
+	missing := `cannot pin nginx:1.277: tag not found`
+	var findings []pin.Finding
+	for i := range pin.Handful {
+		findings = append(findings, pin.Finding{Severity: pin.Error, Object: &pin.Object{File: fmt.Sprintf("f%d.yaml", i)}, ID: pin.ID{Kind: "Pod", Name: "p"},
+			Path: "spec.containers[0].image", Line: 3, Image: "nginx:1.277", Message: missing})
+	}
+	groups := (&pin.Report{Findings: findings}).Groups()
+	want := missing + " (5 fields: Pod p spec.containers[0].image in f0.yaml:3, Pod p spec.containers[0].image in f1.yaml:3, Pod p spec.containers[0].image in f2.yaml:3, Pod p spec.containers[0].image in f3.yaml:3, Pod p spec.containers[0].image in f4.yaml:3)"
+	if len(groups) != 1 || groups[0].Message != want {
+		t.Errorf("groups = %+v\nwant one with message %q", groups, want)
+	}
+}

@@ -110,6 +110,10 @@ func TestLockEntries(t *testing.T) {
 		mutate: func(c *config.Config) { c.Lock = "frozen" },
 		want:   map[string]string{"nginx:1.27": ng, "redis:7": other},
 	}, {
+		name: "a lock without images gets them",
+		docs: []string{pod("a", "nginx:1.27"), strings.TrimSuffix(lockDoc(), "images:\n")},
+		want: map[string]string{"nginx:1.27": ng},
+	}, {
 		name: "without frozen, unused entries go",
 		docs: []string{pod("a", "nginx:1.27"), lockDoc("nginx:1.27", ng, "redis:7", other)},
 		want: map[string]string{"nginx:1.27": ng},
