@@ -100,10 +100,9 @@ func TestLockEntries(t *testing.T) {
 		mutate: func(c *config.Config) { c.Lock = "update" },
 		want:   map[string]string{"nginx:1.27": ng},
 	}, {
-		name:   "an existing lock keeps its spelling and matches others",
-		docs:   []string{pod("a", "docker.io/library/nginx:1.27"), lockDoc("index.docker.io/library/nginx:1.27", ng)},
-		want:   map[string]string{"index.docker.io/library/nginx:1.27": ng},
-		mutate: func(c *config.Config) { c.Lock = "frozen" },
+		name: "an existing lock keeps its spelling and matches others",
+		docs: []string{pod("a", "docker.io/library/nginx:1.27"), lockDoc("index.docker.io/library/nginx:1.27", ng)},
+		want: map[string]string{"index.docker.io/library/nginx:1.27": ng},
 	}, {
 		name:   "frozen never drops an entry",
 		docs:   []string{pod("a", "nginx:1.27"), lockDoc("nginx:1.27", ng, "redis:7", other)},
@@ -169,6 +168,27 @@ func TestLockMessages(t *testing.T) {
 	rep = newPinner(reg, func(c *config.Config) { c.Pinned = "refresh" }).Run(context.Background(), objs)
 	if got, want := rep.Findings[0].Message, "pinned nginx:1.27 to "+ng; got != want {
 		t.Errorf("refresh of a current entry: %q, want %q", got, want)
+	}
+}
+
+// TestRefreshRepoDigest: refresh leaves a repo@digest pin, saying it has no tag to follow; verify
+// checks it silently.
+func TestRefreshRepoDigest(t *testing.T) {
+	reg, d := serve(t)
+	img := "ghcr.io/acme/app@" + d["ghcr.io/acme/app:2"]
+	for _, tt := range []struct{ pinned, want string }{
+		{"refresh", img + " has no tag to follow, so it is left as it is (its digest is served)"},
+		{"verify", ""},
+	} {
+		objs := objects(t, pod("a", img))
+		rep := newPinner(reg, func(c *config.Config) { c.Pinned = tt.pinned }).Run(context.Background(), objs)
+		var got string
+		for _, f := range rep.Findings {
+			got += f.Message
+		}
+		if got != tt.want || encode(t, objs[0]) != pod("a", img) {
+			t.Errorf("pinned: %s: findings %q, want %q; object:\n%s", tt.pinned, got, tt.want, encode(t, objs[0]))
+		}
 	}
 }
 
