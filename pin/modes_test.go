@@ -2,14 +2,17 @@ package pin_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/config"
+	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 )
@@ -164,6 +167,12 @@ func TestLockMessages(t *testing.T) {
 	if got, want := rep.Findings[0].Message, "pinned nginx:1.27 to "+ng+", refreshing the lock's "+other; got != want {
 		t.Errorf("refresh: %q, want %q", got, want)
 	}
+	if got, want := rep.Findings[len(rep.Findings)-1].Message, "updated the lock: 0 added, 1 changed, 0 dropped"; got != want {
+		t.Errorf("refresh: last finding %q, want %q", got, want)
+	}
+	if diff := cmp.Diff(map[string]string{"nginx:1.27": ng}, lockEntries(t, objs[1])); diff != "" {
+		t.Errorf("refreshed lock (-want +got):\n%s", diff)
+	}
 	objs = objects(t, pod("a", "nginx:1.27"), lockDoc("nginx:1.27", ng))
 	rep = newPinner(reg, func(c *config.Config) { c.Pinned = "refresh" }).Run(context.Background(), objs)
 	if got, want := rep.Findings[0].Message, "pinned nginx:1.27 to "+ng; got != want {
@@ -256,5 +265,36 @@ func TestWhere(t *testing.T) {
 		if got := tt.f.Where(); got != tt.want {
 			t.Errorf("Where() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// keychain answers every registry with one user's password.
+type keychain struct{}
+
+func (keychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return &authn.Basic{Username: "ci", Password: "s3cret-pass"}, nil
+}
+
+// TestKeychain: the credentials of the keychain a front end gives reach the registry.
+func TestKeychain(t *testing.T) {
+	reg := registrytest.New(registrytest.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != "ci" || p != "s3cret-pass" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	t.Cleanup(reg.Close)
+	if _, err := reg.PushImage("private/app", "1", types.OCIManifestSchema1); err == nil {
+		t.Fatal("the registry took a push without credentials")
+	}
+	objs := objects(t, pod("a", reg.Host+"/private/app:1"))
+	rep := pin.New(config.Default(), pin.WithTransport(reg.Transport()), pin.WithKeychain(keychain{})).Run(context.Background(), objs)
+	// Nothing was pushed, so the registry answers 404 once the credentials are accepted.
+	if len(rep.Findings) != 1 || !strings.Contains(rep.Findings[0].Message, "not found") {
+		t.Errorf("findings %+v, want a not-found error past the credential check", simplify(rep.Findings))
 	}
 }
