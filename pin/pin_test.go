@@ -23,16 +23,10 @@ func serve(t *testing.T) (*registrytest.Registry, map[string]string) {
 	t.Helper()
 	reg := registrytest.New(registrytest.WithTLS())
 	t.Cleanup(reg.Close)
-	digests := map[string]string{}
-	for _, ref := range []string{"nginx:1.27", "ghcr.io/acme/app:2"} {
-		repo, tag, _ := strings.Cut(ref, ":")
-		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests[ref] = d.String()
+	digests, err := reg.PushImages(types.OCIManifestSchema1, "nginx:1.27", "ghcr.io/acme/app:2")
+	if err != nil {
+		t.Fatal(err)
 	}
-	reg.Reset()
 	return reg, digests
 }
 

@@ -34,16 +34,10 @@ func newFixture(t *testing.T, onError string, opts ...registrytest.Option) *fixt
 	t.Helper()
 	reg := registrytest.New(append([]registrytest.Option{registrytest.WithTLS()}, opts...)...)
 	t.Cleanup(reg.Close)
-	digests := map[string]string{}
-	for _, ref := range []string{"nginx:1.27", "ghcr.io/acme/sidecar:1"} {
-		repo, tag, _ := strings.Cut(ref, ":")
-		d, err := reg.PushImage(repo, tag, types.OCIManifestSchema1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests[ref] = d.String()
+	digests, err := reg.PushImages(types.OCIManifestSchema1, "nginx:1.27", "ghcr.io/acme/sidecar:1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	reg.Reset()
 	cfg := config.Default()
 	cfg.OnError = onError
 	cfg.Deadline = webhook.DefaultDeadline

@@ -178,6 +178,25 @@ func (r *Registry) Reset() {
 }
 
 // PushImage pushes a small image, the same for the same repo:tag, as repo:tag and returns its manifest digest.
+// PushImages pushes an image of media type mt for each "repo:tag" and returns their digests by
+// reference, then resets the request log: a fixture's pushes are not the test's requests.
+func (r *Registry) PushImages(mt types.MediaType, refs ...string) (map[string]string, error) {
+	digests := make(map[string]string, len(refs))
+	for _, ref := range refs {
+		i := strings.LastIndex(ref, ":")
+		if i < 0 {
+			return nil, fmt.Errorf("push %s: want repo:tag", ref)
+		}
+		d, err := r.PushImage(ref[:i], ref[i+1:], mt)
+		if err != nil {
+			return nil, err
+		}
+		digests[ref] = d.String()
+	}
+	r.Reset()
+	return digests, nil
+}
+
 // mt selects the manifest media type: types.OCIManifestSchema1 or types.DockerManifestSchema2.
 func (r *Registry) PushImage(repo, tag string, mt types.MediaType) (v1.Hash, error) {
 	img, err := Image(mt, repo+":"+tag)
