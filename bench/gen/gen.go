@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -231,9 +232,12 @@ func (s podSpec) images() []string {
 	return out
 }
 
+// groupFields reads the field count of a result for a reference pinned in several fields.
+var groupFields = regexp.MustCompile(`^pinned \S+ to \S+[^(]* \((\d+) image fields, in `)
+
 // Check verifies out, digester's output for p: every item is there, every image field equals
 // its original text followed by @ and the pushed digest, fields that were already pinned are
-// unchanged, and there is one info result per pinned field and a summary that counts them.
+// unchanged, and the info results account for every pinned field and a summary counts them.
 //
 // In Check mode, it wants the pinned package back, a summary that says the check passed and no
 // per-field result; in Lock mode, the pinned package and the lock, pinned with no lookup.
@@ -312,13 +316,17 @@ func (p *Package) Check(out []byte, m Mode) error {
 		case r.Severity == "error" || r.Severity == "warning":
 			return fmt.Errorf("unexpected %s result: %s", r.Severity, r.Message)
 		case r.Field != nil && strings.HasPrefix(r.Message, "pinned "):
-			perField++
+			perField++ // one result per reference, naming how many fields it pinned when more than one
+			if m := groupFields.FindStringSubmatch(r.Message); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				perField += n - 1
+			}
 		case strings.HasPrefix(r.Message, wantSummary):
 			summary = true
 		}
 	}
 	if perField != pinned {
-		return fmt.Errorf("%d per-field results, want one per pinned field (%d)", perField, pinned)
+		return fmt.Errorf("the results account for %d pinned fields, want %d", perField, pinned)
 	}
 	if !summary {
 		return fmt.Errorf("no summary result starting %q", wantSummary)
