@@ -211,6 +211,12 @@ spec:
 			want: []found{{"spec.runLatest.container.image", "my:1"}, {"spec.workers[0].image", "w:1"}, {"spec.workers[1].image", "w:2"}, {"spec.odd/key.image", "slash:1"}},
 		},
 		{
+			name: "a declared field without a kind applies to every kind",
+			doc:  "apiVersion: example.com/v1\nkind: Job2\nspec:\n  runner: {image: r:1}\n",
+			opts: []Option{WithImageFields(ImageField{Path: "spec/runner/image"})},
+			want: []found{{"spec.runner.image", "r:1"}},
+		},
+		{
 			name: "a declared field that a default place finds is found once",
 			doc:  "kind: Pod\nspec:\n  containers: [{image: a:1}]\n",
 			opts: []Option{WithImageFields(ImageField{Kind: "Pod", Path: "spec/containers/image"})},
@@ -260,7 +266,8 @@ images:
   tagSuffix: -debug
 - {newTag: "1"}
 - name: num
-  newTag: 1.5`,
+  newTag: 1.5
+- name: bare`,
 			want: []found{
 				{"images[0]", "nginx:1.27"},
 				{"images[1]", "ghcr.io/acme/app:2.0"},
@@ -270,6 +277,7 @@ images:
 				"images[4]: has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are",
 				"images[5]: has a tagSuffix: the tag depends on each resource, so there is no one tag to pin",
 				"images[6]: has neither name nor newName",
+				"images[8]: has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are",
 			},
 		},
 		{
