@@ -222,8 +222,9 @@ type task struct {
 	// tag is the reference without its digest, "" for a repo@digest pin; digest is the field's
 	// pin, "" for an unpinned field; locked is the lock's digest for the reference, if any.
 	tag, digest, locked string
-	// lookup is the reference to resolve, "" when the lock answers.
-	lookup string
+	// lookup is the reference to resolve, "" when the lock answers; name is its normalised form,
+	// which counts distinct references.
+	lookup, name string
 }
 
 // run is the state of one Run.
@@ -253,6 +254,7 @@ func (r *run) failed(u use, msg string) {
 func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	cfg := p.cfg
 	check := cfg.Mode == "check"
+	strict := check || cfg.Pinned == "verify" // a moved pin is an error, not a change
 	r := &run{cfg: cfg, rep: &Report{Summary: Summary{Warn: cfg.OnError == "warn" && !check, Check: check}}, fail: Error}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
@@ -315,19 +317,22 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 				r.add(Warning, u, fmt.Sprintf("not pinned: %q holds an unexpanded template variable, %s: pin the manifests once it is filled in", f.Image, tv), "")
 				continue
 			}
-			if _, err := resolver.Parse(f.Image); err != nil {
+			ref, err := resolver.Parse(f.Image)
+			if err != nil {
 				r.failed(u, err.Error())
 				continue
 			}
-			t := &task{use: u, tag: f.Image}
-			if resolver.HasDigest(f.Image) {
+			t := &task{use: u, tag: f.Image, name: ref.Name()}
+			if resolver.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
 				t.tag, t.digest, _ = strings.Cut(f.Image, "@")
 				if !explicitTag(t.tag) {
 					t.tag = ""
+				} else if cfg.Pinned != "keep" || lk != nil {
+					t.name = normalise(t.tag)
 				}
 			}
-			if t.tag != "" {
-				t.locked = byName[normalise(t.tag)]
+			if t.tag != "" && lk != nil {
+				t.locked = byName[t.name]
 			}
 			switch {
 			case t.digest == "" && check:
@@ -373,9 +378,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	for _, t := range tasks {
 		if t.lookup != "" {
 			refs = append(refs, t.lookup)
-			if ref, err := resolver.Parse(t.lookup); err == nil {
-				distinct[ref.Name()] = true
-			}
+			distinct[t.name] = true
 		}
 	}
 	s.Distinct = len(distinct)
@@ -400,7 +403,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	platforms, canAsk := res.(interface {
 		Platforms(ctx context.Context, ref string) (map[string]string, error)
 	})
-	if canAsk && (check || cfg.Pinned == "verify") {
+	if canAsk && strict {
 		for _, t := range tasks {
 			got := resolved[t.lookup]
 			idx := repository(t.tag) + "@" + got.Digest
@@ -462,14 +465,14 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 			if o := oldResolved[repository(t.tag)+"@"+t.digest]; o.Err != nil {
 				why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
 			}
-			if p, ok := children[repository(t.tag)+"@"+got.Digest][t.digest]; ok && (check || cfg.Pinned == "verify") {
+			if p, ok := children[repository(t.tag)+"@"+got.Digest][t.digest]; ok && strict {
 				s.Verified++
 				used[t.tag] = t.digest
 				r.add(Warning, t.use, fmt.Sprintf("%s is pinned to %s, the %s image of the multi-arch tag (%s): nodes of other platforms cannot run it",
 					t.tag, t.digest, p, got.Digest), "")
 				continue
 			}
-			if check || cfg.Pinned == "verify" {
+			if strict {
 				r.failed(t.use, "stale pin: "+why)
 				used[t.tag] = t.digest
 				continue
