@@ -11,8 +11,13 @@ import (
 // config (DOCKER_CONFIG or ~/.docker/config.json, with its credsStore and credHelpers); then, for
 // Google's registries only (gcr.io, *.gcr.io, *.pkg.dev), Application Default Credentials (the
 // GOOGLE_APPLICATION_CREDENTIALS file, gcloud's ADC file, or the metadata server) or gcloud; then,
-// for ghcr.io only, GITHUB_TOKEN. For any other registry it contacts nothing.
-var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv))
+// for ghcr.io only, GITHUB_TOKEN; then, for Amazon ECR private registries only
+// (<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn] and the other partitions' domains), a
+// token from ecr:GetAuthorizationToken in the registry's region, signed with the AWS default
+// credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the shared config and credentials
+// files and AWS_PROFILE, web identity as on EKS, SSO, container or instance metadata) and kept per
+// registry until five minutes before it expires. For any other registry it contacts nothing.
+var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv), &ecrKeychain{})
 
 // GitHubKeychain gives ghcr.io, and no other registry, the token in GITHUB_TOKEN (what GitHub
 // Actions provides), with GITHUB_ACTOR as the user name ("digester" when unset). getenv reads the

@@ -1,0 +1,203 @@
+package resolver_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/digester/digester/resolver"
+)
+
+const (
+	awsKeyID  = "AKIAFAKEKEYID0123456"
+	awsSecret = "fake/Secret+AccessKey0123456789abcdefghij"
+)
+
+// ecrCall is what the fake ECR API saw of one request.
+type ecrCall struct {
+	Target string
+	Scope  string // the SigV4 credential scope of the fake keys, without its date: region/service/aws4_request
+}
+
+// fakeECR starts an ECR API on loopback that answers GetAuthorizationToken (awsJson1_1) with
+// base64(AWS:password), expiring in expiresIn, or, when fail is set, with that error type, and
+// points the AWS SDK at it with static credentials in the environment (no config file, no
+// instance metadata). calls returns what it was asked.
+func fakeECR(t *testing.T, password string, expiresIn time.Duration, fail string) (calls func() []ecrCall) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []ecrCall
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := ecrCall{Target: r.Header.Get("X-Amz-Target")}
+		// AWS4-HMAC-SHA256 Credential=KEYID/20260101/us-west-2/ecr/aws4_request, SignedHeaders=..., Signature=...
+		if cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential="+awsKeyID+"/"); ok {
+			cred, _, _ = strings.Cut(cred, ",")
+			if _, scope, ok := strings.Cut(cred, "/"); ok && strings.Contains(r.Header.Get("Authorization"), "Signature=") {
+				c.Scope = scope
+			}
+		}
+		mu.Lock()
+		seen = append(seen, c)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if fail != "" {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"__type":%q,"message":"The security token included in the request is invalid."}`, fail)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"authorizationData": []map[string]any{{
+			"authorizationToken": base64.StdEncoding.EncodeToString([]byte("AWS:" + password)),
+			"expiresAt":          time.Now().Add(expiresIn).Unix(),
+			"proxyEndpoint":      "https://123456789012.dkr.ecr.us-west-2.amazonaws.com",
+		}}})
+	}))
+	t.Cleanup(srv.Close)
+	none := t.TempDir() + "/none"
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": awsKeyID, "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_SESSION_TOKEN": "",
+		"AWS_ENDPOINT_URL_ECR": srv.URL, "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
+		"AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_EC2_METADATA_DISABLED": "true",
+		"DOCKER_CONFIG": t.TempDir(), "GITHUB_TOKEN": "",
+	} {
+		t.Setenv(k, v)
+	}
+	return func() []ecrCall {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]ecrCall(nil), seen...)
+	}
+}
+
+const getToken = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+
+// TestECRCredentials: the default keychain gets an ECR registry's password from
+// GetAuthorizationToken (a fake ECR API on loopback, named by AWS_ENDPOINT_URL_ECR), signed with the
+// environment's AWS keys for the registry's region, and keeps it: a second run asks ECR nothing. A
+// run against another registry makes no ECR call and sends it no credentials.
+func TestECRCredentials(t *testing.T) {
+	const host = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+	const password = "ecr-password-0123456789abcdefghijklmnop"
+	calls := fakeECR(t, password, 12*time.Hour, "")
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("AWS:"+password))
+	reg, digests, sent := demanding(t, host, want, host+"/acme/app:1", "quay.io/other/app:1")
+
+	resolve := func(ref string) {
+		t.Helper()
+		res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{ref})
+		if res[ref].Err != nil || res[ref].Digest != digests[ref] {
+			t.Fatalf("%s: got %+v, want %s", ref, res[ref], digests[ref])
+		}
+	}
+	resolve("quay.io/other/app:1")
+	if got := calls(); len(got) != 0 {
+		t.Errorf("a run against quay.io called ECR: %+v", got)
+	}
+
+	resolve(host + "/acme/app:1")
+	resolve(host + "/acme/app:1") // a new resolver: the token is kept
+	wantCalls := []ecrCall{{Target: getToken, Scope: "us-west-2/ecr/aws4_request"}}
+	if diff := cmp.Diff(wantCalls, calls()); diff != "" {
+		t.Errorf("ECR API calls (-want +got):\n%s", diff)
+	}
+	wantAuth := map[string][]string{"quay.io": {"", ""}, host: {"", want, "", want}}
+	if diff := cmp.Diff(wantAuth, sent()); diff != "" {
+		t.Errorf("Authorization sent, by host (-want +got):\n%s", diff)
+	}
+}
+
+// TestECRTokenExpiring: a token that expires within minutes is not kept; the next run asks again.
+func TestECRTokenExpiring(t *testing.T) {
+	const host = "210987654321.dkr.ecr.eu-central-1.amazonaws.com"
+	const password = "ecr-short-lived-password-0123456789"
+	calls := fakeECR(t, password, time.Minute, "")
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("AWS:"+password))
+	reg, digests, _ := demanding(t, host, want, host+"/acme/short:1")
+	for range 2 {
+		ref := host + "/acme/short:1"
+		res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{ref})
+		if res[ref].Err != nil || res[ref].Digest != digests[ref] {
+			t.Fatalf("%s: got %+v, want %s", ref, res[ref], digests[ref])
+		}
+	}
+	c := ecrCall{Target: getToken, Scope: "eu-central-1/ecr/aws4_request"}
+	if diff := cmp.Diff([]ecrCall{c, c}, calls()); diff != "" {
+		t.Errorf("ECR API calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestECRCredentialsFail: when ECR refuses the AWS credentials, the image on that registry fails
+// with an error that names the registry and ECR's reason, and holds no key; an image on another
+// registry in the same run is still resolved.
+func TestECRCredentialsFail(t *testing.T) {
+	const host = "333333333333.dkr.ecr.ap-south-1.amazonaws.com"
+	fakeECR(t, "", 0, "UnrecognizedClientException")
+	reg, digests, sent := demanding(t, host, "Basic never", host+"/acme/denied:1", "quay.io/other/fine:1")
+	refs := []string{host + "/acme/denied:1", "quay.io/other/fine:1"}
+	res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), refs)
+
+	if r := res["quay.io/other/fine:1"]; r.Err != nil || r.Digest != digests["quay.io/other/fine:1"] {
+		t.Errorf("quay.io/other/fine:1: got %+v, want %s", r, digests["quay.io/other/fine:1"])
+	}
+	err := res[refs[0]].Err
+	if err == nil {
+		t.Fatalf("%s: no error, digest %s", refs[0], res[refs[0]].Digest)
+	}
+	msg := err.Error()
+	for _, want := range []string{"read credentials for registry " + host + ": Amazon ECR, region ap-south-1: ", "UnrecognizedClientException", "The security token included in the request is invalid"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, awsSecret) || strings.Contains(msg, "Signature=") {
+		t.Errorf("error %q holds the AWS secret or a signature", msg)
+	}
+	if got := sent()[host]; len(got) != 0 {
+		t.Errorf("%s was asked %d times without credentials", host, len(got))
+	}
+}
+
+// TestECRHosts: which host names the ECR keychain takes for Amazon ECR (then it answers with
+// credentials to be fetched), and which it leaves alone (anonymous, nothing fetched).
+func TestECRHosts(t *testing.T) {
+	k := resolver.NewECRKeychain()
+	for host, want := range map[string]bool{
+		"123456789012.dkr.ecr.us-east-1.amazonaws.com":          true,
+		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com": true,
+		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":      true,
+		"123456789012.dkr-ecr.us-east-1.on.aws":                 true,
+		"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov":         true,
+		"public.ecr.aws": false,
+		"12345678901.dkr.ecr.us-east-1.amazonaws.com":               false,
+		"123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example": false,
+		"evil.example/123456789012.dkr.ecr.us-east-1.amazonaws.com": false,
+		"123456789012.dkr.ecr.us-east-1.amazonaws.com:5000":         false,
+		"quay.io": false,
+	} {
+		reg, err := name.NewRegistry(host, name.WeakValidation)
+		if err != nil {
+			// not a registry name at all: nothing to resolve
+			if want {
+				t.Fatalf("%s: %v", host, err)
+			}
+			continue
+		}
+		a, err := k.Resolve(reg)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		if got := a != authn.Anonymous; got != want {
+			t.Errorf("%s taken for ECR: %v, want %v", host, got, want)
+		}
+	}
+}
