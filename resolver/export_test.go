@@ -1,6 +1,10 @@
 package resolver
 
-import "github.com/google/go-containerregistry/pkg/authn"
+import (
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
 
 // SetOffline replaces, until restore is called, the probe that says whether the process has no
 // network but loopback.
@@ -12,3 +16,16 @@ func SetOffline(f func() bool) (restore func()) {
 
 // NewECRKeychain returns a keychain for Amazon ECR registries, with a cache of its own.
 func NewECRKeychain() authn.Keychain { return &ecrKeychain{} }
+
+// SetACRTransport makes DefaultKeychain's Azure Container Registry keychain send its Microsoft
+// Entra and token exchange requests through rt, and forget its credentials and tokens, until
+// restore is called.
+func SetACRTransport(rt http.RoundTripper) (restore func()) {
+	reset := func(rt http.RoundTripper) {
+		defaultACR.mu.Lock()
+		defer defaultACR.mu.Unlock()
+		defaultACR.transport, defaultACR.creds, defaultACR.entries = rt, nil, nil
+	}
+	reset(rt)
+	return func() { reset(nil) }
+}

@@ -15,9 +15,18 @@ import (
 // (<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn] and the other partitions' domains), a
 // token from ecr:GetAuthorizationToken in the registry's region, signed with the AWS default
 // credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the shared config and credentials
-// files and AWS_PROFILE, web identity as on EKS, SSO, container or instance metadata) and kept per
-// registry until five minutes before it expires. For any other registry it contacts nothing.
-var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv), &ecrKeychain{})
+// files and AWS_PROFILE, web identity as on EKS, SSO, container or instance metadata); then, for
+// Azure Container Registry only (<name>.azurecr.io, .azurecr.cn, .azurecr.us), the refresh token
+// that the registry's /oauth2/exchange gives for a Microsoft Entra token of azidentity's
+// DefaultAzureCredential (AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or a certificate, workload
+// identity, managed identity, or an az, azd or PowerShell sign-in), with user
+// 00000000-0000-0000-0000-000000000000. ECR and ACR tokens are kept per registry until five minutes
+// before they expire; a failure to get one fails that registry's images only. For any other
+// registry it contacts nothing.
+var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv), &ecrKeychain{}, defaultACR)
+
+// defaultACR is DefaultKeychain's keychain for Azure Container Registry.
+var defaultACR = &acrKeychain{}
 
 // GitHubKeychain gives ghcr.io, and no other registry, the token in GITHUB_TOKEN (what GitHub
 // Actions provides), with GITHUB_ACTOR as the user name ("digester" when unset). getenv reads the

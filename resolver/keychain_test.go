@@ -53,11 +53,21 @@ func TestGitHubToken(t *testing.T) {
 // Authorization headers each host received since the pushes.
 func demanding(t *testing.T, host, want string, refs ...string) (reg *registrytest.Registry, digests map[string]string, sent func() map[string][]string) {
 	t.Helper()
+	return demandingBeside(t, nil, host, want, refs...)
+}
+
+// demandingBeside is demanding with other services beside the registry: other, when not nil, is
+// offered every request first, and answers those it returns true for; they are not recorded.
+func demandingBeside(t *testing.T, other func(w http.ResponseWriter, r *http.Request) bool, host, want string, refs ...string) (reg *registrytest.Registry, digests map[string]string, sent func() map[string][]string) {
+	t.Helper()
 	var mu sync.Mutex
 	armed := false // off while the test pushes
 	auth := map[string][]string{}
 	reg = registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if other != nil && other(w, r) {
+				return
+			}
 			mu.Lock()
 			on := armed
 			if on {
