@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +28,9 @@ const (
 	entraSecret  = "fake~client~secret~0123456789abcdef"
 	entraToken   = "eyFakeEntraAccessToken.0123456789abcdefghijklmnop"
 	acrAnonymous = "00000000-0000-0000-0000-000000000000"
+	federatedJWT = "eyFakeProjectedServiceAccountToken.0123456789"
+	msiHost      = "msi.fake-app-service.example"
+	msiHeader    = "fake-identity-header-0123456789"
 )
 
 // fakeACR is Microsoft Entra and an ACR token exchange, served beside the registry by demanding.
@@ -35,7 +40,7 @@ type fakeACR struct {
 	exchangeFail bool   // the exchange answers 401
 
 	mu    sync.Mutex
-	posts []string // "host path" of each POST, and "scope=..." of each token request
+	posts []string // "host path" of each token request and exchange, and "scope=..." of each Entra token request
 	calls int      // every request, GET or POST
 }
 
@@ -54,11 +59,21 @@ func (f *fakeACR) serve(w http.ResponseWriter, r *http.Request) bool {
 	case r.URL.Path == "/"+entraTenant+"/oauth2/v2.0/token" && r.Method == http.MethodPost:
 		r.ParseForm()
 		f.record(r.Host+" "+r.URL.Path, "scope="+r.PostForm.Get("scope"))
-		if r.PostForm.Get("client_id") != entraClient || r.PostForm.Get("client_secret") != entraSecret {
+		secret := r.PostForm.Get("client_secret") == entraSecret
+		federated := r.PostForm.Get("client_assertion") == federatedJWT && r.PostForm.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+		if r.PostForm.Get("client_id") != entraClient || !secret && !federated {
 			status, reply = http.StatusUnauthorized, map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
 			break
 		}
 		reply = map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": entraToken}
+	case r.URL.Path == "/msi/token" && r.Host == msiHost:
+		q := r.URL.Query()
+		f.record(r.Host + " " + r.URL.Path + " resource=" + q.Get("resource"))
+		if r.Header.Get("X-IDENTITY-HEADER") != msiHeader {
+			status, reply = http.StatusUnauthorized, map[string]any{"error": "unauthorized"}
+			break
+		}
+		reply = map[string]any{"token_type": "Bearer", "access_token": entraToken, "resource": q.Get("resource"), "expires_on": fmt.Sprint(time.Now().Add(time.Hour).Unix())}
 	case r.URL.Path == "/oauth2/exchange" && r.Host == f.host && r.Method == http.MethodPost:
 		r.ParseForm()
 		f.record(r.Host + " " + r.URL.Path)
@@ -86,21 +101,34 @@ func (f *fakeACR) record(s ...string) {
 	f.posts = append(f.posts, s...)
 }
 
-// seen returns the POSTs recorded so far, and how many requests Entra and the exchange had.
+// seen returns the token requests recorded so far, and how many requests Entra and the exchange had.
 func (f *fakeACR) seen() ([]string, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.posts), f.calls
 }
 
-// entraEnv makes DefaultAzureCredential a service principal with secret, of the fake Entra, and
-// nothing else (no managed identity probe, no az CLI).
+// entraEnv makes DefaultAzureCredential one credential, and nothing else (no IMDS probe, no az
+// CLI): a service principal of the fake Entra with secret; or, with secret "workload", AKS
+// workload identity with a federated token file; or, with secret "managed", the managed identity
+// of App Service (IDENTITY_ENDPOINT and IDENTITY_HEADER).
 func entraEnv(t *testing.T, secret string) {
 	t.Helper()
+	only, file, msi, header := "EnvironmentCredential", "", "", ""
+	switch secret {
+	case "workload":
+		only, file, secret = "WorkloadIdentityCredential", filepath.Join(t.TempDir(), "azure-identity-token"), ""
+		if err := os.WriteFile(file, []byte(federatedJWT), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	case "managed":
+		only, msi, header, secret = "ManagedIdentityCredential", "https://"+msiHost+"/msi/token", msiHeader, ""
+	}
 	for k, v := range map[string]string{
-		"AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential", "AZURE_AUTHORITY_HOST": "https://" + entraHost + "/",
+		"AZURE_TOKEN_CREDENTIALS": only, "AZURE_AUTHORITY_HOST": "https://" + entraHost + "/", "AZURE_FEDERATED_TOKEN_FILE": file,
+		"IDENTITY_ENDPOINT": msi, "IDENTITY_HEADER": header, "MSI_ENDPOINT": "", "IDENTITY_SERVER_THUMBPRINT": "", "IMDS_ENDPOINT": "",
 		"AZURE_TENANT_ID": entraTenant, "AZURE_CLIENT_ID": entraClient, "AZURE_CLIENT_SECRET": secret,
-		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_USERNAME": "", "AZURE_FEDERATED_TOKEN_FILE": "",
+		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_USERNAME": "",
 		"AZURE_REGIONAL_AUTHORITY_NAME": "", "DOCKER_CONFIG": t.TempDir(), "GITHUB_TOKEN": "",
 	} {
 		t.Setenv(k, v)
@@ -115,23 +143,28 @@ func refreshJWT(exp time.Time) string {
 }
 
 // TestACRCredentials: the default keychain gets a Microsoft Entra token for a service principal
-// in the environment (a fake Entra, named by AZURE_AUTHORITY_HOST, served on loopback), exchanges
+// in the environment, or for AKS workload identity (a fake Entra, named by AZURE_AUTHORITY_HOST, served on loopback), exchanges
 // it at the registry's /oauth2/exchange for a refresh token, and sends that as the password. A
 // refresh token that says when it expires is kept, and one that does not is asked for again on
 // the next run; a run against another registry makes no Entra or exchange call.
 func TestACRCredentials(t *testing.T) {
 	const host = "digestertest.azurecr.io"
+	principal := []string{entraHost + " /" + entraTenant + "/oauth2/v2.0/token", "scope=https://management.azure.com/.default openid offline_access profile"}
 	for _, tc := range []struct {
 		name      string
+		secret    string // as entraEnv takes it
+		entra     []string
 		refresh   string
 		exchanges int // over two runs
 	}{
-		{name: "expiring in 3h, kept", refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
-		{name: "expiring in a minute, not kept", refresh: refreshJWT(time.Now().Add(time.Minute)), exchanges: 2},
-		{name: "no expiry, not kept", refresh: "opaque-refresh-token-0123456789", exchanges: 2},
+		{name: "expiring in 3h, kept", secret: entraSecret, entra: principal, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
+		{name: "expiring in a minute, not kept", secret: entraSecret, entra: principal, refresh: refreshJWT(time.Now().Add(time.Minute)), exchanges: 2},
+		{name: "no expiry, not kept", secret: entraSecret, entra: principal, refresh: "opaque-refresh-token-0123456789", exchanges: 2},
+		{name: "workload identity", secret: "workload", entra: principal, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
+		{name: "managed identity", secret: "managed", entra: []string{msiHost + " /msi/token resource=https://management.azure.com"}, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			entraEnv(t, entraSecret)
+			entraEnv(t, tc.secret)
 			f := &fakeACR{host: host, refreshToken: tc.refresh}
 			want := "Basic " + base64.StdEncoding.EncodeToString([]byte(acrAnonymous+":"+tc.refresh))
 			reg, digests, sent := demandingBeside(t, f.serve, host, want, host+"/acme/app:1", "quay.io/other/app:1")
@@ -152,13 +185,13 @@ func TestACRCredentials(t *testing.T) {
 			resolve(host + "/acme/app:1")
 
 			// MSAL keeps the Entra token: one token request, for Resource Manager.
-			wantPosts := []string{entraHost + " /" + entraTenant + "/oauth2/v2.0/token", "scope=https://management.azure.com/.default openid offline_access profile"}
+			wantPosts := slices.Clone(tc.entra)
 			for range tc.exchanges {
 				wantPosts = append(wantPosts, host+" /oauth2/exchange")
 			}
 			posts, _ := f.seen()
 			if diff := cmp.Diff(wantPosts, posts); diff != "" {
-				t.Errorf("POSTs to Entra and the exchange (-want +got):\n%s", diff)
+				t.Errorf("token requests to Entra and the exchange (-want +got):\n%s", diff)
 			}
 			wantAuth := map[string][]string{"quay.io": {"", ""}, host: {"", want, "", want}}
 			if diff := cmp.Diff(wantAuth, sent()); diff != "" {

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,25 +29,28 @@ const (
 
 // ecrCall is what the fake ECR API saw of one request.
 type ecrCall struct {
-	Target string
-	Scope  string // the SigV4 credential scope of the fake keys, without its date: region/service/aws4_request
+	Target  string
+	Key     string // the access key ID that signed it (SigV4)
+	Scope   string // the SigV4 credential scope without its date: region/service/aws4_request
+	Session string // X-Amz-Security-Token
 }
 
 // fakeECR starts an ECR API on loopback that answers GetAuthorizationToken (awsJson1_1) with
 // base64(AWS:password), expiring in expiresIn, or, when fail is set, with that error type, and
-// points the AWS SDK at it with static credentials in the environment (no config file, no
-// instance metadata). calls returns what it was asked.
+// points the AWS SDK at it with static credentials in the environment (awsKeyID; no config file,
+// no instance metadata). calls returns what it was asked.
 func fakeECR(t *testing.T, password string, expiresIn time.Duration, fail string) (calls func() []ecrCall) {
 	t.Helper()
 	var mu sync.Mutex
 	var seen []ecrCall
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := ecrCall{Target: r.Header.Get("X-Amz-Target")}
+		c := ecrCall{Target: r.Header.Get("X-Amz-Target"), Session: r.Header.Get("X-Amz-Security-Token")}
 		// AWS4-HMAC-SHA256 Credential=KEYID/20260101/us-west-2/ecr/aws4_request, SignedHeaders=..., Signature=...
-		if cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential="+awsKeyID+"/"); ok {
+		if cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential="); ok && strings.Contains(cred, ", Signature=") {
 			cred, _, _ = strings.Cut(cred, ",")
-			if _, scope, ok := strings.Cut(cred, "/"); ok && strings.Contains(r.Header.Get("Authorization"), "Signature=") {
-				c.Scope = scope
+			parts := strings.SplitN(cred, "/", 3)
+			if len(parts) == 3 {
+				c.Key, c.Scope = parts[0], parts[2]
 			}
 		}
 		mu.Lock()
@@ -106,13 +112,91 @@ func TestECRCredentials(t *testing.T) {
 
 	resolve(host + "/acme/app:1")
 	resolve(host + "/acme/app:1") // a new resolver: the token is kept
-	wantCalls := []ecrCall{{Target: getToken, Scope: "us-west-2/ecr/aws4_request"}}
+	wantCalls := []ecrCall{{Target: getToken, Key: awsKeyID, Scope: "us-west-2/ecr/aws4_request"}}
 	if diff := cmp.Diff(wantCalls, calls()); diff != "" {
 		t.Errorf("ECR API calls (-want +got):\n%s", diff)
 	}
 	wantAuth := map[string][]string{"quay.io": {"", ""}, host: {"", want, "", want}}
 	if diff := cmp.Diff(wantAuth, sent()); diff != "" {
 		t.Errorf("Authorization sent, by host (-want +got):\n%s", diff)
+	}
+}
+
+// TestECRCredentialSources: the AWS default credential chain is what signs GetAuthorizationToken,
+// whichever source holds the credentials: a container credentials endpoint (ECS, EKS Pod
+// Identity; a fake on loopback named by AWS_CONTAINER_CREDENTIALS_FULL_URI) or a web identity
+// token file (EKS IRSA; STS AssumeRoleWithWebIdentity, a fake named by AWS_ENDPOINT_URL_STS).
+func TestECRCredentialSources(t *testing.T) {
+	const sessionKey, sessionSecret, session = "ASIAFAKESESSIONKEY01", "fake/SessionSecret0123456789abcdefghijkl", "FakeSessionToken0123456789"
+	expiry := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		name, host string
+		setup      func(t *testing.T) (asked func() []string)
+		wantAsked  []string // of the credential source
+	}{
+		{name: "container endpoint", host: "444444444444.dkr.ecr.us-east-2.amazonaws.com", wantAsked: []string{"GET /v1/credentials pod-identity-token"}, setup: func(t *testing.T) func() []string {
+			var mu sync.Mutex
+			var asked []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				asked = append(asked, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+				mu.Unlock()
+				json.NewEncoder(w).Encode(map[string]string{"AccessKeyId": sessionKey, "SecretAccessKey": sessionSecret, "Token": session, "Expiration": expiry})
+			}))
+			t.Cleanup(srv.Close)
+			t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", srv.URL+"/v1/credentials")
+			t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-identity-token")
+			return func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(asked) }
+		}},
+		{name: "web identity", host: "555555555555.dkr.ecr.us-east-2.amazonaws.com", wantAsked: []string{
+			"POST AssumeRoleWithWebIdentity arn:aws:iam::123456789012:role/digester projected-service-account-jwt"}, setup: func(t *testing.T) func() []string {
+			var mu sync.Mutex
+			var asked []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.ParseForm()
+				mu.Lock()
+				asked = append(asked, r.Method+" "+r.PostForm.Get("Action")+" "+r.PostForm.Get("RoleArn")+" "+r.PostForm.Get("WebIdentityToken"))
+				mu.Unlock()
+				w.Header().Set("Content-Type", "text/xml")
+				fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>`+
+					`<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>`+
+					`<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/digester/s</Arn><AssumedRoleId>AROAFAKE:s</AssumedRoleId></AssumedRoleUser>`+
+					`</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+					sessionKey, sessionSecret, session, expiry)
+			}))
+			t.Cleanup(srv.Close)
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte("projected-service-account-jwt"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", file)
+			t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/digester")
+			t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+			return func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(asked) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := tc.host
+			const password = "ecr-password-from-a-session-0123456789"
+			calls := fakeECR(t, password, 12*time.Hour, "")
+			t.Setenv("AWS_ACCESS_KEY_ID", "")
+			t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+			asked := tc.setup(t)
+			want := "Basic " + base64.StdEncoding.EncodeToString([]byte("AWS:"+password))
+			reg, digests, _ := demanding(t, host, want, host+"/acme/session:1")
+			ref := host + "/acme/session:1"
+			res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{ref})
+			if res[ref].Err != nil || res[ref].Digest != digests[ref] {
+				t.Fatalf("%s: got %+v, want %s", ref, res[ref], digests[ref])
+			}
+			wantCalls := []ecrCall{{Target: getToken, Key: sessionKey, Scope: "us-east-2/ecr/aws4_request", Session: session}}
+			if diff := cmp.Diff(wantCalls, calls()); diff != "" {
+				t.Errorf("ECR API calls (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantAsked, asked()); diff != "" {
+				t.Errorf("credential source requests (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -130,7 +214,7 @@ func TestECRTokenExpiring(t *testing.T) {
 			t.Fatalf("%s: got %+v, want %s", ref, res[ref], digests[ref])
 		}
 	}
-	c := ecrCall{Target: getToken, Scope: "eu-central-1/ecr/aws4_request"}
+	c := ecrCall{Target: getToken, Key: awsKeyID, Scope: "eu-central-1/ecr/aws4_request"}
 	if diff := cmp.Diff([]ecrCall{c, c}, calls()); diff != "" {
 		t.Errorf("ECR API calls (-want +got):\n%s", diff)
 	}
