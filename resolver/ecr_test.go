@@ -124,8 +124,9 @@ func TestECRCredentials(t *testing.T) {
 
 // TestECRCredentialSources: the AWS default credential chain is what signs GetAuthorizationToken,
 // whichever source holds the credentials: a container credentials endpoint (ECS, EKS Pod
-// Identity; a fake on loopback named by AWS_CONTAINER_CREDENTIALS_FULL_URI) or a web identity
-// token file (EKS IRSA; STS AssumeRoleWithWebIdentity, a fake named by AWS_ENDPOINT_URL_STS).
+// Identity; a fake on loopback named by AWS_CONTAINER_CREDENTIALS_FULL_URI), a web identity
+// token file (EKS IRSA; STS AssumeRoleWithWebIdentity, a fake named by AWS_ENDPOINT_URL_STS), or
+// EC2 instance metadata (IMDSv2, a fake named by AWS_EC2_METADATA_SERVICE_ENDPOINT).
 func TestECRCredentialSources(t *testing.T) {
 	const sessionKey, sessionSecret, session = "ASIAFAKESESSIONKEY01", "fake/SessionSecret0123456789abcdefghijkl", "FakeSessionToken0123456789"
 	expiry := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
@@ -172,6 +173,32 @@ func TestECRCredentialSources(t *testing.T) {
 			t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", file)
 			t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/digester")
 			t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+			return func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(asked) }
+		}},
+		{name: "instance metadata", host: "666666666666.dkr.ecr.us-east-2.amazonaws.com", wantAsked: []string{
+			"PUT /latest/api/token", "GET /latest/meta-data/iam/security-credentials/ imds-session", "GET /latest/meta-data/iam/security-credentials/digester-node imds-session"}, setup: func(t *testing.T) func() []string {
+			var mu sync.Mutex
+			var asked []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				asked = append(asked, strings.TrimSpace(r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Aws-Ec2-Metadata-Token")))
+				mu.Unlock()
+				switch r.URL.Path {
+				case "/latest/api/token":
+					w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
+					w.Write([]byte("imds-session"))
+				case "/latest/meta-data/iam/security-credentials/":
+					w.Write([]byte("digester-node"))
+				case "/latest/meta-data/iam/security-credentials/digester-node":
+					json.NewEncoder(w).Encode(map[string]string{"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": sessionKey,
+						"SecretAccessKey": sessionSecret, "Token": session, "Expiration": expiry, "LastUpdated": time.Now().UTC().Format(time.RFC3339)})
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
 			return func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(asked) }
 		}},
 	} {
@@ -248,6 +275,24 @@ func TestECRCredentialsFail(t *testing.T) {
 	}
 	if got := sent()[host]; len(got) != 0 {
 		t.Errorf("%s was asked %d times without credentials", host, len(got))
+	}
+}
+
+// TestECRFIPS: a -fips host name asks ECR's FIPS endpoint. That cannot be faked (the SDK refuses
+// a custom endpoint together with FIPS), and the refusal is what shows FIPS was asked for: the
+// same registry without -fips reaches the fake in TestECRCredentials.
+func TestECRFIPS(t *testing.T) {
+	const host = "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"
+	calls := fakeECR(t, "unused-password-0123456789", 12*time.Hour, "")
+	reg, _, _ := demanding(t, host, "Basic never", host+"/acme/fips:1")
+	ref := host + "/acme/fips:1"
+	err := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{ref})[ref].Err
+	want := "read credentials for registry " + host + ": Amazon ECR, region us-gov-west-1: "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "FIPS and custom endpoint are not supported") {
+		t.Errorf("%s: got error %v, want %q and the SDK's refusal of FIPS with a custom endpoint", ref, err, want)
+	}
+	if got := calls(); len(got) != 0 {
+		t.Errorf("the fake (non-FIPS) ECR API was called: %+v", got)
 	}
 }
 
