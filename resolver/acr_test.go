@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func (f *fakeACR) serve(w http.ResponseWriter, r *http.Request) bool {
 		reply = map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": entraToken}
 	case r.URL.Path == "/msi/token" && r.Host == msiHost:
 		q := r.URL.Query()
-		f.record(r.Host + " " + r.URL.Path + " resource=" + q.Get("resource"))
+		f.record(r.Host + " " + r.URL.Path + " resource=" + q.Get("resource") + " client_id=" + q.Get("client_id"))
 		if r.Header.Get("X-IDENTITY-HEADER") != msiHeader {
 			status, reply = http.StatusUnauthorized, map[string]any{"error": "unauthorized"}
 			break
@@ -108,13 +109,18 @@ func (f *fakeACR) seen() ([]string, int) {
 	return slices.Clone(f.posts), f.calls
 }
 
+// managedIdentities numbers the user-assigned managed identities of the tests: MSAL keeps managed
+// identity tokens in a cache of the process, by identity, so each test needs one of its own.
+var managedIdentities atomic.Int64
+
 // entraEnv makes DefaultAzureCredential one credential, and nothing else (no IMDS probe, no az
 // CLI): a service principal of the fake Entra with secret; or, with secret "workload", AKS
-// workload identity with a federated token file; or, with secret "managed", the managed identity
-// of App Service (IDENTITY_ENDPOINT and IDENTITY_HEADER).
-func entraEnv(t *testing.T, secret string) {
+// workload identity with a federated token file; or, with secret "managed", a user-assigned
+// managed identity of App Service (IDENTITY_ENDPOINT and IDENTITY_HEADER). It returns the client
+// ID.
+func entraEnv(t *testing.T, secret string) (client string) {
 	t.Helper()
-	only, file, msi, header := "EnvironmentCredential", "", "", ""
+	only, file, msi, header, client := "EnvironmentCredential", "", "", "", entraClient
 	switch secret {
 	case "workload":
 		only, file, secret = "WorkloadIdentityCredential", filepath.Join(t.TempDir(), "azure-identity-token"), ""
@@ -123,16 +129,18 @@ func entraEnv(t *testing.T, secret string) {
 		}
 	case "managed":
 		only, msi, header, secret = "ManagedIdentityCredential", "https://"+msiHost+"/msi/token", msiHeader, ""
+		client = fmt.Sprintf("99999999-0000-0000-0000-%012d", managedIdentities.Add(1))
 	}
 	for k, v := range map[string]string{
 		"AZURE_TOKEN_CREDENTIALS": only, "AZURE_AUTHORITY_HOST": "https://" + entraHost + "/", "AZURE_FEDERATED_TOKEN_FILE": file,
 		"IDENTITY_ENDPOINT": msi, "IDENTITY_HEADER": header, "MSI_ENDPOINT": "", "IDENTITY_SERVER_THUMBPRINT": "", "IMDS_ENDPOINT": "",
-		"AZURE_TENANT_ID": entraTenant, "AZURE_CLIENT_ID": entraClient, "AZURE_CLIENT_SECRET": secret,
+		"AZURE_TENANT_ID": entraTenant, "AZURE_CLIENT_ID": client, "AZURE_CLIENT_SECRET": secret,
 		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_USERNAME": "",
 		"AZURE_REGIONAL_AUTHORITY_NAME": "", "DOCKER_CONFIG": t.TempDir(), "GITHUB_TOKEN": "",
 	} {
 		t.Setenv(k, v)
 	}
+	return client
 }
 
 // refreshJWT is an ACR refresh token of the form ACR gives: a JWT, here expiring at exp.
@@ -161,10 +169,10 @@ func TestACRCredentials(t *testing.T) {
 		{name: "expiring in a minute, not kept", secret: entraSecret, entra: principal, refresh: refreshJWT(time.Now().Add(time.Minute)), exchanges: 2},
 		{name: "no expiry, not kept", secret: entraSecret, entra: principal, refresh: "opaque-refresh-token-0123456789", exchanges: 2},
 		{name: "workload identity", secret: "workload", entra: principal, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
-		{name: "managed identity", secret: "managed", entra: []string{msiHost + " /msi/token resource=https://management.azure.com"}, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
+		{name: "managed identity", secret: "managed", entra: []string{msiHost + " /msi/token resource=https://management.azure.com client_id={client}"}, refresh: refreshJWT(time.Now().Add(3 * time.Hour)), exchanges: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			entraEnv(t, tc.secret)
+			client := entraEnv(t, tc.secret)
 			f := &fakeACR{host: host, refreshToken: tc.refresh}
 			want := "Basic " + base64.StdEncoding.EncodeToString([]byte(acrAnonymous+":"+tc.refresh))
 			reg, digests, sent := demandingBeside(t, f.serve, host, want, host+"/acme/app:1", "quay.io/other/app:1")
@@ -185,7 +193,10 @@ func TestACRCredentials(t *testing.T) {
 			resolve(host + "/acme/app:1")
 
 			// MSAL keeps the Entra token: one token request, for Resource Manager.
-			wantPosts := slices.Clone(tc.entra)
+			var wantPosts []string
+			for _, p := range tc.entra {
+				wantPosts = append(wantPosts, strings.ReplaceAll(p, "{client}", client))
+			}
 			for range tc.exchanges {
 				wantPosts = append(wantPosts, host+" /oauth2/exchange")
 			}

@@ -69,6 +69,7 @@ func fakeECR(t *testing.T, password string, expiresIn time.Duration, fail string
 		}}})
 	}))
 	t.Cleanup(srv.Close)
+	resolver.ForgetECRTokens() // from earlier tests, or runs of -count
 	none := t.TempDir() + "/none"
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID": awsKeyID, "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_SESSION_TOKEN": "",
@@ -224,6 +225,36 @@ func TestECRCredentialSources(t *testing.T) {
 				t.Errorf("credential source requests (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestECRConcurrentRuns: runs in one process that look up one ECR registry at once (the webhook's
+// requests, pin's concurrent packages) share one GetAuthorizationToken call.
+func TestECRConcurrentRuns(t *testing.T) {
+	const host = "777777777777.dkr.ecr.sa-east-1.amazonaws.com"
+	const password = "ecr-shared-password-0123456789abcdef"
+	calls := fakeECR(t, password, 12*time.Hour, "")
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("AWS:"+password))
+	reg, digests, _ := demanding(t, host, want, host+"/acme/shared:1")
+	ref := host + "/acme/shared:1"
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			r := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), []string{ref})[ref]
+			if r.Err != nil || r.Digest != digests[ref] {
+				errs[i] = fmt.Errorf("run %d: got %+v, want %s", i, r, digests[ref])
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := calls(); len(got) != 1 {
+		t.Errorf("8 concurrent runs made %d ECR calls, want 1: %+v", len(got), got)
 	}
 }
 

@@ -17,6 +17,13 @@ func SetOffline(f func() bool) (restore func()) {
 // NewECRKeychain returns a keychain for Amazon ECR registries, with a cache of its own.
 func NewECRKeychain() authn.Keychain { return &ecrKeychain{} }
 
+// ForgetECRTokens empties the cache of DefaultKeychain's ECR keychain.
+func ForgetECRTokens() {
+	defaultECR.mu.Lock()
+	defer defaultECR.mu.Unlock()
+	defaultECR.entries = nil
+}
+
 // SetACRTransport makes DefaultKeychain's Azure Container Registry keychain send its Microsoft
 // Entra and token exchange requests through rt, and forget its credentials and tokens, until
 // restore is called.

@@ -23,10 +23,13 @@ import (
 // 00000000-0000-0000-0000-000000000000. ECR and ACR tokens are kept per registry until five minutes
 // before they expire; a failure to get one fails that registry's images only. For any other
 // registry it contacts nothing.
-var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv), &ecrKeychain{}, defaultACR)
+var DefaultKeychain = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain, GitHubKeychain(os.Getenv), defaultECR, defaultACR)
 
-// defaultACR is DefaultKeychain's keychain for Azure Container Registry.
-var defaultACR = &acrKeychain{}
+// DefaultKeychain's keychains for Amazon ECR and Azure Container Registry.
+var (
+	defaultECR = &ecrKeychain{}
+	defaultACR = &acrKeychain{}
+)
 
 // GitHubKeychain gives ghcr.io, and no other registry, the token in GITHUB_TOKEN (what GitHub
 // Actions provides), with GITHUB_ACTOR as the user name ("digester" when unset). getenv reads the
