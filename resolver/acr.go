@@ -42,8 +42,8 @@ var acrClouds = map[string]acrCloud{
 // /oauth2/exchange returns for a Microsoft Entra access token of azidentity's
 // DefaultAzureCredential. Other registries get nothing, and nothing is contacted for them.
 type acrKeychain struct {
+	tokens    tokenCache
 	mu        sync.Mutex
-	entries   map[string]*cachedBasic           // by registry host
 	creds     map[string]azcore.TokenCredential // by acrClouds key
 	transport http.RoundTripper                 // nil: http.DefaultTransport; tests set it
 }
@@ -59,23 +59,13 @@ func (k *acrKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	if suffix == "" {
 		return authn.Anonymous, nil
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.entries == nil {
-		k.entries = map[string]*cachedBasic{}
-	}
-	e := k.entries[host]
-	if e == nil {
-		e = &cachedBasic{}
-		k.entries[host] = e
-	}
-	return &lazyBasic{entry: e, fetch: func(ctx context.Context) (string, string, time.Time, error) {
+	return k.tokens.lazy(host, func(ctx context.Context) (string, string, time.Time, error) {
 		password, expires, err := k.refreshToken(ctx, host, suffix)
 		if err != nil {
 			return "", "", time.Time{}, fmt.Errorf("Azure Container Registry: %w", err)
 		}
 		return acrUser, password, expires, nil
-	}}, nil
+	}), nil
 }
 
 // credential returns the DefaultAzureCredential for the cloud of suffix, made on first use, and

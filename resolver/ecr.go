@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,30 +20,10 @@ import (
 // (amazonaws.com, amazonaws.com.cn, the dual-stack on.aws and the isolated regions' domains).
 var ecrHost = regexp.MustCompile(`^(\d{12})\.dkr[\.\-]ecr(-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
 
-// tokenMargin is how long before its expiry a cached registry token is fetched anew.
-const tokenMargin = 5 * time.Minute
-
 // ecrKeychain gives each Amazon ECR registry the user name and password of an authorization token
 // that ecr:GetAuthorizationToken returns, in the registry's own region, to the AWS default
 // credential chain's identity. Other registries get nothing, and nothing is contacted for them.
-type ecrKeychain struct {
-	mu      sync.Mutex
-	entries map[string]*cachedBasic // by registry host
-}
-
-// cachedBasic is a registry's user name and password, good until expires; mu is held while they
-// are fetched, so that concurrent lookups on one registry make one call.
-type cachedBasic struct {
-	mu       sync.Mutex
-	user     string
-	password string
-	expires  time.Time
-}
-
-// valid reports whether c holds a user name and password good for a while yet.
-func (c *cachedBasic) valid(now time.Time) bool {
-	return c.password != "" && now.Before(c.expires.Add(-tokenMargin))
-}
+type ecrKeychain struct{ tokens tokenCache }
 
 func (k *ecrKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	host := r.RegistryStr()
@@ -52,23 +31,13 @@ func (k *ecrKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	if m == nil {
 		return authn.Anonymous, nil
 	}
-	k.mu.Lock()
-	if k.entries == nil {
-		k.entries = map[string]*cachedBasic{}
-	}
-	e := k.entries[host]
-	if e == nil {
-		e = &cachedBasic{}
-		k.entries[host] = e
-	}
-	k.mu.Unlock()
-	return &lazyBasic{entry: e, fetch: func(ctx context.Context) (string, string, time.Time, error) {
+	return k.tokens.lazy(host, func(ctx context.Context) (string, string, time.Time, error) {
 		user, password, expires, err := ecrToken(ctx, m[3], m[2] != "")
 		if err != nil {
 			return "", "", time.Time{}, fmt.Errorf("Amazon ECR, region %s: %w", m[3], err)
 		}
 		return user, password, expires, nil
-	}}, nil
+	}), nil
 }
 
 // ecrToken asks ECR in region (its FIPS endpoint if fips) for an authorization token, with the
@@ -100,29 +69,4 @@ func ecrToken(ctx context.Context, region string, fips bool) (user, password str
 		expires = *d.ExpiresAt
 	}
 	return user, password, expires, nil
-}
-
-// lazyBasic is basic credentials fetched when first asked for (by authn.Authorization, with the
-// lookup's context), then kept in entry until shortly before they expire.
-type lazyBasic struct {
-	entry *cachedBasic
-	fetch func(ctx context.Context) (user, password string, expires time.Time, err error)
-}
-
-func (a *lazyBasic) Authorization() (*authn.AuthConfig, error) {
-	return a.AuthorizationContext(context.Background())
-}
-
-func (a *lazyBasic) AuthorizationContext(ctx context.Context) (*authn.AuthConfig, error) {
-	e := a.entry
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.valid(time.Now()) {
-		user, password, expires, err := a.fetch(ctx)
-		if err != nil {
-			return nil, err
-		}
-		e.user, e.password, e.expires = user, password, expires
-	}
-	return &authn.AuthConfig{Username: e.user, Password: e.password}, nil
 }

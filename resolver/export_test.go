@@ -18,20 +18,17 @@ func SetOffline(f func() bool) (restore func()) {
 func NewECRKeychain() authn.Keychain { return &ecrKeychain{} }
 
 // ForgetECRTokens empties the cache of DefaultKeychain's ECR keychain.
-func ForgetECRTokens() {
-	defaultECR.mu.Lock()
-	defer defaultECR.mu.Unlock()
-	defaultECR.entries = nil
-}
+func ForgetECRTokens() { defaultECR.tokens.forget() }
 
 // SetACRTransport makes DefaultKeychain's Azure Container Registry keychain send its Microsoft
 // Entra and token exchange requests through rt, and forget its credentials and tokens, until
 // restore is called.
 func SetACRTransport(rt http.RoundTripper) (restore func()) {
 	reset := func(rt http.RoundTripper) {
+		defaultACR.tokens.forget()
 		defaultACR.mu.Lock()
 		defer defaultACR.mu.Unlock()
-		defaultACR.transport, defaultACR.creds, defaultACR.entries = rt, nil, nil
+		defaultACR.transport, defaultACR.creds = rt, nil
 	}
 	reset(rt)
 	return func() { reset(nil) }

@@ -1,7 +1,10 @@
 package resolver
 
 import (
+	"context"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/google"
@@ -50,4 +53,75 @@ func (k githubKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		user = "digester"
 	}
 	return &authn.Basic{Username: user, Password: token}, nil
+}
+
+// tokenMargin is how long before its expiry a cached registry token is fetched anew.
+const tokenMargin = 5 * time.Minute
+
+// tokenCache keeps the user name and password fetched for each registry.
+type tokenCache struct {
+	mu      sync.Mutex
+	entries map[string]*cachedBasic // by registry host
+}
+
+// lazy returns credentials for host that fetch gets when they are first asked for, and that are
+// then kept until tokenMargin before they expire.
+func (c *tokenCache) lazy(host string, fetch func(ctx context.Context) (user, password string, expires time.Time, err error)) authn.Authenticator {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]*cachedBasic{}
+	}
+	e := c.entries[host]
+	if e == nil {
+		e = &cachedBasic{}
+		c.entries[host] = e
+	}
+	return &lazyBasic{entry: e, fetch: fetch}
+}
+
+// forget empties the cache.
+func (c *tokenCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = nil
+}
+
+// cachedBasic is a registry's user name and password, good until expires; mu is held while they
+// are fetched, so that concurrent lookups on one registry make one call.
+type cachedBasic struct {
+	mu       sync.Mutex
+	user     string
+	password string
+	expires  time.Time
+}
+
+// valid reports whether c holds a user name and password good for a while yet.
+func (c *cachedBasic) valid(now time.Time) bool {
+	return c.password != "" && now.Before(c.expires.Add(-tokenMargin))
+}
+
+// lazyBasic is basic credentials fetched when first asked for (by authn.Authorization, with the
+// lookup's context), then kept in entry until shortly before they expire.
+type lazyBasic struct {
+	entry *cachedBasic
+	fetch func(ctx context.Context) (user, password string, expires time.Time, err error)
+}
+
+func (a *lazyBasic) Authorization() (*authn.AuthConfig, error) {
+	return a.AuthorizationContext(context.Background())
+}
+
+func (a *lazyBasic) AuthorizationContext(ctx context.Context) (*authn.AuthConfig, error) {
+	e := a.entry
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.valid(time.Now()) {
+		user, password, expires, err := a.fetch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.user, e.password, e.expires = user, password, expires
+	}
+	return &authn.AuthConfig{Username: e.user, Password: e.password}, nil
 }
