@@ -278,34 +278,45 @@ func TestECRTokenExpiring(t *testing.T) {
 	}
 }
 
-// TestECRCredentialsFail: when ECR refuses the AWS credentials, the image on that registry fails
-// with an error that names the registry and ECR's reason, and holds no key; an image on another
-// registry in the same run is still resolved.
+// TestECRCredentialsFail: when ECR refuses the AWS credentials, or answers with a token that is not
+// user:password, the image on that registry fails with an error that names the registry and the
+// reason, and holds no key; an image on another registry in the same run is still resolved.
 func TestECRCredentialsFail(t *testing.T) {
 	const host = "333333333333.dkr.ecr.ap-south-1.amazonaws.com"
-	fakeECR(t, "", 0, "UnrecognizedClientException")
-	reg, digests, sent := demanding(t, host, "Basic never", host+"/acme/denied:1", "quay.io/other/fine:1")
-	refs := []string{host + "/acme/denied:1", "quay.io/other/fine:1"}
-	res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), refs)
+	for _, tc := range []struct {
+		name, password, fail string
+		want                 []string
+	}{
+		{name: "refused", fail: "UnrecognizedClientException", want: []string{
+			"operation error ECR: GetAuthorizationToken", "UnrecognizedClientException", "The security token included in the request is invalid"}},
+		{name: "no password in the token", want: []string{"GetAuthorizationToken returned a token that is not base64 of user:password"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fakeECR(t, tc.password, 12*time.Hour, tc.fail)
+			reg, digests, sent := demanding(t, host, "Basic never", host+"/acme/denied:1", "quay.io/other/fine:1")
+			refs := []string{host + "/acme/denied:1", "quay.io/other/fine:1"}
+			res := resolver.New(resolver.WithTransport(reg.Transport())).Resolve(context.Background(), refs)
 
-	if r := res["quay.io/other/fine:1"]; r.Err != nil || r.Digest != digests["quay.io/other/fine:1"] {
-		t.Errorf("quay.io/other/fine:1: got %+v, want %s", r, digests["quay.io/other/fine:1"])
-	}
-	err := res[refs[0]].Err
-	if err == nil {
-		t.Fatalf("%s: no error, digest %s", refs[0], res[refs[0]].Digest)
-	}
-	msg := err.Error()
-	for _, want := range []string{"read credentials for registry " + host + ": Amazon ECR, region ap-south-1: ", "UnrecognizedClientException", "The security token included in the request is invalid"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error %q does not say %q", msg, want)
-		}
-	}
-	if strings.Contains(msg, awsSecret) || strings.Contains(msg, "Signature=") {
-		t.Errorf("error %q holds the AWS secret or a signature", msg)
-	}
-	if got := sent()[host]; len(got) != 0 {
-		t.Errorf("%s was asked %d times without credentials", host, len(got))
+			if r := res[refs[1]]; r.Err != nil || r.Digest != digests[refs[1]] {
+				t.Errorf("%s: got %+v, want %s", refs[1], r, digests[refs[1]])
+			}
+			err := res[refs[0]].Err
+			if err == nil {
+				t.Fatalf("%s: no error, digest %s", refs[0], res[refs[0]].Digest)
+			}
+			msg := err.Error()
+			for _, want := range append([]string{"read credentials for registry " + host + ": Amazon ECR, region ap-south-1: "}, tc.want...) {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, awsSecret) || strings.Contains(msg, "Signature=") {
+				t.Errorf("error %q holds the AWS secret or a signature", msg)
+			}
+			if got := sent()[host]; len(got) != 0 {
+				t.Errorf("%s was asked %d times without credentials", host, len(got))
+			}
+		})
 	}
 }
 
