@@ -45,7 +45,7 @@ type statusError struct {
 func (e *statusError) Error() string { return "HTTP " + e.status }
 
 // explain turns err into an Error in plain words, naming registry, repository and tag.
-func (g *registry) explain(err error, repo, tag string) error {
+func (g *session) explain(err error, repo, tag string) error {
 	host := g.name.RegistryStr()
 	e := &Error{Registry: host, Repository: repo, Tag: tag}
 	where := "registry " + host

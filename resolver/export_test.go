@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 )
@@ -33,3 +34,7 @@ func SetACRTransport(rt http.RoundTripper) (restore func()) {
 	reset(rt)
 	return func() { reset(nil) }
 }
+
+// WithClock makes the Resolver read the time from now: the age of its sessions and tokens, and
+// the time since a failed handshake.
+func WithClock(now func() time.Time) Option { return func(r *Resolver) { r.now = now } }

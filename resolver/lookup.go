@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -39,47 +40,78 @@ var acceptHeader = strings.Join(manifestTypes, ",")
 
 var digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
 
-// registry is the per-run state of one registry: its authenticated transport, set up once.
+// registry is the state of one registry: the repositories asked of it, and its session.
 type registry struct {
-	name   name.Registry
-	tokens *tokens // the run's repositories, batched for token exchanges
-	sem    chan struct{}
+	name name.Registry
+	sem  chan struct{}
 
-	mu        sync.Mutex // held during the handshake: lookups of the registry wait for it
-	scheme    string     // https, or http where the ping found a plain-HTTP (loopback or insecure) registry
+	known map[string]bool // guarded by Resolver.mu: the repositories asked of the registry, in
+	repos []string        // the order asked, for the token batches of each session
+
+	cur  atomic.Pointer[session] // the last handshake's session; nil before one succeeds
+	done atomic.Int64            // handshakes finished, written under mu
+
+	mu       sync.Mutex // held during a handshake: lookups of the registry that need one wait for it
+	err      error      // the last handshake's error, nil once one succeeds
+	failedAt time.Time
+}
+
+// session is what one handshake with a registry set up: its authenticated transport, with the
+// credentials read from the keychain and the tokens exchanged for them. It does not change once
+// made; a lookup keeps the session it started with, even when a newer one replaces it.
+type session struct {
+	name      name.Registry
+	scheme    string // https, or http where the ping found a plain-HTTP (loopback or insecure) registry
 	client    *http.Client
 	anonymous bool
 	secrets   []string
-	err       error
-	failedAt  time.Time
+	tokens    *tokens   // for a registry that wants bearer tokens; else nil
+	started   time.Time // when the handshake read the credentials
 }
 
-// setup pings the registry and exchanges credentials for a token, once per run; after a failed
-// handshake, again once WithHandshakeRetry's interval has passed (never, by default).
-func (r *Resolver) setup(ctx context.Context, g *registry) error {
+// setup returns the registry's session, pinging it and exchanging credentials for a token when it
+// has none yet or (WithCredentialRefresh) its session is old. Lookups that need a handshake while
+// one is running wait for it and share its outcome. After a failed handshake, later lookups get its
+// error until WithHandshakeRetry's interval has passed; with neither option, for the Resolver's
+// life. A failed handshake never keeps an old session in use: its lookups get the error.
+func (r *Resolver) setup(ctx context.Context, g *registry) (*session, error) {
+	seen := g.done.Load() // read first: a handshake that ends after it changes it
+	if s := g.cur.Load(); s != nil && !r.old(s) {
+		return s, nil
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.client != nil {
-		return nil
+	if g.done.Load() != seen { // a handshake ended while this lookup waited: its outcome is the lookup's
+		return g.cur.Load(), g.err
 	}
-	if g.err != nil && (r.handshakeRetry <= 0 || time.Since(g.failedAt) < r.handshakeRetry) {
-		return g.err
+	if g.err != nil && (r.handshakeRetry <= 0 && r.credentialRefresh <= 0 || r.now().Sub(g.failedAt) < r.handshakeRetry) {
+		return nil, g.err
 	}
-	g.secrets = nil
-	if g.err = r.handshake(ctx, g); g.err != nil {
-		g.client, g.failedAt = nil, time.Now()
+	defer g.done.Add(1)
+	s, err := r.handshake(ctx, g)
+	if err != nil {
+		g.cur.Store(nil)
+		g.err, g.failedAt = err, r.now()
+		return nil, err
 	}
-	return g.err
+	g.cur.Store(s)
+	g.err = nil
+	return s, nil
 }
 
-func (r *Resolver) handshake(ctx context.Context, g *registry) error {
+// old reports whether session s is older than WithCredentialRefresh allows.
+func (r *Resolver) old(s *session) bool {
+	return r.credentialRefresh > 0 && r.now().Sub(s.started) >= r.credentialRefresh
+}
+
+func (r *Resolver) handshake(ctx context.Context, g *registry) (*session, error) {
 	host := g.name.RegistryStr()
 	reg := g.name
 	if r.allowPlainHTTP(host) {
 		reg = name.Registry{}
 		var err error
 		if reg, err = name.NewRegistry(host, name.Insecure); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var rt http.RoundTripper = &guard{inner: r.base, insecure: r.allowPlainHTTP}
@@ -87,22 +119,23 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 	rt = &retry{inner: rt, attempts: r.attempts, timeout: r.timeout, maxWait: r.maxWait, base: r.backoff}
 	rt = transport.NewUserAgent(rt, r.userAgent)
 
+	s := &session{name: g.name, started: r.now()}
 	auth, err := r.keychain.Resolve(reg)
 	if err != nil {
-		return credentialError(host, err)
+		return nil, credentialError(host, err)
 	}
 	cfg, err := authn.Authorization(ctx, auth)
 	if err != nil {
-		return fmt.Errorf("read credentials for registry %s: %w", host, err)
+		return nil, fmt.Errorf("read credentials for registry %s: %w", host, err)
 	}
-	g.anonymous = *cfg == authn.AuthConfig{}
+	s.anonymous = *cfg == authn.AuthConfig{}
 	secrets := []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken}
 	if cfg.Username != "" && cfg.Password != "" { // what a basic Authorization header carries
 		secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
 	}
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			g.secrets = append(g.secrets, s)
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s.secrets = append(s.secrets, sec)
 		}
 	}
 
@@ -110,11 +143,11 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 	// http, and how it authenticates.
 	ch, err := transport.Ping(ctx, reg, rt)
 	if err != nil {
-		return g.explain(err, "", "")
+		return nil, s.explain(err, "", "")
 	}
-	g.scheme = "https"
+	s.scheme = "https"
 	if ch.Insecure {
-		g.scheme = "http"
+		s.scheme = "http"
 	}
 	// FromToken gives go-containerregistry's transport for the challenge without a token: basic
 	// credentials for a basic challenge, none where the ping needed none, and for a bearer
@@ -122,28 +155,33 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) error {
 	static := authn.FromConfig(*cfg)
 	authed, err := transport.FromToken(reg, static, rt, ch, &transport.Token{})
 	if err != nil {
-		return g.explain(err, "", "")
+		return nil, s.explain(err, "", "")
 	}
 	if strings.EqualFold(ch.Scheme, "bearer") {
-		t := g.tokens
-		t.reg, t.challenge, t.rt, t.auth, t.fixed = reg, ch, rt, static, cfg.RegistryToken
+		t := newTokens()
+		t.reg, t.challenge, t.rt, t.auth, t.fixed, t.now = reg, ch, rt, static, cfg.RegistryToken, r.now
+		r.mu.Lock()
+		t.add(g.repos...)
+		r.mu.Unlock()
 		if err := t.warm(ctx, r.perRegistry); err != nil {
-			return g.explain(err, "", "")
+			return nil, s.explain(err, "", "")
 		}
+		s.tokens = t
 		authed = &bearer{tokens: t, host: host, inner: rt, other: authed}
 	}
-	g.client = &http.Client{Transport: authed, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	s.client = &http.Client{Transport: authed, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
 			return fmt.Errorf("stopped after 5 redirects")
 		}
 		return nil
 	}}
-	return nil
+	return s, nil
 }
 
 // lookup resolves a tag to its manifest digest, or checks that a digest is served.
-func (r *Resolver) lookup(ctx context.Context, g *registry, target name.Reference) (string, error) {
-	if err := r.setup(ctx, g); err != nil {
+func (r *Resolver) lookup(ctx context.Context, reg *registry, target name.Reference) (string, error) {
+	g, err := r.setup(ctx, reg)
+	if err != nil {
 		return "", err
 	}
 	d, err := r.fetch(ctx, g, target)
@@ -159,7 +197,7 @@ func (r *Resolver) lookup(ctx context.Context, g *registry, target name.Referenc
 }
 
 // fetch asks the registry for the digest of one manifest, by tag or by digest.
-func (r *Resolver) fetch(ctx context.Context, g *registry, target name.Reference) (string, error) {
+func (r *Resolver) fetch(ctx context.Context, g *session, target name.Reference) (string, error) {
 	repo, ref := target.Context().RepositoryStr(), target.Identifier()
 	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", g.scheme, g.name.RegistryStr(), repo, ref)
 
@@ -213,7 +251,7 @@ func credentialError(host string, err error) error {
 // tagsBody returns the error body of a tag list request for repo when the registry answers it
 // with 404 (whose OCI error code, NAME_UNKNOWN, says the repository does not exist), else nil.
 // It is made only after a manifest HEAD found nothing, and a tag list is not a pull.
-func (r *Resolver) tagsBody(ctx context.Context, g *registry, repo string) []byte {
+func (r *Resolver) tagsBody(ctx context.Context, g *session, repo string) []byte {
 	resp, err := g.do(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/%s/tags/list?n=1", g.scheme, g.name.RegistryStr(), repo))
 	if err != nil {
 		return nil
@@ -280,7 +318,7 @@ func orUnknown(ct string) string {
 	return ct
 }
 
-func (g *registry) do(ctx context.Context, method, url string) (*http.Response, error) {
+func (g *session) do(ctx context.Context, method, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return nil, err

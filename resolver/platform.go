@@ -89,7 +89,7 @@ func satisfies(got, want v1.Platform) bool {
 // forPlatform turns digest, what target resolved to, into the digest of the image for the
 // Resolver's platform: the matching entry of an index, or the digest itself for an image of that
 // platform.
-func (r *Resolver) forPlatform(ctx context.Context, g *registry, target name.Reference, digest string) (string, error) {
+func (r *Resolver) forPlatform(ctx context.Context, g *session, target name.Reference, digest string) (string, error) {
 	repo, tag := target.Context().RepositoryStr(), target.Identifier()
 	want := *r.platform
 	body, err := g.get(ctx, "manifests", repo, tag, digest)
@@ -165,7 +165,7 @@ func orNone(ss []string) string {
 }
 
 // get GETs a manifest or blob by digest and checks that its content has that digest.
-func (g *registry) get(ctx context.Context, kind, repo, tag, digest string) ([]byte, error) {
+func (g *session) get(ctx context.Context, kind, repo, tag, digest string) ([]byte, error) {
 	url := fmt.Sprintf("%s://%s/v2/%s/%s/%s", g.scheme, g.name.RegistryStr(), repo, kind, digest)
 	resp, err := g.do(ctx, http.MethodGet, url)
 	if err != nil {
@@ -206,8 +206,8 @@ func (r *Resolver) Platforms(ctx context.Context, ref string) (map[string]string
 		if err = s.err; err != nil {
 			continue
 		}
-		g := r.registry(s.ref.Context().Registry, []string{s.ref.Context().Scope("pull")})
-		if err = r.setup(ctx, g); err != nil {
+		var g *session
+		if g, err = r.setup(ctx, r.registry(s.ref.Context().Registry, []string{s.ref.Context().Scope("pull")})); err != nil {
 			continue
 		}
 		var body []byte

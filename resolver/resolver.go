@@ -53,10 +53,12 @@ type Resolver struct {
 	tls         map[string]TLS // by host, see WithRegistryTLS
 	userAgent   string
 
-	mirrors        Mirrors
-	mirrorFallback bool
-	platform       *v1.Platform  // nil: a multi-arch tag resolves to its index
-	handshakeRetry time.Duration // after a failed handshake; 0: never
+	mirrors           Mirrors
+	mirrorFallback    bool
+	platform          *v1.Platform  // nil: a multi-arch tag resolves to its index
+	handshakeRetry    time.Duration // after a failed handshake; 0: never
+	credentialRefresh time.Duration // a registry's session is used for this long; 0: for ever
+	now               func() time.Time
 
 	requests atomic.Int64 // HTTP requests sent, retries included
 
@@ -110,6 +112,19 @@ func WithUserAgent(ua string) Option { return func(r *Resolver) { r.userAgent = 
 // that lives longer than one run, such as the webhook's. The default, 0, never tries again.
 func WithHandshakeRetry(d time.Duration) Option { return func(r *Resolver) { r.handshakeRetry = d } }
 
+// WithCredentialRefresh makes a registry's credentials and tokens be read and exchanged anew once
+// d has passed since they were: the next lookup on the registry after that reads the keychain
+// again, pings the registry and exchanges the new credentials for new tokens, and the lookups that
+// come meanwhile wait for that one handshake and share it (lookups already under way finish with
+// what they had). A failed handshake fails that registry's lookups, and a later lookup tries again
+// (after WithHandshakeRetry's interval, if set). For a Resolver that outlives its credentials, such
+// as the webhook's: cloud registry credentials (Google access tokens, ACR refresh tokens, ECR
+// tokens) last from one to twelve hours, so d should be well below an hour. The default, 0, keeps
+// a registry's first credentials for the Resolver's life, which suits one run.
+func WithCredentialRefresh(d time.Duration) Option {
+	return func(r *Resolver) { r.credentialRefresh = d }
+}
+
 // New returns a Resolver.
 func New(opts ...Option) *Resolver {
 	r := &Resolver{
@@ -123,6 +138,7 @@ func New(opts ...Option) *Resolver {
 		insecure:    map[string]bool{},
 		tls:         map[string]TLS{},
 		userAgent:   "digester",
+		now:         time.Now,
 		registries:  map[string]*registry{},
 	}
 	for _, o := range opts {
@@ -214,18 +230,28 @@ func (r *Resolver) Resolve(ctx context.Context, refs []string) map[string]Result
 	return results
 }
 
-// registry returns the per-run state of one registry, creating it on first use, with repos
-// added to those its tokens will cover.
+// registry returns the state of one registry, creating it on first use, with repos added to those
+// its tokens will cover: the current session's, and those of the sessions after it.
 func (r *Resolver) registry(reg name.Registry, repos []string) *registry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := reg.RegistryStr()
 	g, ok := r.registries[key]
 	if !ok {
-		g = &registry{name: reg, tokens: newTokens(), sem: make(chan struct{}, r.perRegistry)}
+		g = &registry{name: reg, known: map[string]bool{}, sem: make(chan struct{}, r.perRegistry)}
 		r.registries[key] = g
 	}
-	g.tokens.add(repos...)
+	var added []string
+	for _, repo := range repos {
+		if !g.known[repo] {
+			g.known[repo] = true
+			added = append(added, repo)
+		}
+	}
+	g.repos = append(g.repos, added...)
+	if s := g.cur.Load(); s != nil && s.tokens != nil {
+		s.tokens.add(added...)
+	}
 	return g
 }
 

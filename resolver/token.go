@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -42,17 +44,19 @@ type tokens struct {
 	rt        http.RoundTripper   // carries the token requests
 	auth      authn.Authenticator // an oauth refresh token replaces it once the token service gives one
 	fixed     string              // a registry token from the keychain: used as is, never exchanged
+	now       func() time.Time
 }
 
 // batch is the token for up to maxScopes repositories. Lock order: batch.mu, then tokens.mu.
 type batch struct {
 	repos []string // guarded by tokens.mu
 
-	mu    sync.Mutex
-	extra []string // scopes the registry's challenges asked for beyond repos
-	token string
-	gen   int // exchanges done; a request remembers the gen of the token it sent
-	err   error
+	mu      sync.Mutex
+	extra   []string // scopes the registry's challenges asked for beyond repos
+	token   string
+	expires time.Time // when the token is to be exchanged anew; zero when the registry named no lifetime
+	err     error
+	gen     atomic.Int64 // exchanges done, written under mu; a request remembers the gen of the token it sent
 }
 
 func newTokens() *tokens { return &tokens{batchOf: map[string]*batch{}} }
@@ -88,23 +92,27 @@ func (t *tokens) batchLocked(repo string) *batch {
 	return b
 }
 
-// get returns the batch's token and its generation, exchanging for the first one.
-func (b *batch) get(ctx context.Context, t *tokens) (string, int, error) {
+// get returns the batch's token and its generation. It exchanges for a token when the batch has
+// none, when its token has expired, or when its last exchange failed; requests that wait for an
+// exchange take its outcome, failed or not, rather than exchanging again.
+func (b *batch) get(ctx context.Context, t *tokens) (string, int64, error) {
+	seen := b.gen.Load()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gen == 0 {
+	gen := b.gen.Load()
+	if gen == 0 || gen == seen && (b.err != nil || !b.expires.IsZero() && !t.now().Before(b.expires)) {
 		b.exchangeLocked(ctx, t, "")
 	}
-	return b.token, b.gen, b.err
+	return b.token, b.gen.Load(), b.err
 }
 
 // refresh returns a token exchanged after generation gen was refused, adding scope (from the
 // registry's challenge) to the batch. When another request already refreshed the batch since,
 // its token is returned without a new exchange.
-func (b *batch) refresh(ctx context.Context, t *tokens, gen int, scope string) (string, error) {
+func (b *batch) refresh(ctx context.Context, t *tokens, gen int64, scope string) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gen == gen {
+	if b.gen.Load() == gen {
 		b.exchangeLocked(ctx, t, scope)
 	}
 	return b.token, b.err
@@ -120,28 +128,37 @@ func (b *batch) exchangeLocked(ctx context.Context, t *tokens, scope string) {
 	if scope != "" && !slices.Contains(scopes, scope) && !slices.Contains(b.extra, scope) {
 		b.extra = append(b.extra, scope)
 	}
-	b.gen++
-	b.token, b.err = t.exchange(ctx, append(scopes, b.extra...))
+	start := t.now()
+	var life time.Duration
+	b.token, life, b.err = t.exchange(ctx, append(scopes, b.extra...))
+	b.expires = time.Time{}
+	if life > 0 {
+		// Exchanged anew when nine tenths of its life have passed, counted from before the request:
+		// a request sent with it then still reaches the registry in time.
+		b.expires = start.Add(life - life/10)
+	}
+	b.gen.Add(1)
 }
 
-// exchange trades the registry's credentials for a token covering scopes.
-func (t *tokens) exchange(ctx context.Context, scopes []string) (string, error) {
+// exchange trades the registry's credentials for a token covering scopes, and returns it with
+// its lifetime (0 when the registry names none).
+func (t *tokens) exchange(ctx context.Context, scopes []string) (string, time.Duration, error) {
 	if t.fixed != "" {
-		return t.fixed, nil
+		return t.fixed, 0, nil
 	}
 	t.mu.Lock()
 	auth := t.auth
 	t.mu.Unlock()
 	tok, err := transport.Exchange(ctx, t.reg, auth, t.rt, scopes, t.challenge)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if tok.RefreshToken != "" { // oauth: later exchanges present the refresh token
 		t.mu.Lock()
 		t.auth = authn.FromConfig(authn.AuthConfig{IdentityToken: tok.RefreshToken})
 		t.mu.Unlock()
 	}
-	return cmp.Or(tok.Token, tok.AccessToken), nil
+	return cmp.Or(tok.Token, tok.AccessToken), time.Duration(tok.ExpiresIn) * time.Second, nil
 }
 
 // warm exchanges every batch's first token, at most limit at a time, and returns the first error.
@@ -156,11 +173,6 @@ func (t *tokens) warm(ctx context.Context, limit int) error {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			b.mu.Lock()
-			if b.err != nil { // a handshake retried after a failed exchange exchanges again
-				b.gen, b.err = 0, nil
-			}
-			b.mu.Unlock()
 			_, _, errs[i] = b.get(ctx, t)
 		})
 	}
