@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -67,6 +68,9 @@ type session struct {
 	secrets   []string
 	tokens    *tokens   // for a registry that wants bearer tokens; else nil
 	started   time.Time // when the handshake read the credentials
+	renewed   bool      // made because the registry refused the session before it
+
+	refused atomic.Bool // the registry refused its credentials: the session is old
 }
 
 // setup returns the registry's session, pinging it and exchanging credentials for a token when it
@@ -88,20 +92,22 @@ func (r *Resolver) setup(ctx context.Context, g *registry) (*session, error) {
 		return nil, g.err
 	}
 	defer g.done.Add(1)
+	prev := g.cur.Load()
 	s, err := r.handshake(ctx, g)
 	if err != nil {
 		g.cur.Store(nil)
 		g.err, g.failedAt = err, r.now()
 		return nil, err
 	}
+	s.renewed = prev != nil && prev.refused.Load()
 	g.cur.Store(s)
 	g.err = nil
 	return s, nil
 }
 
-// old reports whether session s is older than WithCredentialRefresh allows.
+// old reports whether session s is older than WithCredentialRefresh allows, or was refused.
 func (r *Resolver) old(s *session) bool {
-	return r.credentialRefresh > 0 && r.now().Sub(s.started) >= r.credentialRefresh
+	return s.refused.Load() || r.credentialRefresh > 0 && r.now().Sub(s.started) >= r.credentialRefresh
 }
 
 func (r *Resolver) handshake(ctx context.Context, g *registry) (*session, error) {
@@ -179,11 +185,30 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) (*session, error)
 }
 
 // lookup resolves a tag to its manifest digest, or checks that a digest is served.
+// With WithCredentialRefresh, a lookup refused for its credentials (HTTP 401, from the registry or
+// its token service) marks its session old and is tried once more on a new one: credentials may
+// expire before the interval has passed, when the keychain gave them shortly before their expiry.
+// A session made after such a refusal is not renewed on a refusal of its own, so that credentials
+// the registry never accepts cost one more handshake per interval, not one per lookup.
 func (r *Resolver) lookup(ctx context.Context, reg *registry, target name.Reference) (string, error) {
 	g, err := r.setup(ctx, reg)
 	if err != nil {
 		return "", err
 	}
+	d, err := r.lookupWith(ctx, g, target)
+	var e *Error
+	if r.credentialRefresh > 0 && !g.anonymous && !g.renewed && errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized {
+		g.refused.Store(true)
+		if g, err = r.setup(ctx, reg); err != nil {
+			return "", err
+		}
+		d, err = r.lookupWith(ctx, g, target)
+	}
+	return d, err
+}
+
+// lookupWith looks target up in session g.
+func (r *Resolver) lookupWith(ctx context.Context, g *session, target name.Reference) (string, error) {
 	d, err := r.fetch(ctx, g, target)
 	pinned := HasDigest(target.String())
 	if want := target.Identifier(); err == nil && pinned && d != want {
