@@ -49,7 +49,7 @@ type registry struct {
 	known map[string]bool // guarded by Resolver.mu: the repositories asked of the registry, in
 	repos []string        // the order asked, for the token batches of each session
 
-	cur  atomic.Pointer[session] // the last handshake's session; nil before one succeeds
+	cur  atomic.Pointer[session] // the last session made; nil before a handshake succeeds
 	done atomic.Int64            // handshakes finished, written under mu
 
 	mu       sync.Mutex // held during a handshake: lookups of the registry that need one wait for it
@@ -86,7 +86,10 @@ func (r *Resolver) setup(ctx context.Context, g *registry) (*session, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.done.Load() != seen { // a handshake ended while this lookup waited: its outcome is the lookup's
-		return g.cur.Load(), g.err
+		if g.err != nil {
+			return nil, g.err
+		}
+		return g.cur.Load(), nil
 	}
 	if g.err != nil && (r.handshakeRetry <= 0 && r.credentialRefresh <= 0 || r.now().Sub(g.failedAt) < r.handshakeRetry) {
 		return nil, g.err
@@ -95,7 +98,6 @@ func (r *Resolver) setup(ctx context.Context, g *registry) (*session, error) {
 	prev := g.cur.Load()
 	s, err := r.handshake(ctx, g)
 	if err != nil {
-		g.cur.Store(nil)
 		g.err, g.failedAt = err, r.now()
 		return nil, err
 	}
