@@ -8,7 +8,8 @@
 // its index digest, which is what a node pulls by. Failures come back per reference as errors in
 // plain words. A registry may be given mirrors (WithMirrors): its lookups then go to them in order,
 // and to the registry itself only if allowed. With a platform (WithPlatform), a multi-arch tag
-// resolves to the digest of that platform's image.
+// resolves to the digest of that platform's image. A Resolver that outlives its credentials (the
+// webhook's) reads them anew and exchanges new tokens every WithCredentialRefresh interval.
 //
 // It knows nothing of KRM: callers collect references, resolve them, and rewrite with Pin.
 package resolver
@@ -39,7 +40,8 @@ const (
 )
 
 // Resolver resolves references to digests. It is safe for concurrent use; create one per run so
-// that transports and tokens are shared between lookups.
+// that transports and tokens are shared between lookups. One kept longer than its registries'
+// credentials last wants WithCredentialRefresh.
 type Resolver struct {
 	keychain    authn.Keychain
 	base        http.RoundTripper

@@ -40,6 +40,13 @@ func main() {
 	}
 }
 
+// defaultCredentialRefresh is how long the webhook uses a registry's credentials before it reads
+// them anew: well within the shortest life of cloud credentials (a Google access token's hour; the
+// GKE metadata server hands them out with five minutes or more left, and a lookup refused in
+// between takes a new handshake at once), at the cost of one keychain read, ping and token
+// exchange per registry per interval.
+const defaultCredentialRefresh = 10 * time.Minute
+
 // flags are the command line, before validation.
 type flags struct {
 	certFile, keyFile  string
@@ -54,6 +61,7 @@ type flags struct {
 	insecure           string
 	maxRequestBytes    int64
 	shutdownDelay      time.Duration
+	credentialRefresh  time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
@@ -80,6 +88,7 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	fs.StringVar(&f.insecure, "insecure-registries", "", "comma-separated registries (host[:port]) allowed plain HTTP or unverified TLS")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
+	fs.DurationVar(&f.credentialRefresh, "credential-refresh", defaultCredentialRefresh, "how long a registry's credentials and tokens are used before they are read and exchanged anew; 0 keeps the first for the process's life")
 	if err := fs.Parse(args); err != nil {
 		return f, config.Config{}, err
 	}
@@ -107,6 +116,9 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	if f.concurrency < 1 || f.perRegistry < 1 || f.maxRequestBytes < 1 {
 		errs = append(errs, errors.New("--concurrency, --registry-concurrency and --max-request-bytes must be at least 1"))
 	}
+	if f.credentialRefresh < 0 {
+		errs = append(errs, fmt.Errorf("--credential-refresh=%s: want 0 or more", f.credentialRefresh))
+	}
 	if f.port < 1 || f.port > 65535 {
 		errs = append(errs, fmt.Errorf("--port=%d: want 1-65535", f.port))
 	}
@@ -129,6 +141,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		resolver.WithTimeout(cfg.Timeout),
 		resolver.WithInsecureRegistries(cfg.InsecureRegistries...),
 		resolver.WithHandshakeRetry(time.Second),
+		resolver.WithCredentialRefresh(f.credentialRefresh),
 		resolver.WithUserAgent("digester-webhook"),
 	}, cfg.RegistryOptions()...)...)
 	cache := digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
