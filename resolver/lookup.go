@@ -198,8 +198,7 @@ func (r *Resolver) lookup(ctx context.Context, reg *registry, target name.Refere
 		return "", err
 	}
 	d, err := r.lookupWith(ctx, g, target)
-	var e *Error
-	if r.credentialRefresh > 0 && !g.anonymous && !g.renewed && errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized {
+	if r.credentialRefresh > 0 && !g.anonymous && !g.renewed && unauthorized(err) {
 		g.refused.Store(true)
 		if g, err = r.setup(ctx, reg); err != nil {
 			return "", err
@@ -207,6 +206,12 @@ func (r *Resolver) lookup(ctx context.Context, reg *registry, target name.Refere
 		d, err = r.lookupWith(ctx, g, target)
 	}
 	return d, err
+}
+
+// unauthorized reports whether err is a registry's (or its token service's) HTTP 401.
+func unauthorized(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized
 }
 
 // lookupWith looks target up in session g.
