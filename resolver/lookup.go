@@ -58,8 +58,9 @@ type registry struct {
 }
 
 // session is what one handshake with a registry set up: its authenticated transport, with the
-// credentials read from the keychain and the tokens exchanged for them. It does not change once
-// made; a lookup keeps the session it started with, even when a newer one replaces it.
+// credentials read from the keychain and the tokens exchanged for them. Once made it changes only
+// by being marked refused; a lookup keeps the session it started with, even when a newer one
+// replaces it.
 type session struct {
 	name      name.Registry
 	scheme    string // https, or http where the ping found a plain-HTTP (loopback or insecure) registry

@@ -235,29 +235,28 @@ func TestCredentialRefresh(t *testing.T) {
 }
 
 // TestCredentialRefreshSharesOneHandshake: lookups that find the registry's session old while a new
-// handshake is under way wait for it, and take its outcome (or that of the handshake after it): a
-// success, or a failure, which the next lookup after it tries again (it is not kept). However many
-// lookups wait, a registry has one handshake under way at a time, and the failed one is tried again
-// once.
+// handshake is under way wait for it, and take its outcome: a success, or a failure, which the next
+// lookup after it tries again (it is not kept), and which never leaves them the old session.
 func TestCredentialRefreshSharesOneHandshake(t *testing.T) {
-	const repos = 30
+	const repos = 16 // as many as are looked up at once: all wait for the one handshake
 	clk := newClock()
 	a := &rotatingAuth{clock: clk}
 	reg, refs, want := rotatingRegistry(t, a, repos)
 	// Each keychain read takes a while, so that every lookup of a Resolve call finds the handshake
 	// under way.
-	k := &rotatingKeychain{clock: clk, delay: 50 * time.Millisecond}
-	r := resolver.New(resolver.WithKeychain(k), resolver.WithClock(clk.Now), resolver.WithCredentialRefresh(time.Minute))
+	k := &rotatingKeychain{clock: clk, delay: 200 * time.Millisecond}
+	r := resolver.New(resolver.WithKeychain(k), resolver.WithClock(clk.Now), resolver.WithCredentialRefresh(time.Minute),
+		resolver.WithRegistryConcurrency(repos))
 	if errs := errorsOf(t, r, refs, want); len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
 	clk.advance(time.Minute)
 	k.fail.Store(1)
-	// The lookups that wait for the failed handshake fail with its error; those that come after
-	// it (the registry's concurrency bound holds some back) make one new handshake and share it.
+	// The lookups that wait for the failed handshake fail with its error, none with the old
+	// session; the next lookup after it makes a new one.
 	errs := errorsOf(t, r, refs, want)
-	if len(errs) == 0 {
-		t.Fatal("all pinned, want those that waited for the failed handshake to fail")
+	if len(errs) != repos {
+		t.Fatalf("got %d errors (%q), want %d: every lookup waited for the failed handshake", len(errs), errs, repos)
 	}
 	for _, err := range errs {
 		if want := "read credentials for registry " + reg.Host + ": metadata server: connection refused"; err != want {
@@ -330,34 +329,45 @@ func (k *countingKeychain) Resolve(authn.Resource) (authn.Authenticator, error) 
 // TestRefusedCredentialsAreReadAgain: with WithCredentialRefresh, a lookup that the registry refuses
 // (401) takes one new handshake and tries again, for credentials that expired before the interval
 // passed; credentials the registry never accepts cost one more handshake per interval, not one per
-// lookup, and a lookup without credentials, or without the option, is not tried again.
+// lookup, and a lookup without credentials, or without the option, or failed otherwise (a missing
+// tag) is not tried again.
 func TestRefusedCredentialsAreReadAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		auth    authn.Authenticator
 		refresh time.Duration
 		reads   []int64 // the keychain's reads after each step
-		want    string
+		want    string  // the error, HOST standing for the registry's
+		tag     string  // looked up instead of v1
 	}{
 		{name: "never accepted", auth: &authn.Basic{Username: "robot", Password: "wrong"}, refresh: 10 * time.Minute,
-			reads: []int64{2, 2, 4}, want: "rejected the credentials digester found"},
+			reads: []int64{2, 2, 4}, want: "unauthorized: registry HOST rejected the credentials digester found"},
 		{name: "without refresh", auth: &authn.Basic{Username: "robot", Password: "wrong"},
-			reads: []int64{1, 1, 1}, want: "rejected the credentials digester found"},
+			reads: []int64{1, 1, 1}, want: "unauthorized: registry HOST rejected the credentials digester found"},
 		{name: "anonymous", auth: authn.Anonymous, refresh: 10 * time.Minute,
-			reads: []int64{1, 1, 2}, want: "digester has none for it"},
+			reads: []int64{1, 1, 2}, want: "unauthorized: registry HOST wants credentials"},
+		{name: "accepted, tag not found", refresh: 10 * time.Minute,
+			reads: []int64{1, 1, 2}, want: `tag not found: "missing" in repository team/app0 on registry HOST`, tag: "missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
 			a := &rotatingAuth{clock: clk}
 			reg, refs, want := rotatingRegistry(t, a, 1)
+			if tc.auth == nil { // the registry's password
+				tc.auth = &authn.Basic{Username: "robot", Password: password(clk)}
+			}
 			k := &countingKeychain{auth: tc.auth}
 			r := resolver.New(resolver.WithKeychain(k), resolver.WithClock(clk.Now), resolver.WithCredentialRefresh(tc.refresh))
+			if tc.tag != "" {
+				refs = []string{reg.Host + "/team/app0:" + tc.tag}
+			}
+			wantErr := strings.ReplaceAll(tc.want, "HOST", reg.Host)
 			var reads []int64
 			for _, after := range []time.Duration{0, time.Minute, 9 * time.Minute} {
 				clk.advance(after)
 				errs := errorsOf(t, r, refs, want)
-				if len(errs) != 1 || !strings.Contains(errs[0], "unauthorized: registry "+reg.Host) || !strings.Contains(errs[0], tc.want) {
-					t.Fatalf("got errors %q, want one unauthorized naming %q", errs, tc.want)
+				if len(errs) != 1 || !strings.HasPrefix(errs[0], wantErr) {
+					t.Fatalf("got errors %q, want one starting %q", errs, wantErr)
 				}
 				reads = append(reads, k.reads.Load())
 			}
