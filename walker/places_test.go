@@ -1,6 +1,7 @@
 package walker
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -361,6 +362,74 @@ spec:
 			},
 		},
 		{
+			name: "a pod template twice with different images: the fields below it are not returned",
+			doc: `apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers: [{name: app, image: app:1}]
+  template:
+    spec:
+      containers: [{name: app, image: app:2}]`,
+			wantProblems: []string{
+				`ambiguous spec.template: key "template" appears twice (lines 4 and 7 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+			},
+		},
+		{
+			name: "two volumes lists whose image volumes differ",
+			doc:  "kind: Pod\nspec:\n  containers: [{name: c, image: c:1}]\n  volumes: [{name: m, image: {reference: m:1}}]\n  volumes: [{name: m, image: {reference: m:2}}]\n",
+			want: []found{{"spec.containers[0].image", "c:1"}},
+			wantProblems: []string{
+				`ambiguous spec.volumes: key "volumes" appears twice (lines 4 and 5 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+			},
+		},
+		{
+			name: "two containers lists that differ only in names and commands are not ambiguous",
+			doc:  "kind: Pod\nspec:\n  containers: [{name: a, image: a:1, command: [run]}]\n  containers: [{name: b, image: a:1, command: [serve]}]\n",
+			want: []found{{"spec.containers[0].image", "a:1"}},
+			wantProblems: []string{
+				`duplicate spec.containers: key "containers" appears twice (lines 3 and 4 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+			},
+		},
+		{
+			name: "an unlisted image key beside a duplicate key is still reported",
+			doc:  "apiVersion: example.com/v1\nkind: Runner\nspec:\n  replicas: 1\n  replicas: 2\n  image: r:1\n  sidecar: {image: s:1}\n",
+			wantProblems: []string{
+				`duplicate spec.replicas: key "replicas" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				"unlisted spec.image: left alone: digester does not pin spec/image in kind Runner (example.com); to pin it, add {group: example.com, kind: Runner, path: spec/image} to additionalImageFields [r:1]",
+				"unlisted spec.sidecar.image: left alone: digester does not pin spec/sidecar/image in kind Runner (example.com); to pin it, add {group: example.com, kind: Runner, path: spec/sidecar/image} to additionalImageFields [s:1]",
+			},
+		},
+		{
+			name: "a duplicate image key in an argo step, a list inside a list",
+			doc: `apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+spec:
+  templates:
+  - name: main
+    steps:
+    - - name: a
+        inline: {container: {image: a:1}}
+    - - name: b
+        inline:
+          container:
+            image: b:1
+            image: b:2`,
+			want: []found{{"spec.templates[0].steps[0][0].inline.container.image", "a:1"}},
+			wantProblems: []string{
+				`ambiguous spec.templates[0].steps[1][0].inline.container.image: key "image" appears twice (lines 12 and 13 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+			},
+		},
+		{
+			name: "a top-level key twice is named by the key alone",
+			doc:  "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nmetadata: {name: b}\nspec:\n  containers: [{image: a:1}]\n",
+			want: []found{{"spec.containers[0].image", "a:1"}},
+			wantProblems: []string{
+				`duplicate metadata: key "metadata" appears twice (lines 3 and 4 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+			},
+		},
+		{
 			name: "an argo workflow with annotations twice",
 			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  annotations: {a: b}\n  annotations: {c: d}\nspec:\n  templates: [{container: {image: w:1}}]\n",
 			want: []found{{"spec.templates[0].container.image", "w:1"}},
@@ -372,9 +441,11 @@ spec:
 }
 
 // TestSetKustomizeImage: pinning an images: entry writes digest: after newTag, in the entry's own
-// style, and nothing else.
+// style, and nothing else; pinning it again to another digest (a refresh) rewrites that value in
+// place and leaves every other key as it was written.
 func TestSetKustomizeImage(t *testing.T) {
 	const digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	const next = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 	for _, tc := range []struct{ in, want string }{
 		{
 			in:   "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: nginx # web\n  newTag: \"1.27\"\n  newName: mirror/nginx\n",
@@ -383,6 +454,14 @@ func TestSetKustomizeImage(t *testing.T) {
 		{
 			in:   "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [{name: app, newName: 'app:2'}]\n",
 			want: "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [{name: app, newName: 'app:2', digest: '" + digest + "'}]\n",
+		},
+		{
+			in:   "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: web\n  newTag: '1.27'\n",
+			want: "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: web\n  newTag: '1.27'\n  digest: " + digest + "\n",
+		},
+		{
+			in:   "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: num\n  newTag: 1.5\n",
+			want: "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: num\n  newTag: 1.5\n  digest: " + digest + "\n",
 		},
 	} {
 		rn, err := yaml.Parse(tc.in)
@@ -394,16 +473,27 @@ func TestSetKustomizeImage(t *testing.T) {
 			t.Fatalf("fields %+v, problems %+v; want one field", fields, problems)
 		}
 		fields[0].Set(fields[0].Image + "@" + digest)
-		out, err := rn.String()
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := mustString(t, rn)
 		if diff := cmp.Diff(tc.want, out); diff != "" {
 			t.Errorf("output (-want +got):\n%s", diff)
 		}
 		fields[0].Set(fields[0].Image + "@" + digest) // a second Set changes nothing
-		if again, _ := rn.String(); again != out {
+		if again := mustString(t, rn); again != out {
 			t.Errorf("second Set changed the entry:\n%s", again)
 		}
+		fields[0].Set(fields[0].Image + "@" + next)
+		want := strings.ReplaceAll(tc.want, digest, next)
+		if diff := cmp.Diff(want, mustString(t, rn)); diff != "" {
+			t.Errorf("output after a Set to another digest (-want +got):\n%s", diff)
+		}
 	}
+}
+
+func mustString(t *testing.T, rn *yaml.RNode) string {
+	t.Helper()
+	s, err := rn.String()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
