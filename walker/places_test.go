@@ -1,6 +1,7 @@
 package walker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -430,6 +431,14 @@ spec:
 			},
 		},
 		{
+			name: "a key twice among more than 32 (the large-mapping path)",
+			doc:  "kind: Pod\nmetadata:\n  name: p\n  labels:\n" + labels(40) + "    l3: again\nspec:\n  containers: [{image: a:1}]\n",
+			want: []found{{"spec.containers[0].image", "a:1"}},
+			wantProblems: []string{
+				`duplicate metadata.labels.l3: key "l3" appears twice (lines 8 and 45 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+			},
+		},
+		{
 			name: "an argo workflow with annotations twice",
 			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  annotations: {a: b}\n  annotations: {c: d}\nspec:\n  templates: [{container: {image: w:1}}]\n",
 			want: []found{{"spec.templates[0].container.image", "w:1"}},
@@ -438,6 +447,15 @@ spec:
 			},
 		},
 	})
+}
+
+// labels is n distinct labels, l0 to l(n-1), each a line indented under a labels: key.
+func labels(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "    l%d: v\n", i)
+	}
+	return b.String()
 }
 
 // TestSetKustomizeImage: pinning an images: entry writes digest: after newTag, in the entry's own
