@@ -56,7 +56,7 @@ mutate:
 	@mkdir -p out
 	@set -e; for p in $(MUTATE); do \
 	  echo "== $$p"; \
-	  bin/gremlins unleash ./$$p --workers 1 --timeout-coefficient 10 --threshold-efficacy 90 \
+	  bin/gremlins unleash ./$$p --config tools/gremlins.yaml --workers 1 --timeout-coefficient 10 \
 	    --output-statuses lt -o out/mutate-$$p.json; \
 	done
 
