@@ -246,3 +246,20 @@ func TestAliasCycle(t *testing.T) {
 		t.Fatal("Walk loops on an alias cycle")
 	}
 }
+
+// TestDeepestDocument: the scan's depth bound is the parser's, so the most deeply nested document
+// the parser accepts is scanned to its bottom: an image key there is reported, not passed over.
+func TestDeepestDocument(t *testing.T) {
+	deep := func(n int) string {
+		return "apiVersion: example.com/v1\nkind: Deep\nspec: " + strings.Repeat("[", n) + "{image: x:1}" + strings.Repeat("]", n) + "\n"
+	}
+	const n = maxDepth - 1 // lists around the mapping
+	if err := yaml.Unmarshal([]byte(deep(n+1)), new(yaml.Node)); err == nil {
+		t.Fatalf("the parser accepts %d nested lists: this is not the deepest document", n+1)
+	}
+	_, problems := walk(t, deep(n))
+	want := []string{"unlisted spec" + strings.Repeat("[0]", n) + ".image: left alone: digester does not pin spec/image in kind Deep (example.com); to pin it, add {group: example.com, kind: Deep, path: spec/image} to additionalImageFields [x:1]"}
+	if diff := cmp.Diff(want, problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
