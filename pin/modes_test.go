@@ -298,3 +298,14 @@ func TestKeychain(t *testing.T) {
 		t.Errorf("findings %+v, want a not-found error past the credential check", simplify(rep.Findings))
 	}
 }
+
+// TestVerifyCountsTags: under verify a tag@digest pin is looked up by its tag, so pins of one tag,
+// written two ways, and the bare tag are one distinct reference and one lookup.
+func TestVerifyCountsTags(t *testing.T) {
+	reg, d := serve(t)
+	objs := objects(t, pod("a", "nginx:1.27@"+d["nginx:1.27"]), pod("b", "docker.io/library/nginx:1.27@"+d["nginx:1.27"]), pod("c", "nginx:1.27"))
+	rep := newPinner(reg, func(c *config.Config) { c.Pinned = "verify" }).Run(context.Background(), objs)
+	if diff := cmp.Diff(pin.Summary{Pinned: 1, Verified: 2, Distinct: 1, Requests: 2}, rep.Summary); diff != "" || !rep.OK() {
+		t.Errorf("summary (-want +got):\n%s\nfindings %+v", diff, simplify(rep.Findings))
+	}
+}
