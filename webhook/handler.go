@@ -19,11 +19,15 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
+	"github.com/digester/digester/podcreds"
+	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
 
@@ -45,7 +49,21 @@ type Handler struct {
 	maxBytes int64
 	metrics  *Metrics
 	log      *slog.Logger
+	pods     PodLookups
 }
+
+// PodLookups gives the lookup for a pod spec's images: one that uses the credentials the Pod pulls
+// with. *podcreds.Pool is one.
+type PodLookups interface {
+	// For returns the lookup for pod's images and the problems met reading its credentials.
+	For(ctx context.Context, pod podcreds.Pod) (pin.Lookup, []string)
+}
+
+// WithPodCredentials looks the images of objects that hold a pod spec up through pods, with the
+// credentials of the pod spec's imagePullSecrets and ServiceAccount, instead of the Handler's
+// lookup. Credentials are read only when an image needs a lookup; problems reading them become
+// admission warnings, and are added to a denial.
+func WithPodCredentials(pods PodLookups) Option { return func(h *Handler) { h.pods = pods } }
 
 // Option configures a Handler.
 type Option func(*Handler)
@@ -136,7 +154,13 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 	if err != nil {
 		return deny(resp, fmt.Sprintf("digester: %s: object %v", what, err)), outcomeDenied
 	}
-	opts := []pin.Option{pin.WithLookup(h.lookup)}
+	var lookup pin.Lookup = h.lookup
+	var creds *podLookup
+	if pod, ok := podOf(req.Kind.Kind, req.Namespace, obj.node); ok && h.pods != nil && req.Namespace != "" {
+		creds = &podLookup{pods: h.pods, pod: pod}
+		lookup = creds
+	}
+	opts := []pin.Option{pin.WithLookup(lookup)}
 	if req.Operation == "UPDATE" && len(req.OldObject) > 0 {
 		// Fields an UPDATE leaves as they were cost no lookup, pinned or not.
 		old, err := parseObject(req.OldObject)
@@ -173,9 +197,20 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 			warnings = append(warnings, truncate("digester: "+obj.describe(f), maxWarningBytes))
 		}
 	}
+	var problems []string
+	if creds != nil {
+		problems = creds.problems
+	}
 	if !rep.OK() {
-		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures)
-		return deny(resp, fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))), outcomeDenied
+		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures, "credentials", problems)
+		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))
+		if len(problems) > 0 {
+			msg += " (credentials: " + strings.Join(problems, "; ") + ")"
+		}
+		return deny(resp, msg), outcomeDenied
+	}
+	for _, p := range problems {
+		warnings = append(warnings, truncate("digester: "+p, maxWarningBytes))
 	}
 	resp.Warnings = warnings
 	outcome := outcomeUnchanged
@@ -193,6 +228,29 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 	}
 	return resp, outcome
 }
+
+// podLookup is the lookup of one admission's pod spec, chosen when the first image needs a lookup:
+// an admission whose images are all pinned or unchanged reads no credentials.
+type podLookup struct {
+	pods PodLookups
+	pod  podcreds.Pod
+
+	once     sync.Once
+	lookup   pin.Lookup
+	problems []string
+	requests atomic.Int64
+}
+
+func (l *podLookup) Resolve(ctx context.Context, refs []string) map[string]resolver.Result {
+	l.once.Do(func() { l.lookup, l.problems = l.pods.For(ctx, l.pod) })
+	before := l.lookup.Requests()
+	defer func() { l.requests.Add(l.lookup.Requests() - before) }()
+	return l.lookup.Resolve(ctx, refs)
+}
+
+// Requests counts the registry requests of this admission's lookups (other admissions sharing the
+// lookup may add some).
+func (l *podLookup) Requests() int64 { return l.requests.Load() }
 
 func deny(resp *response, msg string) *response {
 	resp.Allowed = false

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/podcreds"
 )
 
 // object is an admitted object as the pinning core reads it: a YAML node tree built from its JSON,
@@ -120,4 +122,54 @@ func describe(n *yaml.Node) string {
 		return "an object"
 	}
 	return "a " + strings.TrimPrefix(n.Tag, "!!")
+}
+
+// podOf names the credentials of obj's pod spec — Pod's spec; the template of a Deployment,
+// ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController or any kind that keeps its pod
+// template at spec.template (Knative, Argo Rollouts); a CronJob's job template; a PodTemplate's
+// template — or says there is none.
+func podOf(kind, namespace string, obj *yaml.Node) (podcreds.Pod, bool) {
+	paths := [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"template", "spec"}}
+	if kind == "Pod" {
+		paths = [][]string{{"spec"}}
+	}
+	for _, path := range paths {
+		spec := obj
+		for _, k := range path {
+			if spec = child(spec, k); spec == nil {
+				break
+			}
+		}
+		if spec == nil || spec.Kind != yaml.MappingNode {
+			continue
+		}
+		p := podcreds.Pod{Namespace: namespace}
+		if sa := child(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
+			p.ServiceAccount = sa.Value
+		} else if sa := child(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
+			p.ServiceAccount = sa.Value
+		}
+		if list := child(spec, "imagePullSecrets"); list != nil && list.Kind == yaml.SequenceNode {
+			for _, ref := range list.Content {
+				if n := child(ref, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+					p.PullSecrets = append(p.PullSecrets, n.Value)
+				}
+			}
+		}
+		return p, true
+	}
+	return podcreds.Pod{}, false
+}
+
+// child returns the value of key in mapping m, or nil.
+func child(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }

@@ -17,13 +17,20 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
+	"github.com/digester/digester/podcreds"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
 )
@@ -62,6 +69,8 @@ type flags struct {
 	maxRequestBytes    int64
 	shutdownDelay      time.Duration
 	credentialRefresh  time.Duration
+	pullSecrets        bool
+	kubeconfig         string
 }
 
 func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
@@ -89,6 +98,8 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
 	fs.DurationVar(&f.credentialRefresh, "credential-refresh", defaultCredentialRefresh, "how long a registry's credentials and tokens are used before they are read and exchanged anew; 0 keeps the first for the process's life")
+	fs.BoolVar(&f.pullSecrets, "pull-secrets", true, "look images up with the credentials of the pod spec's imagePullSecrets and its ServiceAccount's, read from the cluster (needs get on secrets and serviceaccounts), before the webhook's own")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to read pull secrets with (default: the pod's in-cluster ServiceAccount)")
 	if err := fs.Parse(args); err != nil {
 		return f, config.Config{}, err
 	}
@@ -135,7 +146,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := resolver.New(append([]resolver.Option{
+	resolverOpts := append([]resolver.Option{
 		resolver.WithConcurrency(cfg.Concurrency),
 		resolver.WithRegistryConcurrency(cfg.RegistryConcurrency),
 		resolver.WithTimeout(cfg.Timeout),
@@ -143,11 +154,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		resolver.WithHandshakeRetry(time.Second),
 		resolver.WithCredentialRefresh(f.credentialRefresh),
 		resolver.WithUserAgent("digester-webhook"),
-	}, cfg.RegistryOptions()...)...)
-	cache := digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
-	metrics := webhook.NewMetrics(cache)
-	h := webhook.NewHandler(cfg, cache, webhook.WithMetrics(metrics), webhook.WithLogger(log),
-		webhook.WithMaxRequestBytes(f.maxRequestBytes))
+	}, cfg.RegistryOptions()...)
+	cache := digestcache.New(resolver.New(resolverOpts...), digestcache.WithTTL(f.cacheTTL))
+	var counters webhook.Counters = cache
+	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes)}
+	if f.pullSecrets {
+		client, err := kubeClient(f.kubeconfig)
+		if err != nil {
+			return err
+		}
+		// Each set of pull-secret credentials gets a resolver (and so registry tokens) and a cache
+		// of its own, its keychain tried before the webhook's own.
+		pool := podcreds.NewPool(podcreds.NewReader(client, podcreds.WithTTL(f.cacheTTL)), cache, func(kc authn.Keychain) podcreds.Lookup {
+			res := resolver.New(append(slices.Clip(resolverOpts), resolver.WithKeychain(authn.NewMultiKeychain(kc, resolver.DefaultKeychain)))...)
+			return digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
+		})
+		counters = pool
+		opts = append(opts, webhook.WithPodCredentials(pool))
+	}
+	metrics := webhook.NewMetrics(counters)
+	h := webhook.NewHandler(cfg, cache, append(opts, webhook.WithMetrics(metrics))...)
 	ln, err := net.Listen("tcp", net.JoinHostPort(f.bindAddress, strconv.Itoa(f.port)))
 	if err != nil {
 		return err
@@ -160,6 +186,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("drained, exiting")
 	return nil
+}
+
+// kubeClient is a client of the cluster whose pull secrets the webhook reads: from kubeconfig, or
+// the pod's in-cluster ServiceAccount when it is empty.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading pull secrets needs a cluster (--kubeconfig, or run in a pod), or pass --pull-secrets=false: %w", err)
+	}
+	// The client's default of 5 requests/s would queue a burst of admissions from new namespaces.
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = "digester-webhook"
+	return kubernetes.NewForConfig(cfg)
 }
 
 func split(s string) []string {
