@@ -173,6 +173,9 @@ func TestID(t *testing.T) {
 	if id("a", "x", "y") == id("a", "y", "x") {
 		t.Error("secrets in another order share an ID, but the kubelet tries them in order")
 	}
+	if id("a", "x", "x") != id("a", "x") {
+		t.Error("a secret listed twice (by the pod and its ServiceAccount) counted twice")
+	}
 	if id("a", "x", "y") != id("b", "renamed", "y") {
 		t.Error("the same pair of credentials got two IDs")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +26,22 @@ func TestFlagErrors(t *testing.T) {
 	f, cfg, err := parseFlags([]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--on-error=warn", "--skip-prefixes=a/, b/"}, io.Discard)
 	if err != nil || cfg.OnError != "warn" || len(cfg.SkipPrefixes) != 2 || cfg.SkipPrefixes[1] != "b/" || f.port != 8443 || cfg.Deadline.String() != "8s" || f.credentialRefresh != defaultCredentialRefresh {
 		t.Errorf("got %+v %+v %v", f, cfg, err)
+	}
+}
+
+// Outside a cluster and with no kubeconfig, reading pull secrets cannot work: the webhook says so,
+// and how to run without them, instead of starting and failing every private lookup.
+func TestKubeClientOutsideCluster(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	for _, kubeconfig := range []string{"", t.TempDir() + "/missing"} {
+		_, err := kubeClient(kubeconfig)
+		if err == nil || !strings.Contains(err.Error(), "--kubeconfig, or run in a pod), or pass --pull-secrets=false") {
+			t.Errorf("kubeconfig %q: error %v, want one saying how to run", kubeconfig, err)
+		}
+	}
+	f, _, err := parseFlags([]string{"--tls-cert-file=c", "--tls-private-key-file=k"}, io.Discard)
+	if err != nil || !f.pullSecrets {
+		t.Errorf("pull secrets are read by default: got %v, %v", f.pullSecrets, err)
 	}
 }

@@ -9,6 +9,7 @@ package webhook_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +40,9 @@ var (
 	reg      *registrytest.Registry
 	digests  = map[string]string{} // "app:1" -> sha256:...
 	tmp      string
+	// kubeconfig is the webhook's: the token of ServiceAccount digester-webhook, bound to
+	// deploy/webhook's RBAC, so that every test runs with no more than the package grants.
+	kubeconfig string
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -79,7 +84,32 @@ func testMain(m *testing.M) int {
 		return fail(err)
 	}
 	defer api.Close()
+	if kubeconfig, err = webhookKubeconfig(dir); err != nil {
+		return fail(err)
+	}
 	return m.Run()
+}
+
+// webhookKubeconfig applies deploy/webhook's namespace, ServiceAccount and RBAC, and writes a
+// kubeconfig holding a token of that ServiceAccount into dir.
+func webhookKubeconfig(dir string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, f := range []string{"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"} {
+		if _, _, err := api.Kubectl(ctx, "", "apply", "-f", filepath.Join(repoRoot, "deploy/webhook", f)); err != nil {
+			return "", err
+		}
+	}
+	token, _, err := api.Kubectl(ctx, "", "create", "token", "digester-webhook", "-n", "digester-system", "--duration=2h")
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(api.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	kc := filepath.Join(dir, "webhook.kubeconfig")
+	return kc, os.WriteFile(kc, []byte(strings.Replace(string(b), "token: "+api.Token, "token: "+strings.TrimSpace(token), 1)), 0o600)
 }
 
 // image is the reference of ref ("app:1") on the test registry; pinned, with its digest.
@@ -115,6 +145,13 @@ func namespace(t *testing.T, name string, labels map[string]string) {
 // the API server's CA, and returns its /v1/mutate URL once it answers /healthz.
 func startWebhook(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := startWebhookLog(t, args...)
+	return url
+}
+
+// startWebhookLog is startWebhook, and also returns the file the webhook logs to.
+func startWebhookLog(t *testing.T, args ...string) (url, log string) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +168,7 @@ func startWebhook(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, append([]string{"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port),
-		"--tls-cert-file=" + cert, "--tls-private-key-file=" + key, "--shutdown-delay=0s"}, args...)...)
+		"--tls-cert-file=" + cert, "--tls-private-key-file=" + key, "--shutdown-delay=0s", "--kubeconfig=" + kubeconfig}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -167,7 +204,7 @@ func startWebhook(t *testing.T, args ...string) string {
 			t.Fatalf("webhook did not answer /healthz: %v", err)
 		}
 	}
-	return base + "/v1/mutate"
+	return base + "/v1/mutate", logFile.Name()
 }
 
 // configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, calling url
@@ -451,5 +488,96 @@ spec:
 	out := mustKubectl(t, string(built), "apply", "--dry-run=server", "-f", "-")
 	if n := strings.Count(out, "(server dry run)"); n != 8 {
 		t.Errorf("kustomize build applied %d objects, want 8:\n%s", n, out)
+	}
+}
+
+// A registry that demands a password: Pods and Deployments in a labelled namespace are pinned with
+// the pull secret they name or their ServiceAccount names, read by the webhook with no more than
+// deploy/webhook's RBAC; a Pod without it is refused, even right after the digest was found with
+// it; the password is in no output and no log line.
+func TestPullSecrets(t *testing.T) {
+	const password = "s3cret-pull-password-e2e"
+	var mu sync.Mutex
+	armed := false
+	private := registrytest.New(registrytest.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			on := armed
+			mu.Unlock()
+			if user, pass, ok := r.BasicAuth(); on && (!ok || user != "robot" || pass != password) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	defer private.Close()
+	d, err := private.PushImage("team/app", "1", types.OCIManifestSchema1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	app := private.Host + "/team/app:1"
+	pinnedApp := app + "@" + d.String()
+
+	url, log := startWebhookLog(t)
+	namespace(t, "private", enabled)
+	register(t, configuration(t, "digester", url, "Fail", nil), "private", func(img string) bool { return img == pinned("app:1") })
+	var outputs []string
+	run := func(stdin string, args ...string) (string, error) {
+		out, stderr, err := kubectl(t, stdin, args...)
+		outputs = append(outputs, out, stderr)
+		return stderr, err
+	}
+	if _, err := run("", "create", "secret", "docker-registry", "regcred", "-n", "private",
+		"--docker-server="+private.Host, "--docker-username=robot", "--docker-password="+password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder, namespace: private}\nimagePullSecrets: [{name: regcred}]\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+
+	withSecret := strings.Replace(podYAML("with-secret", "private", nil, app), "spec:\n", "spec:\n  imagePullSecrets: [{name: regcred}]\n", 1)
+	if _, err := run(withSecret, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	// Refused although the webhook found this digest a moment ago, with the secret.
+	stderr, err := run(podYAML("anonymous", "private", nil, app), "apply", "-f", "-")
+	want := `denied the request: digester could not pin the images of Pod private/anonymous: spec.containers[0].image (container "c0"): cannot pin ` + app + `: `
+	if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "401") {
+		t.Errorf("a Pod without the pull secret: err %v, stderr:\n%s\nwant a denial containing\n%s\nand the registry's 401", err, stderr, want)
+	}
+	if _, err := run(fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: via-sa, namespace: private}
+spec:
+  selector: {matchLabels: {app: via-sa}}
+  template:
+    metadata: {labels: {app: via-sa}}
+    spec:
+      serviceAccountName: builder
+      containers: [{name: app, image: %s}]
+`, app), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{
+		images(t, "pod", "private", "with-secret", "{.spec.containers[*].image}"),
+		images(t, "deployment", "private", "via-sa", "{.spec.template.spec.containers[*].image}"),
+	}
+	if diff := cmp.Diff([]string{pinnedApp, pinnedApp}, got); diff != "" {
+		t.Errorf("stored images (-want +got):\n%s", diff)
+	}
+	logged, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded := base64.StdEncoding.EncodeToString([]byte("robot:" + password))
+	for _, out := range append(outputs, string(logged)) {
+		if strings.Contains(out, password) || strings.Contains(out, encoded) {
+			t.Errorf("the password appears in output or the webhook's log:\n%s", out)
+		}
 	}
 }
