@@ -7,7 +7,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz stress mutate bench bench-webhook image image-docker e2e clean
+.PHONY: all build build-webhook deps demo test unit fuzz-short fuzz stress mutate bench bench-webhook image image-webhook image-docker e2e clean
 
 all: build
 
@@ -74,6 +74,12 @@ bench-webhook:
 image:
 	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
 	  $(GO) run ./cmd/mkimage -out out/image -version '$(VERSION)' -revision '$(REVISION)' $(if $(IMAGE),-push $(IMAGE)) $(if $(LOAD),-load $(LOAD))
+
+## image-webhook: the admission webhook's image (cmd/webhook, deploy/webhook runs it), the same way, in out/image-webhook;
+## IMAGE=registry/digester-webhook:tag pushes it, LOAD=localhost/digester-webhook:dev loads it.
+image-webhook:
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(GO) run ./cmd/mkimage -image webhook -out out/image-webhook -version '$(VERSION)' -revision '$(REVISION)' $(if $(IMAGE),-push $(IMAGE)) $(if $(LOAD),-load $(LOAD))
 
 ## image-docker: the same image for this machine's platform with `docker build` (Dockerfile, FROM scratch: nothing is pulled), tagged TAG.
 TAG ?= localhost/digester:dev

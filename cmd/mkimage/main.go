@@ -10,6 +10,9 @@
 // SOURCE_DATE_EPOCH (0 when unset), so the same source, Go toolchain, CA bundle and labels always
 // give the same index digest.
 //
+// With -image webhook it builds the admission webhook's image instead (cmd/webhook, entrypoint
+// /usr/local/bin/digester-webhook), the same way; see `make image-webhook`.
+//
 // With -rootfs it only writes the files other than the binary to a directory, for the
 // Dockerfile, which builds the same image with `docker build` (see `make image-docker`).
 //
@@ -72,6 +75,30 @@ type options struct {
 	created   time.Time     // every file time and the image creation time
 	version   string        // org.opencontainers.image.version label
 	revision  string        // org.opencontainers.image.revision label: the source's commit
+	kind      imageKind     // the function (the zero value) or the webhook
+}
+
+// imageKind is what an image runs: the function or the admission webhook.
+type imageKind struct {
+	bin, title, description string
+}
+
+// kinds are the images mkimage builds, by -image.
+var kinds = map[string]struct {
+	pkg  string
+	kind imageKind
+}{
+	"function": {"github.com/digester/digester", imageKind{binPath, "digester", "KRM function pinning container images to their digests"}},
+	"webhook": {"github.com/digester/digester/cmd/webhook", imageKind{"/usr/local/bin/digester-webhook", "digester-webhook",
+		"Mutating admission webhook pinning container images to their digests"}},
+}
+
+// or returns k, or the function's when k is the zero value.
+func (k imageKind) or() imageKind {
+	if k.bin == "" {
+		return kinds["function"].kind
+	}
+	return k
 }
 
 func main() {
@@ -86,7 +113,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mkimage", flag.ContinueOnError)
 	out := fs.String("out", "out/image", "directory to write the OCI image layout to (replaced)")
 	push := fs.String("push", "", "also push the index to this reference, e.g. ghcr.io/acme/digester:v1")
-	pkg := fs.String("pkg", "github.com/digester/digester", "Go package of the function")
+	kind := fs.String("image", "function", "`function` (the KRM function) or webhook (cmd/webhook, the admission webhook)")
+	pkg := fs.String("pkg", "", "Go package to build (default: -image's)")
 	ca := fs.String("ca-bundle", caPath, "CA bundle to copy into the image")
 	plats := fs.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch[/variant] list")
 	load := fs.String("load", "", "also `docker load` the image of the Docker daemon's platform under this tag, e.g. localhost/digester:dev")
@@ -110,7 +138,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := options{pkg: *pkg, caBundle: *ca, created: created, version: *version, revision: *revision}
+	k, ok := kinds[*kind]
+	if !ok {
+		return fmt.Errorf("-image %q: want function or webhook", *kind)
+	}
+	if *pkg == "" {
+		*pkg = k.pkg
+	}
+	opts := options{pkg: *pkg, caBundle: *ca, created: created, version: *version, revision: *revision, kind: k.kind}
 	for _, s := range strings.Split(*plats, ",") {
 		p, err := v1.ParsePlatform(s)
 		if err != nil {
@@ -257,7 +292,7 @@ func compile(ctx context.Context, pkg, out string, p v1.Platform, version, revis
 
 // image makes the one-layer image for platform p.
 func image(bin, ca []byte, p v1.Platform, o options) (v1.Image, error) {
-	tb, err := rootfs(bin, ca, o.created)
+	tb, err := rootfs(o.kind.or().bin, bin, ca, o.created)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +309,7 @@ func image(bin, ca []byte, p v1.Platform, o options) (v1.Image, error) {
 		Created:      v1.Time{Time: o.created},
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
-			Entrypoint: []string{binPath},
+			Entrypoint: []string{o.kind.or().bin},
 			User:       fmt.Sprintf("%d:%d", nonroot, nonroot),
 			WorkingDir: "/",
 			// Go reads caPath by default; SSL_CERT_FILE says so to anyone reading the config.
@@ -287,15 +322,15 @@ func image(bin, ca []byte, p v1.Platform, o options) (v1.Image, error) {
 	}
 	return mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
 		Created:   v1.Time{Time: o.created},
-		CreatedBy: "cmd/mkimage: digester, CA bundle, passwd, group, /tmp",
+		CreatedBy: "cmd/mkimage: " + o.kind.or().title + ", CA bundle, passwd, group, /tmp",
 	}})
 }
 
 // labels are the image's labels (OCI annotation keys); the Dockerfile sets the same ones.
 func labels(o options) map[string]string {
 	return map[string]string{
-		"org.opencontainers.image.title":       "digester",
-		"org.opencontainers.image.description": "KRM function pinning container images to their digests",
+		"org.opencontainers.image.title":       o.kind.or().title,
+		"org.opencontainers.image.description": o.kind.or().description,
 		"org.opencontainers.image.source":      source,
 		"org.opencontainers.image.version":     o.version,
 		"org.opencontainers.image.revision":    o.revision,
@@ -357,7 +392,7 @@ func writeRootfs(dir, caBundle string) error {
 }
 
 // rootfs returns the image's whole filesystem as an uncompressed tar, every entry dated created.
-func rootfs(bin, ca []byte, created time.Time) ([]byte, error) {
+func rootfs(binPath string, bin, ca []byte, created time.Time) ([]byte, error) {
 	entries := append(files(ca),
 		entry{"usr/", 0o755, nil},
 		entry{"usr/local/", 0o755, nil},

@@ -377,7 +377,7 @@ func TestRootfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := rootfs([]byte("binary"), ca, time.Unix(0, 0))
+	tb, err := rootfs(binPath, []byte("binary"), ca, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
