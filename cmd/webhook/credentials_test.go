@@ -131,7 +131,7 @@ func startRun(t *testing.T, args ...string) (string, *http.Client) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port),
-			"--tls-cert-file=" + cert, "--tls-private-key-file=" + key, "--shutdown-delay=0s"}, args...), io.Discard)
+			"--tls-cert-file=" + cert, "--tls-private-key-file=" + key, "--shutdown-delay=0s", "--pull-secrets=false"}, args...), io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -152,6 +152,7 @@ func startRun(t *testing.T, args ...string) (string, *http.Client) {
 		}
 		select {
 		case err := <-done:
+			done <- nil // for the cleanup, which waits for the exit
 			t.Fatalf("webhook exited: %v", err)
 		case <-time.After(10 * time.Millisecond):
 		}
