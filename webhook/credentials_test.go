@@ -157,6 +157,10 @@ func TestPodCredentials(t *testing.T) {
 		t.Errorf("denial %q does not end naming the missing secret", got)
 	}
 
+	if got := messageOf(t, h, review("CREATE", "Pod", object("Pod", "spec", podSpec("", app)), "")); !strings.HasSuffix(got, "(credentials tried: the pod spec's imagePullSecrets, its ServiceAccount's, then the webhook's own)") {
+		t.Errorf("denial %q does not say which credentials were tried", got)
+	}
+
 	// An UPDATE that leaves the images as they were reads no credentials.
 	client.ClearActions()
 	pod := object("Pod", "spec", podSpec(withSecret, app))

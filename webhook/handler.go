@@ -204,8 +204,11 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 	if !rep.OK() {
 		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures, "credentials", problems)
 		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))
-		if len(problems) > 0 {
+		switch {
+		case len(problems) > 0:
 			msg += " (credentials: " + strings.Join(problems, "; ") + ")"
+		case creds != nil && creds.lookup != nil && strings.Contains(msg, "unauthorized"):
+			msg += " (credentials tried: the pod spec's imagePullSecrets, its ServiceAccount's, then the webhook's own)"
 		}
 		return deny(resp, msg), outcomeDenied
 	}
