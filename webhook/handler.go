@@ -26,7 +26,6 @@ import (
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
-	"github.com/digester/digester/podcreds"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -52,11 +51,21 @@ type Handler struct {
 	pods     PodLookups
 }
 
+// Pod names the credentials of an object's pod spec: where it runs and what it pulls with.
+type Pod struct {
+	// Namespace of the object.
+	Namespace string
+	// ServiceAccount the pod runs as; empty means "default", as in the API.
+	ServiceAccount string
+	// PullSecrets are the names in the pod spec's imagePullSecrets, in order.
+	PullSecrets []string
+}
+
 // PodLookups gives the lookup for a pod spec's images: one that uses the credentials the Pod pulls
-// with. *podcreds.Pool is one.
+// with (cmd/webhook reads them from the cluster with package podcreds).
 type PodLookups interface {
 	// For returns the lookup for pod's images and the problems met reading its credentials.
-	For(ctx context.Context, pod podcreds.Pod) (pin.Lookup, []string)
+	For(ctx context.Context, pod Pod) (pin.Lookup, []string)
 }
 
 // WithPodCredentials looks the images of objects that hold a pod spec up through pods, with the
@@ -236,7 +245,7 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 // an admission whose images are all pinned or unchanged reads no credentials.
 type podLookup struct {
 	pods PodLookups
-	pod  podcreds.Pod
+	pod  Pod
 
 	once     sync.Once
 	lookup   pin.Lookup

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
-
-	"github.com/digester/digester/podcreds"
 )
 
 // object is an admitted object as the pinning core reads it: a YAML node tree built from its JSON,
@@ -128,7 +126,7 @@ func describe(n *yaml.Node) string {
 // ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController or any kind that keeps its pod
 // template at spec.template (Knative, Argo Rollouts); a CronJob's job template; a PodTemplate's
 // template — or says there is none.
-func podOf(kind, namespace string, obj *yaml.Node) (podcreds.Pod, bool) {
+func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 	paths := [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"template", "spec"}}
 	if kind == "Pod" {
 		paths = [][]string{{"spec"}}
@@ -143,7 +141,7 @@ func podOf(kind, namespace string, obj *yaml.Node) (podcreds.Pod, bool) {
 		if spec == nil || spec.Kind != yaml.MappingNode {
 			continue
 		}
-		p := podcreds.Pod{Namespace: namespace}
+		p := Pod{Namespace: namespace}
 		if sa := child(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
 			p.ServiceAccount = sa.Value
 		} else if sa := child(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
@@ -158,7 +156,7 @@ func podOf(kind, namespace string, obj *yaml.Node) (podcreds.Pod, bool) {
 		}
 		return p, true
 	}
-	return podcreds.Pod{}, false
+	return Pod{}, false
 }
 
 // child returns the value of key in mapping m, or nil.

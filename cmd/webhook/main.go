@@ -30,6 +30,7 @@ import (
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/podcreds"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
@@ -170,7 +171,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
 		})
 		counters = pool
-		opts = append(opts, webhook.WithPodCredentials(pool))
+		opts = append(opts, webhook.WithPodCredentials(podLookups{pool}))
 	}
 	metrics := webhook.NewMetrics(counters)
 	h := webhook.NewHandler(cfg, cache, append(opts, webhook.WithMetrics(metrics))...)
@@ -186,6 +187,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("drained, exiting")
 	return nil
+}
+
+// podLookups gives the webhook's handler the lookups of a podcreds.Pool.
+type podLookups struct{ pool *podcreds.Pool }
+
+func (p podLookups) For(ctx context.Context, pod webhook.Pod) (pin.Lookup, []string) {
+	return p.pool.For(ctx, podcreds.Pod(pod))
 }
 
 // kubeClient is a client of the cluster whose pull secrets the webhook reads: from kubeconfig, or

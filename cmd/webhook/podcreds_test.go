@@ -1,9 +1,11 @@
-package webhook_test
+package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -23,10 +25,11 @@ import (
 	"github.com/digester/digester/webhook"
 )
 
-// TestPodCredentials: a registry that demands a password is looked up with the pod spec's pull
-// secrets or its ServiceAccount's, wherever the kind keeps its pod spec; a Pod without them is
-// denied even after another Pod's credentials found the digest (the cache is per credentials), and
-// the password appears in no answer.
+// TestPodCredentials: the handler wired to a podcreds.Pool as run wires it (with a fake API client
+// here; e2e/webhook has the real API server). An image on a registry that demands a password is
+// looked up with the pod spec's pull secrets or its ServiceAccount's, wherever the kind keeps its
+// pod spec; a Pod without them is denied even after another Pod's credentials found the digest (the
+// cache is per credentials), and the password appears in no answer.
 func TestPodCredentials(t *testing.T) {
 	const host, password = "private.example", "s3cret-pull-password"
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("robot:"+password))
@@ -72,7 +75,7 @@ func TestPodCredentials(t *testing.T) {
 	})
 	cfg := config.Default()
 	cfg.OnError = "fail"
-	h := webhook.NewHandler(cfg, base, webhook.WithPodCredentials(pool))
+	h := webhook.NewHandler(cfg, base, webhook.WithPodCredentials(podLookups{pool}))
 
 	podSpec := func(extra string, images ...string) string {
 		var cs []string
@@ -170,6 +173,58 @@ func TestPodCredentials(t *testing.T) {
 	if n := len(client.Actions()); n != 0 {
 		t.Errorf("an UPDATE that changed no image sent %d requests to the API server, want 0", n)
 	}
+}
+
+// review is an AdmissionReview as the API server sends it, of object in namespace ns.
+func review(op, kind, object, oldObject string) string {
+	r := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":%q},"namespace":"ns","name":"web","operation":%q`, kind, op)
+	if object != "" {
+		r += `,"object":` + object
+	}
+	if oldObject != "" {
+		r += `,"oldObject":` + oldObject
+	}
+	return r + "}}"
+}
+
+// answer is what the API server reads of a response.
+type answer struct {
+	Allowed  bool
+	Message  string
+	Patch    []map[string]string
+	Warnings []string
+}
+
+// post sends body to h and returns the HTTP status, the answer, and the body when it is not 200.
+func post(t *testing.T, h http.Handler, body string) (int, answer, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader(body)))
+	if rec.Code != http.StatusOK {
+		return rec.Code, answer{}, rec.Body.String()
+	}
+	var out struct {
+		Response struct {
+			Allowed  bool
+			Status   struct{ Message string }
+			Patch    []byte
+			Warnings []string
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("response is not JSON: %v\n%s", err, rec.Body)
+	}
+	a := answer{Allowed: out.Response.Allowed, Message: out.Response.Status.Message, Warnings: out.Response.Warnings}
+	if len(out.Response.Patch) > 0 {
+		if err := json.Unmarshal(out.Response.Patch, &a.Patch); err != nil {
+			t.Fatalf("patch is not a JSONPatch: %v", err)
+		}
+	}
+	return rec.Code, a, ""
+}
+
+func replace(path, value string) map[string]string {
+	return map[string]string{"op": "replace", "path": path, "value": value}
 }
 
 func messageOf(t *testing.T, h http.Handler, body string) string {
