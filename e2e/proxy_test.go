@@ -97,3 +97,60 @@ func TestProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestNoProxy: a registry named in NO_PROXY is reached directly, and the same registry without it
+// goes through the proxy. The registry is named by the machine's host name, which /etc/hosts maps to
+// a loopback address: Go resolves it (127.1 it would look up in DNS) and, as it is not an IP, would
+// send it through HTTPS_PROXY.
+func TestNoProxy(t *testing.T) {
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := net.LookupHost(hostname)
+	if err != nil || len(addrs) == 0 || !net.ParseIP(addrs[0]).IsLoopback() {
+		t.Fatalf("this test needs the machine's host name %q to resolve to a loopback address through /etc/hosts, "+
+			"as Debian and container runtimes write it; it resolves to %v (%v)", hostname, addrs, err)
+	}
+	s := newSpace(t)
+	digests := s.push(t, map[string]types.MediaType{"app:1": types.OCIManifestSchema1})
+	host := strings.Replace(reg.Host, "127.0.0.1", hostname, 1)
+	img := host + "/" + s.ns + "/app:1"
+	dir := t.TempDir()
+	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
+		host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"config.json": string(cfg)})
+	proxy, proxyLog := startProxy(t)
+	input := []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
+		"- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: app\n  spec:\n    containers:\n" +
+		"    - name: app\n      image: " + img + "\n")
+	for _, tc := range []struct {
+		name    string
+		noProxy string
+		proxied bool
+	}{
+		{name: "not in NO_PROXY", noProxy: "registry.example", proxied: true},
+		{name: "in NO_PROXY", noProxy: "registry.example," + hostname},
+		{name: "its domain in NO_PROXY", noProxy: "." + hostname + "," + hostname + ":1", proxied: true}, // another port: no match
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadFile(proxyLog)
+			e := env{dockerConfig: dir, extra: []string{"HTTPS_PROXY=" + proxy, "NO_PROXY=" + tc.noProxy}}
+			out := run(t, e, input, t.TempDir(), digester)
+			if out.code != 0 {
+				t.Fatalf("exit code %d; stderr:\n%s", out.code, out.stderr)
+			}
+			if diff := cmp.Diff([]string{img + "@" + digests["app:1"]}, outputImages(t, out.stdout)); diff != "" {
+				t.Errorf("images (-want +got):\n%s", diff)
+			}
+			after, _ := os.ReadFile(proxyLog)
+			if got := strings.Contains(string(after[len(before):]), "CONNECT "+host); got != tc.proxied {
+				t.Errorf("NO_PROXY=%s: through the proxy %v, want %v; the proxy's log:\n%s", tc.noProxy, got, tc.proxied, after[len(before):])
+			}
+		})
+	}
+}

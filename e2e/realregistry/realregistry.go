@@ -229,8 +229,13 @@ func (r *Registry) writeCerts() (*x509.CertPool, error) {
 		return nil, err
 	}
 	// 127.1 is 127.0.0.1 to a proxy's resolver but a host name to Go, which never sends a loopback
-	// IP through HTTPS_PROXY: the proxy tests name the registry so.
-	cert, key, err := ca.Issue("127.0.0.1", "127.0.0.1", "localhost", "127.1")
+	// IP through HTTPS_PROXY: the proxy tests name the registry so. The machine's host name, which
+	// /etc/hosts maps to loopback, is one both Go and the proxy resolve: the NO_PROXY test uses it.
+	hosts := []string{"127.0.0.1", "localhost", "127.1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	cert, key, err := ca.Issue("127.0.0.1", hosts...)
 	if err != nil {
 		return nil, err
 	}
