@@ -116,7 +116,7 @@ func (r *Reader) Read(ctx context.Context, p Pod) (Credentials, []string) {
 		e.creds, e.problems = r.read(context.WithoutCancel(ctx), p)
 		r.mu.Lock()
 		e.expires = r.now().Add(r.ttl)
-		if (len(e.problems) > 0 || r.ttl <= 0) && r.entries[k] == e {
+		if len(e.problems) > 0 && r.entries[k] == e { // with a TTL of 0 or less, it has expired already
 			delete(r.entries, k)
 		}
 		r.mu.Unlock()
@@ -168,7 +168,7 @@ func (r *Reader) read(ctx context.Context, p Pod) (Credentials, []string) {
 		}
 		data, ok := dockerConfig(s)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("pull secret %s/%s is of type %q with no %s or %s key: not used", p.Namespace, n, s.Type, corev1.DockerConfigJsonKey, corev1.DockerConfigKey))
+			problems = append(problems, fmt.Sprintf("pull secret %s/%s (type %q) holds no docker config (%s or %s): not used", p.Namespace, n, s.Type, corev1.DockerConfigJsonKey, corev1.DockerConfigKey))
 			continue
 		}
 		// Each secret is checked on its own, so that a malformed one is named and the rest still used.

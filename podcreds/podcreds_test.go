@@ -75,6 +75,7 @@ func TestRead(t *testing.T) {
 		dockerConfigJSON("team", "shared", "private.example", "sa-user", "sa-pass"),
 		dockercfg("team", "legacy", "legacy.example:5000", "old-user", "old-pass"),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "opaque"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"token": []byte("x")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "empty"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: {}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "broken"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":`)}},
 		serviceAccount("team", "default"),
 		serviceAccount("team", "builder", "shared", "legacy"),
@@ -103,10 +104,11 @@ func TestRead(t *testing.T) {
 		want: map[string]string{"private.example": "pod-user", "legacy.example:5000": "old-user"},
 	}, {
 		name: "missing, opaque and malformed secrets are named, and the good one still used",
-		pod:  podcreds.Pod{Namespace: "team", ServiceAccount: "careless", PullSecrets: []string{"opaque", "broken", "mine"}},
+		pod:  podcreds.Pod{Namespace: "team", ServiceAccount: "careless", PullSecrets: []string{"opaque", "empty", "broken", "mine"}},
 		want: map[string]string{"private.example": "pod-user"},
 		problems: []string{
-			`pull secret team/opaque is of type "Opaque" with no .dockerconfigjson or .dockercfg key: not used`,
+			`pull secret team/opaque (type "Opaque") holds no docker config (.dockerconfigjson or .dockercfg): not used`,
+			`pull secret team/empty (type "kubernetes.io/dockerconfigjson") holds no docker config (.dockerconfigjson or .dockercfg): not used`,
 			"pull secret team/broken: malformed docker config: not used",
 			"pull secret team/gone not found",
 		},

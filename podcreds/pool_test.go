@@ -65,6 +65,14 @@ func TestPool(t *testing.T) {
 		t.Errorf("lookups, hits, requests (-want +got):\n%s", diff)
 	}
 
+	// Idle for exactly the limit, the lookups are kept.
+	now = now.Add(time.Minute)
+	name(podcreds.Pod{Namespace: "a", PullSecrets: []string{"x"}})
+	name(podcreds.Pod{Namespace: "b", PullSecrets: []string{"y"}})
+	if made != 2 {
+		t.Errorf("lookups idle for exactly the limit were made again: made %d, want 2", made)
+	}
+
 	// alice's lookup is used again; bob's sits idle past the limit and goes, its counts kept.
 	now = now.Add(50 * time.Second)
 	name(podcreds.Pod{Namespace: "a", PullSecrets: []string{"x"}})
