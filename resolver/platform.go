@@ -207,7 +207,7 @@ func (r *Resolver) Platforms(ctx context.Context, ref string) (map[string]string
 			continue
 		}
 		var g *session
-		if g, err = r.setup(ctx, r.registry(s.ref.Context().Registry, []string{s.ref.Context().Scope("pull")})); err != nil {
+		if g, err = r.setup(ctx, r.registry(s.ref.Context().Registry, []string{s.ref.Context().RepositoryStr()})); err != nil {
 			continue
 		}
 		var body []byte

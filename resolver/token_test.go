@@ -296,3 +296,56 @@ func TestMirrorTokenBatches(t *testing.T) {
 		t.Errorf("manifest HEADs = %d, want 150: none refused and retried", n)
 	}
 }
+
+// TestPlatformsTokenScope: reading an index's platforms (pinned: verify with platform set) asks the
+// token service for the index's repository by name, so one exchange serves it and no request is
+// refused for want of a scope.
+func TestPlatformsTokenScope(t *testing.T) {
+	ts := &tokenServer{}
+	reg, _, _ := tokenRegistry(t, ts, 0)
+	put := func(ref string, mt types.MediaType, body string) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/v2/team/multi/manifests/%s", reg.Host, ref), strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", string(mt))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("put %s: %s", ref, resp.Status)
+		}
+		return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(body)))
+	}
+	var children []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%064d","size":2},"layers":[],"annotations":{"arch":%q}}`,
+			types.OCIManifestSchema1, 0, arch)
+		children = append(children, put(arch, types.OCIManifestSchema1, m))
+	}
+	index := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[`+
+		`{"mediaType":%q,"digest":%q,"size":2,"platform":{"os":"linux","architecture":"amd64"}},`+
+		`{"mediaType":%q,"digest":%q,"size":2,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}`,
+		types.OCIImageIndex, types.OCIManifestSchema1, children[0], types.OCIManifestSchema1, children[1])
+	digest := put("v1", types.OCIImageIndex, index)
+	reg.Reset()
+	ts.exchanges.Store(0)
+
+	got, err := resolver.New().Platforms(context.Background(), reg.Host+"/team/multi@"+digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{children[0]: "linux/amd64", children[1]: "linux/arm64/v8"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("platforms (-want +got):\n%s", diff)
+	}
+	if n := ts.exchanges.Load(); n != 1 {
+		t.Errorf("%d token exchanges, want 1", n)
+	}
+	if n := reg.Count(http.MethodGet, "manifest"); n != 1 {
+		t.Errorf("%d manifest GETs, want 1 (none refused for want of a scope)", n)
+	}
+}
