@@ -50,7 +50,7 @@ stress:
 ## mutate: mutation testing (gremlins, pinned in tools/go.mod) of each package in MUTATE, one at a time
 ## with one worker (the tests themselves run concurrently); fails below 90 % efficacy. Tens of
 ## minutes; not part of make test. Survivors judged equivalent are listed in docs/testing.md.
-MUTATE ?= resolver walker config pin
+MUTATE ?= resolver walker config pin podcreds
 mutate:
 	cd tools && $(GO) build -o ../bin/gremlins github.com/go-gremlins/gremlins/cmd/gremlins
 	@mkdir -p out
