@@ -6,6 +6,7 @@ package registrytest
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -107,6 +108,15 @@ func New(opts ...Option) *Registry {
 	}
 	r.Host = r.srv.Listener.Addr().String()
 	return r
+}
+
+// CertificatePEM returns the certificate a registry made WithTLS serves (httptest's, for 127.0.0.1
+// and example.com), as PEM: a test's CA bundle for it. Nil without TLS.
+func (r *Registry) CertificatePEM() []byte {
+	if r.srv.TLS == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.srv.Certificate().Raw})
 }
 
 // Transport returns an HTTP transport that sends requests for every registry host to this
