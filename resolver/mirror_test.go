@@ -181,6 +181,7 @@ func TestParseMirror(t *testing.T) {
 		{in: "mirror.corp.example/dockerhub", want: "mirror.corp.example/dockerhub"},
 		{in: "mirror.corp.example:5000", want: "mirror.corp.example:5000"},
 		{in: "localhost:5000/a/b/", want: "localhost:5000/a/b"},
+		{in: "localhost/cache", want: "localhost/cache"}, // localhost needs no dot or port, as in a reference
 		{in: "https://mirror.corp.example", err: `mirror "https://mirror.corp.example" is not a registry: write host[:port][/path] without a scheme`},
 		{in: "mirror/dockerhub", err: `mirror "mirror/dockerhub" is not a registry: its first part must be a host name with a dot or a port, or localhost (as in mirror.example or mirror:5000)`},
 		{in: "mirror.example/DockerHub", err: `mirror "mirror.example/DockerHub" is not a registry: its path must be lowercase letters, digits and separators (. _ - /)`},
