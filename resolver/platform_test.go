@@ -81,6 +81,31 @@ func TestPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A 32-bit ARM index listing v6 before v7: linux/arm means v7, whatever the order.
+	adds = nil
+	armDigests := map[string]string{}
+	for _, variant := range []string{"v6", "v7"} {
+		img, err := registrytest.Image(types.OCIManifestSchema1, "arm:"+variant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		armDigests[variant] = d.String()
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "arm", Variant: variant},
+		}})
+	}
+	arm, err := name.NewTag(reg.Host + "/arm:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(arm, mutate.AppendManifests(empty.Index, adds...), remote.WithTransport(reg.Transport())); err != nil {
+		t.Fatal(err)
+	}
+
 	ref := func(repo string) string { return reg.Host + "/" + repo + ":v1" }
 	type got struct{ Digest, Err string }
 	type cost struct{ ManifestHEAD, ManifestGET, BlobGET int }
@@ -120,6 +145,18 @@ func TestPlatform(t *testing.T) {
 			refs:     []string{ref("multi/oci")},
 			want: map[string]got{ref("multi/oci"): {Err: `tag "v1" of repository multi/oci on registry ` + reg.Host +
 				" is a multi-arch index with no image for platform linux/s390x (it has linux/amd64, linux/arm64)"}},
+			wantCost: cost{ManifestHEAD: 1, ManifestGET: 1},
+		},
+		{
+			platform: "linux/arm", // no variant asked: v7, the default, though v6 is listed first
+			refs:     []string{ref("arm")},
+			want:     map[string]got{ref("arm"): {Digest: armDigests["v7"]}},
+			wantCost: cost{ManifestHEAD: 1, ManifestGET: 1},
+		},
+		{
+			platform: "linux/arm/v6",
+			refs:     []string{ref("arm")},
+			want:     map[string]got{ref("arm"): {Digest: armDigests["v6"]}},
 			wantCost: cost{ManifestHEAD: 1, ManifestGET: 1},
 		},
 		{
