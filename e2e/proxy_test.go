@@ -52,26 +52,35 @@ func startProxy(t *testing.T) (url, logFile string) {
 	return "http://" + addr, logFile
 }
 
-// TestProxy pins through a real HTTPS proxy (tinyproxy) named by HTTPS_PROXY, and checks in the
-// proxy's log that the lookups went through it. Go never sends loopback addresses through a
-// proxy, so the registry is named 127.1: a host name to Go, 127.0.0.1 to the proxy's resolver.
-func TestProxy(t *testing.T) {
+// proxied pushes app:1 to a namespace of the test registry, named host, and returns its pinned
+// image, a docker config directory with the registry's password for host, and a ResourceList
+// of one Pod running it.
+func proxied(t *testing.T, host string) (pinned, dockerConfig string, input []byte) {
+	t.Helper()
 	s := newSpace(t)
 	digests := s.push(t, map[string]types.MediaType{"app:1": types.OCIManifestSchema1})
-	host := strings.Replace(reg.Host, "127.0.0.1", "127.1", 1)
 	img := host + "/" + s.ns + "/app:1"
-	dir := t.TempDir()
+	dockerConfig = t.TempDir()
 	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
 		host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"config.json": string(cfg)})
-	proxy, proxyLog := startProxy(t)
-	input := []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
+	writeFiles(t, dockerConfig, map[string]string{"config.json": string(cfg)})
+	input = []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
 		"- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: app\n  spec:\n    containers:\n" +
 		"    - name: app\n      image: " + img + "\n")
+	return img + "@" + digests["app:1"], dockerConfig, input
+}
+
+// TestProxy pins through a real HTTPS proxy (tinyproxy) named by HTTPS_PROXY, and checks in the
+// proxy's log that the lookups went through it. Go never sends loopback addresses through a
+// proxy, so the registry is named 127.1: a host name to Go, 127.0.0.1 to the proxy's resolver.
+func TestProxy(t *testing.T) {
+	host := strings.Replace(reg.Host, "127.0.0.1", "127.1", 1)
+	want, dir, input := proxied(t, host)
+	proxy, proxyLog := startProxy(t)
 
 	for _, tc := range []struct {
 		name    string
@@ -87,7 +96,7 @@ func TestProxy(t *testing.T) {
 			if out.code != 0 {
 				t.Fatalf("exit code %d; stderr:\n%s", out.code, out.stderr)
 			}
-			if diff := cmp.Diff([]string{img + "@" + digests["app:1"]}, outputImages(t, out.stdout)); diff != "" {
+			if diff := cmp.Diff([]string{want}, outputImages(t, out.stdout)); diff != "" {
 				t.Errorf("images (-want +got):\n%s", diff)
 			}
 			after, _ := os.ReadFile(proxyLog)
@@ -112,22 +121,9 @@ func TestNoProxy(t *testing.T) {
 		t.Fatalf("this test needs the machine's host name %q to resolve to a loopback address through /etc/hosts, "+
 			"as Debian and container runtimes write it; it resolves to %v (%v)", hostname, addrs, err)
 	}
-	s := newSpace(t)
-	digests := s.push(t, map[string]types.MediaType{"app:1": types.OCIManifestSchema1})
 	host := strings.Replace(reg.Host, "127.0.0.1", hostname, 1)
-	img := host + "/" + s.ns + "/app:1"
-	dir := t.TempDir()
-	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
-		host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, dir, map[string]string{"config.json": string(cfg)})
+	want, dir, input := proxied(t, host)
 	proxy, proxyLog := startProxy(t)
-	input := []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
-		"- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: app\n  spec:\n    containers:\n" +
-		"    - name: app\n      image: " + img + "\n")
 	for _, tc := range []struct {
 		name    string
 		noProxy string
@@ -144,7 +140,7 @@ func TestNoProxy(t *testing.T) {
 			if out.code != 0 {
 				t.Fatalf("exit code %d; stderr:\n%s", out.code, out.stderr)
 			}
-			if diff := cmp.Diff([]string{img + "@" + digests["app:1"]}, outputImages(t, out.stdout)); diff != "" {
+			if diff := cmp.Diff([]string{want}, outputImages(t, out.stdout)); diff != "" {
 				t.Errorf("images (-want +got):\n%s", diff)
 			}
 			after, _ := os.ReadFile(proxyLog)
