@@ -54,8 +54,9 @@ type Reader struct {
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]*read
+	mu        sync.Mutex
+	entries   map[string]*read
+	lastSweep time.Time
 }
 
 // read is one reading, in flight until done is closed.
@@ -100,12 +101,11 @@ func (r *Reader) Read(ctx context.Context, p Pod) (Credentials, []string) {
 	k := p.Namespace + "\x00" + p.ServiceAccount + "\x00" + strings.Join(p.PullSecrets, "\x00")
 	r.mu.Lock()
 	now := r.now()
-	for key, e := range r.entries { // few entries: one per namespace, account and secret list in use
-		if !e.expires.IsZero() && !now.Before(e.expires) {
-			delete(r.entries, key)
-		}
-	}
+	r.sweep(now)
 	e, ok := r.entries[k]
+	if ok && !e.expires.IsZero() && !now.Before(e.expires) {
+		ok = false
+	}
 	if !ok {
 		e = &read{done: make(chan struct{})}
 		r.entries[k] = e
@@ -130,6 +130,20 @@ func (r *Reader) Read(ctx context.Context, p Pod) (Credentials, []string) {
 	}
 }
 
+// sweep drops expired readings, at most once per TTL, so that a Pod seen once is not remembered
+// forever and an admission does not walk every reading. r.mu is held.
+func (r *Reader) sweep(now time.Time) {
+	if now.Sub(r.lastSweep) < r.ttl {
+		return
+	}
+	r.lastSweep = now
+	for k, e := range r.entries {
+		if !e.expires.IsZero() && !now.Before(e.expires) {
+			delete(r.entries, k)
+		}
+	}
+}
+
 // read reads p's secrets. Reads are bounded by timeout, so that one slow API server call cannot
 // hold the Pods waiting on it past their admission.
 func (r *Reader) read(ctx context.Context, p Pod) (Credentials, []string) {
@@ -149,7 +163,7 @@ func (r *Reader) read(ctx context.Context, p Pod) (Credentials, []string) {
 		}
 	}
 
-	var secrets []corev1.Secret
+	var keychains []authn.Keychain
 	seen := map[string]bool{}
 	h := sha256.New()
 	for _, n := range names {
@@ -171,23 +185,21 @@ func (r *Reader) read(ctx context.Context, p Pod) (Credentials, []string) {
 			problems = append(problems, fmt.Sprintf("pull secret %s/%s (type %q) holds no docker config (%s or %s): not used", p.Namespace, n, s.Type, corev1.DockerConfigJsonKey, corev1.DockerConfigKey))
 			continue
 		}
-		// Each secret is checked on its own, so that a malformed one is named and the rest still used.
-		if _, err := kauth.NewFromPullSecrets(ctx, []corev1.Secret{*s}); err != nil {
+		// Each secret is a keychain of its own, so that a malformed one is named and the rest still
+		// used; the kubelet tries them in order, as the multi-keychain below does.
+		kc, err := kauth.NewFromPullSecrets(ctx, []corev1.Secret{*s})
+		if err != nil {
 			problems = append(problems, fmt.Sprintf("pull secret %s/%s: malformed docker config: not used", p.Namespace, n))
 			continue
 		}
-		secrets = append(secrets, *s)
+		keychains = append(keychains, kc)
 		fmt.Fprintf(h, "%s\x00%d\x00", s.Type, len(data))
 		h.Write(data)
 	}
-	if len(secrets) == 0 {
+	if len(keychains) == 0 {
 		return Credentials{}, problems
 	}
-	kc, err := kauth.NewFromPullSecrets(ctx, secrets)
-	if err != nil { // each one parsed above
-		return Credentials{}, append(problems, fmt.Sprintf("pull secrets of %s: %v", p.Namespace, err))
-	}
-	return Credentials{Keychain: kc, ID: hex.EncodeToString(h.Sum(nil))}, problems
+	return Credentials{Keychain: authn.NewMultiKeychain(keychains...), ID: hex.EncodeToString(h.Sum(nil))}, problems
 }
 
 // readTimeout bounds one reading of a Pod's credentials.

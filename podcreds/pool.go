@@ -19,12 +19,13 @@ type Lookup interface {
 	Hits() int64
 }
 
-// DefaultIdle is how long Pool keeps the lookup of credentials no admission has used.
+// DefaultIdle is how long, at least, Pool keeps the lookup of credentials no admission has used.
 const DefaultIdle = 10 * time.Minute
 
 // Pool gives each Pod the lookup of its credentials: base for a Pod with none, and for each
 // distinct set of credentials (by Credentials.ID) a lookup of its own, made by newLookup with the
-// Pod's keychain, kept while admissions use it. It is safe for concurrent use.
+// Pod's keychain, kept while admissions use it and dropped within twice the idle limit after the
+// last. It is safe for concurrent use.
 type Pool struct {
 	reader    *Reader
 	base      Lookup
@@ -32,9 +33,10 @@ type Pool struct {
 	idle      time.Duration
 	now       func() time.Time
 
-	mu      sync.Mutex
-	members map[string]*member
-	gone    struct{ lookups, hits, requests int64 } // counts of evicted members
+	mu        sync.Mutex
+	members   map[string]*member
+	lastSweep time.Time
+	gone      struct{ lookups, hits, requests int64 } // counts of evicted members
 }
 
 type member struct {
@@ -45,7 +47,8 @@ type member struct {
 // PoolOption configures a Pool.
 type PoolOption func(*Pool)
 
-// WithIdle sets how long a lookup no admission uses is kept (default DefaultIdle).
+// WithIdle sets how long a lookup no admission uses is kept at least (default DefaultIdle); it goes
+// within twice that.
 func WithIdle(d time.Duration) PoolOption { return func(p *Pool) { p.idle = d } }
 
 // WithPoolClock sets where the time comes from (default time.Now), for tests.
@@ -71,12 +74,15 @@ func (p *Pool) For(ctx context.Context, pod Pod) (pin.Lookup, []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	for id, m := range p.members {
-		if now.Sub(m.lastUsed) > p.idle {
-			p.gone.lookups += m.lookup.Lookups()
-			p.gone.hits += m.lookup.Hits()
-			p.gone.requests += m.lookup.Requests()
-			delete(p.members, id)
+	if now.Sub(p.lastSweep) >= p.idle { // at most once per idle period, not at every admission
+		p.lastSweep = now
+		for id, m := range p.members {
+			if now.Sub(m.lastUsed) > p.idle {
+				p.gone.lookups += m.lookup.Lookups()
+				p.gone.hits += m.lookup.Hits()
+				p.gone.requests += m.lookup.Requests()
+				delete(p.members, id)
+			}
 		}
 	}
 	m := p.members[creds.ID]
