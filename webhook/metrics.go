@@ -33,7 +33,7 @@ func NewMetrics(c Counters) *Metrics {
 		reg: reg,
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "digester_webhook_admissions_total",
-			Help: "AdmissionReviews answered, by operation and outcome (ignored, unchanged, pinned, warned, denied).",
+			Help: "AdmissionReviews answered, by operation (CREATE, UPDATE, DELETE, CONNECT, other) and outcome (ignored, unchanged, pinned, warned, denied).",
 		}, []string{"operation", "outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "digester_webhook_admission_duration_seconds",
@@ -72,9 +72,19 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// operations are the values of the admissions' operation label: the API's four operations, and
+// opOther for anything else, so that whoever reaches the port cannot add series at will.
+var operations = map[string]bool{"CREATE": true, "UPDATE": true, "DELETE": true, "CONNECT": true}
+
+const opOther = "other"
+
+// observe counts an admission; outcome is one of the outcome constants.
 func (m *Metrics) observe(op, outcome string, d time.Duration) {
 	if m == nil {
 		return
+	}
+	if !operations[op] {
+		op = opOther
 	}
 	m.admissions.WithLabelValues(op, outcome).Inc()
 	m.duration.Observe(d.Seconds())
