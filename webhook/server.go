@@ -23,6 +23,19 @@ const (
 	MetricsPath = "/metrics"
 )
 
+// Bounds on a client that stalls. The API server sends a review at once and gives up on it after
+// the webhook's timeoutSeconds (10 by default, 30 at most), so a client this slow is not one.
+const (
+	// ReadHeaderTimeout bounds the TLS handshake and the wait for a request's headers, from the
+	// connection's opening or the request's first byte.
+	ReadHeaderTimeout = 5 * time.Second
+	// ReadTimeout bounds the wait for a whole request, headers and body: a connection whose body
+	// stalls is answered 400 and closed (on HTTP/2, the stream is), however large its Content-Length.
+	ReadTimeout = 10 * time.Second
+	// IdleTimeout closes a kept-alive connection that sends no new request for that long.
+	IdleTimeout = 90 * time.Second
+)
+
 // Server serves a Handler over HTTPS, TLS 1.2 or later.
 type Server struct {
 	certs         *Certificates
@@ -31,6 +44,8 @@ type Server struct {
 	drainTimeout  time.Duration
 	log           *slog.Logger
 	ready         atomic.Bool
+	// readHeaderTimeout, readTimeout and idleTimeout are the bounds above (tests shorten them).
+	readHeaderTimeout, readTimeout, idleTimeout time.Duration
 }
 
 // ServerOption configures a Server.
@@ -50,7 +65,8 @@ func WithServerLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.
 // NewServer returns a server of h at MutatePath, with health endpoints and m at MetricsPath (if m
 // is not nil), presenting the certificate certs holds.
 func NewServer(h http.Handler, m *Metrics, certs *Certificates, opts ...ServerOption) *Server {
-	s := &Server{certs: certs, mux: http.NewServeMux(), drainTimeout: DefaultDeadline + 2*time.Second, log: slog.New(slog.DiscardHandler)}
+	s := &Server{certs: certs, mux: http.NewServeMux(), drainTimeout: DefaultDeadline + 2*time.Second, log: slog.New(slog.DiscardHandler),
+		readHeaderTimeout: ReadHeaderTimeout, readTimeout: ReadTimeout, idleTimeout: IdleTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -75,8 +91,9 @@ func NewServer(h http.Handler, m *Metrics, certs *Certificates, opts ...ServerOp
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		ReadTimeout:       s.readTimeout,
+		IdleTimeout:       s.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,

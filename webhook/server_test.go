@@ -3,13 +3,18 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -19,7 +24,7 @@ import (
 // serve starts a Server of h on loopback with a certificate from a new CA and returns its URL, a
 // client that trusts the CA, the certificate files and a function that stops the server and
 // returns Serve's error.
-func serve(t *testing.T, h http.Handler) (url string, client *http.Client, certs *Certificates, certFile, keyFile string, ca *testcerts.CA, stop func() error) {
+func serve(t *testing.T, h http.Handler, opts ...ServerOption) (url string, client *http.Client, certs *Certificates, certFile, keyFile string, ca *testcerts.CA, stop func() error) {
 	t.Helper()
 	ca, err := testcerts.NewCA()
 	if err != nil {
@@ -41,7 +46,7 @@ func serve(t *testing.T, h http.Handler) (url string, client *http.Client, certs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- NewServer(h, nil, certs).Serve(ctx, ln) }()
+	go func() { errc <- NewServer(h, nil, certs, opts...).Serve(ctx, ln) }()
 	client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	stopped := false
 	stop = func() error {
@@ -168,4 +173,97 @@ func TestDrain(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Errorf("Serve returned %v after draining, want nil", err)
 	}
+}
+
+// Clients that stall are let go of within the server's bounds: a connection that never starts its
+// TLS handshake, one that never finishes its headers, and (issue 23) 200 that announce a 7 MB
+// body and send one byte of it; on HTTP/2, a stream whose body stalls is answered.
+func TestStalledClientsAreClosed(t *testing.T) {
+	const headerTimeout, readTimeout = time.Second, 1500 * time.Millisecond
+	shorten := func(s *Server) { s.readHeaderTimeout, s.readTimeout = headerTimeout, readTimeout }
+	drain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+		}
+	})
+	url, _, _, _, _, ca, _ := serve(t, drain, shorten)
+	addr := strings.TrimPrefix(url, "https://")
+	const slack = 2 * time.Second // the client gives up waiting after the bound and this
+	for _, tc := range []struct {
+		name  string
+		conns int
+		tls   bool
+		send  string
+		bound time.Duration
+	}{
+		{"handshake never started", 20, false, "", headerTimeout},
+		{"headers never finished", 20, true, "POST /v1/mutate HTTP/1.1\r\nHost: webhook\r\n", headerTimeout},
+		{"7 MB body stalled after one byte", 200, true, "POST /v1/mutate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: 7000000\r\n\r\n{", readTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			dialing := make(chan struct{}, 5) // a few handshakes at a time: each must fit in the bound
+			closedAfter := make([]time.Duration, tc.conns)
+			errs := make([]error, tc.conns)
+			for i := range tc.conns {
+				wg.Go(func() {
+					dialing <- struct{}{}
+					start := time.Now()
+					var conn net.Conn
+					var err error
+					if tc.tls {
+						conn, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"http/1.1"}})
+					} else {
+						conn, err = net.Dial("tcp", addr)
+					}
+					<-dialing
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					defer conn.Close()
+					if _, err := io.WriteString(conn, tc.send); err != nil {
+						errs[i] = err
+						return
+					}
+					conn.SetReadDeadline(start.Add(tc.bound + slack))
+					_, err = io.Copy(io.Discard, conn) // until the server closes it (EOF or reset)
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						errs[i] = fmt.Errorf("still open after %s", time.Since(start).Round(time.Millisecond))
+						return
+					}
+					closedAfter[i] = time.Since(start)
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("want every connection closed within %s (+%s):\n%v", tc.bound, slack, err)
+			}
+			if last := slices.Max(closedAfter); last > tc.bound+slack {
+				t.Errorf("last connection closed after %s, want within %s", last, tc.bound+slack)
+			}
+		})
+	}
+	t.Run("HTTP/2 body stalled", func(t *testing.T) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
+		body, stall := io.Pipe()
+		defer stall.Close()
+		go io.WriteString(stall, "{")
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout+slack)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+MutatePath, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 7000000
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("no answer within %s: %v", readTimeout+slack, err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusBadRequest || string(msg) != "read request body: i/o timeout\n" {
+			t.Errorf("got %s %d %q, want HTTP/2.0 400 read request body: i/o timeout", resp.Proto, resp.StatusCode, msg)
+		}
+	})
 }
