@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,9 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	pinnedN    prometheus.Counter
 	rejectedN  prometheus.Counter
+
+	certs     atomic.Pointer[Certificates] // the serving certificate, once a Server uses it
+	certsOnce sync.Once
 }
 
 // NewMetrics returns the metrics of one webhook process, reading lookup, hit and registry request
@@ -65,6 +70,20 @@ func NewMetrics(c Counters) *Metrics {
 		}, func() float64 { return float64(c.Requests()) }),
 	)
 	return m
+}
+
+// watch exports the expiry of the certificate c holds (nothing before a Server calls it).
+func (m *Metrics) watch(c *Certificates) {
+	if m == nil || c == nil {
+		return
+	}
+	m.certs.Store(c)
+	m.certsOnce.Do(func() {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "digester_webhook_serving_certificate_expiry_timestamp_seconds",
+			Help: "When the serving certificate expires, in seconds since the Unix epoch (alert on it minus time() falling under a few days).",
+		}, func() float64 { return float64(m.certs.Load().NotAfter().Unix()) }))
+	})
 }
 
 // Handler serves the metrics in the Prometheus text format.
