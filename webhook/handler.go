@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,11 @@ const (
 	DefaultMaxRequestBytes = 7 << 20
 	// maxWarningBytes is where the API server starts truncating a warning.
 	maxWarningBytes = 256
+	// maxFailureBytes bounds each failure a denial lists.
+	maxFailureBytes = 512
+	// maxListed is how many failures, warnings or credential problems an answer or a log line
+	// lists; the rest are counted.
+	maxListed = 10
 )
 
 // Handler answers AdmissionReviews POSTed to it. It is safe for concurrent use.
@@ -122,7 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind || rev.Request == nil {
-		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %q kind %q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
+		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %.64q kind %.64q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
 		return
 	}
 	start := time.Now()
@@ -203,7 +209,7 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 		case f.Severity == pin.Error:
 			failures = append(failures, obj.describe(f))
 		case f.Severity == pin.Warning:
-			warnings = append(warnings, truncate("digester: "+obj.describe(f), maxWarningBytes))
+			warnings = append(warnings, "digester: "+obj.describe(f))
 		}
 	}
 	var problems []string
@@ -211,24 +217,25 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 		problems = creds.problems
 	}
 	if !rep.OK() {
-		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures, "credentials", problems)
-		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))
+		errs, probs := listed(failures, maxFailureBytes, ""), listed(problems, maxFailureBytes, "")
+		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", errs, "failed", len(failures), "credentials", probs)
+		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(errs, "; "))
 		switch {
-		case len(problems) > 0:
-			msg += " (credentials: " + strings.Join(problems, "; ") + ")"
+		case len(probs) > 0:
+			msg += " (credentials: " + strings.Join(probs, "; ") + ")"
 		case creds != nil && creds.lookup != nil && strings.Contains(msg, "unauthorized"):
 			msg += " (credentials tried: the pod spec's imagePullSecrets, its ServiceAccount's, then the webhook's own)"
 		}
 		return deny(resp, msg), outcomeDenied
 	}
-	for _, p := range problems {
-		warnings = append(warnings, truncate("digester: "+p, maxWarningBytes))
+	for i, p := range problems { // first: they may be why the images after them were not pinned
+		warnings = slices.Insert(warnings, i, "digester: "+p)
 	}
-	resp.Warnings = warnings
+	resp.Warnings = listed(warnings, maxWarningBytes, "digester: ")
 	outcome := outcomeUnchanged
 	if len(warnings) > 0 {
 		outcome = outcomeWarned
-		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", warnings)
+		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", resp.Warnings, "warned", len(warnings))
 	}
 	if len(patch) > 0 {
 		resp.Patch, _ = json.Marshal(patch) // strings only: cannot fail
@@ -294,7 +301,21 @@ func describeRequest(req *request) string {
 	if req.Namespace != "" {
 		name = req.Namespace + "/" + name
 	}
-	return req.Kind.Kind + " " + name
+	return truncate(req.Kind.Kind+" "+name, maxWarningBytes) // the API's limits make it shorter; others may not
+}
+
+// listed returns the first maxListed of items, each cut to n bytes, and, if there are more,
+// prefix+"and N more" after them: a denial for a Pod of 1,000 images that cannot be pinned is a few
+// KB, not hundreds.
+func listed(items []string, n int, prefix string) []string {
+	var out []string
+	for i, s := range items {
+		if i == maxListed {
+			return append(out, fmt.Sprintf("%sand %d more", prefix, len(items)-maxListed))
+		}
+		out = append(out, truncate(s, n))
+	}
+	return out
 }
 
 // truncate shortens s to at most n bytes, on a rune boundary, marking the cut.

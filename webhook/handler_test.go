@@ -219,7 +219,7 @@ func TestAdmitDeadline(t *testing.T) {
 
 func TestRejectMalformed(t *testing.T) {
 	f := newFixture(t, "fail")
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxRequestBytes(1000))
+	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxRequestBytes(2000))
 	for _, tc := range []struct {
 		name, method, body string
 		want               int
@@ -229,7 +229,8 @@ func TestRejectMalformed(t *testing.T) {
 		{"wrong kind", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{}}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"Pod\"\n"},
 		{"v1beta1", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1beta1\" kind \"AdmissionReview\"\n"},
 		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"AdmissionReview\"\n"},
-		{"oversized", http.MethodPost, review("CREATE", "Pod", podJSON(strings.Repeat("a", 1000)), ""), http.StatusBadRequest, "request body is over 1000 bytes\n"},
+		{"long kind, quoted in part", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"` + strings.Repeat("x", 1500) + `"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"" + strings.Repeat("x", 64) + "\"\n"},
+		{"oversized", http.MethodPost, review("CREATE", "Pod", podJSON(strings.Repeat("a", 2000)), ""), http.StatusBadRequest, "request body is over 2000 bytes\n"},
 		{"GET", http.MethodGet, "", http.StatusMethodNotAllowed, "POST an AdmissionReview\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
