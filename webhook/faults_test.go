@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -9,11 +10,15 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/digester/digester/config"
+	"github.com/digester/digester/pin"
+	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
 )
 
@@ -109,5 +114,116 @@ func TestManyFailuresAreCapped(t *testing.T) {
 				t.Errorf("logged %d lines, the longest %d bytes, want one of at most 2 KB saying %s:\n%.1000s", len(lines), len(slices.MaxFunc(lines, func(a, b string) int { return len(a) - len(b) })), count, logs.String())
 			}
 		})
+	}
+}
+
+// bigPod is a Pod of containers each with the image image(i) and 100 environment variables: 4 MB
+// for 1,000 containers.
+func bigPod(containers int, image func(i int) string) string {
+	var cs []string
+	for i := range containers {
+		var env []string
+		for j := range 100 {
+			env = append(env, fmt.Sprintf(`{"name":"VAR_%d","value":"value-%d-%d"}`, j, i, j))
+		}
+		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q,"env":[%s]}`, i, image(i), strings.Join(env, ",")))
+	}
+	return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"ns"},"spec":{"containers":[` + strings.Join(cs, ",") + `]}}`
+}
+
+// gate is a lookup that holds every lookup until release is closed, saying when the first arrives.
+type gate struct {
+	next     pin.Lookup
+	once     sync.Once
+	entered  chan struct{}
+	released chan struct{}
+}
+
+func (g *gate) Resolve(ctx context.Context, refs []string) map[string]resolver.Result {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-g.released:
+	case <-ctx.Done():
+	}
+	return g.next.Resolve(ctx, refs)
+}
+
+func (g *gate) Requests() int64 { return g.next.Requests() }
+
+// serveRecorded posts body to h and returns the recorded answer.
+func serveRecorded(h http.Handler, body string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader(body)))
+	return rec
+}
+
+// Large reviews beyond the memory for reviews in flight are answered 429 with Retry-After, at once,
+// while one holds it; one at a time, all are admitted. (Eight Pod reviews of 4.2 MB at once took
+// 2.4 GB.)
+func TestReviewsBeyondMemoryAreThrottled(t *testing.T) {
+	f := newFixture(t, "fail")
+	g := &gate{next: f.cache, entered: make(chan struct{}), released: make(chan struct{})}
+	m := webhook.NewMetrics(f.cache)
+	// A Pod of 100 containers of 100 variables: a review of 0.4 MB, reckoned at about 7 MB; the
+	// memory takes one such review, not two.
+	h := webhook.NewHandler(config.Default(), g, webhook.WithMaxReviewMemory(10<<20), webhook.WithMetrics(m))
+	body := review("CREATE", "Pod", bigPod(100, func(int) string { return "nginx:1.27" }), "")
+	small := review("CREATE", "Pod", podJSON("nginx:1.27"), "")
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- serveRecorded(h, body) }()
+	<-g.entered // the first review holds its memory while it waits for its lookups
+
+	type answer struct {
+		Code       int
+		RetryAfter string
+		Body       string
+	}
+	var wg sync.WaitGroup
+	got := make([]answer, 3)
+	for i := range got {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second) // if let in, held by the gate
+			defer cancel()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodPost, webhook.MutatePath, strings.NewReader(body)))
+			got[i] = answer{rec.Code, rec.Header().Get("Retry-After"), rec.Body.String()}
+		})
+	}
+	wg.Wait()
+	busy := answer{http.StatusTooManyRequests, "1", "the webhook is busy with other reviews; retry\n"}
+	if diff := cmp.Diff([]answer{busy, busy, busy}, got); diff != "" {
+		t.Errorf("reviews beyond the memory (-want +got):\n%s", diff)
+	}
+	close(g.released)
+	if rec := <-first; rec.Code != http.StatusOK {
+		t.Errorf("the first review: %d %s", rec.Code, rec.Body)
+	}
+	for i := range 3 {
+		if code, a, msg := post(t, h, body); code != http.StatusOK || len(a.Patch) != 100 {
+			t.Errorf("review %d alone: %d, %d patches, %s", i, code, len(a.Patch), msg)
+		}
+	}
+	if code, a, msg := post(t, h, small); code != http.StatusOK || len(a.Patch) != 1 {
+		t.Errorf("a small review: %d, %d patches, %s", code, len(a.Patch), msg)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, webhook.MetricsPath, nil))
+	if !strings.Contains(rec.Body.String(), "\ndigester_webhook_throttled_requests_total 3\n") {
+		t.Errorf("metrics do not count 3 throttled requests:\n%s", rec.Body)
+	}
+}
+
+// A review that alone needs more than the memory for reviews is answered 413, saying so; the same
+// webhook admits smaller ones.
+func TestReviewTooLargeForMemory(t *testing.T) {
+	f := newFixture(t, "fail")
+	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxReviewMemory(4<<20))
+	rec := serveRecorded(h, review("CREATE", "Pod", bigPod(100, func(int) string { return "nginx:1.27" }), ""))
+	want := "the review needs more than the webhook's memory for reviews in flight (4 MiB); it has 4 MiB or more\n"
+	if rec.Code != http.StatusRequestEntityTooLarge || rec.Body.String() != want {
+		t.Errorf("got %d %q, want 413 %q", rec.Code, rec.Body, want)
+	}
+	if code, a, msg := post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), "")); code != http.StatusOK || len(a.Patch) != 1 {
+		t.Errorf("a small review: %d, %d patches, %s", code, len(a.Patch), msg)
 	}
 }

@@ -246,6 +246,27 @@ func TestRejectMalformed(t *testing.T) {
 	}
 }
 
+// A body of no stated length (chunked) is read up to the bound, as one that states it.
+func TestUnstatedLength(t *testing.T) {
+	f := newFixture(t, "fail")
+	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxRequestBytes(2000))
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{review("CREATE", "Pod", podJSON("nginx:1.27"), ""), http.StatusOK},
+		{review("CREATE", "Pod", podJSON(strings.Repeat("a", 2000)), ""), http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader(tc.body))
+		req.ContentLength = -1
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%d bytes: %d %s, want %d", len(tc.body), rec.Code, rec.Body, tc.want)
+		}
+	}
+}
+
 // 100 admissions at once of one image nobody has looked up: one lookup, one manifest request.
 func TestConcurrentAdmissionsShareOneLookup(t *testing.T) {
 	f := newFixture(t, "fail")
@@ -295,6 +316,7 @@ func TestMetrics(t *testing.T) {
 		`digester_webhook_pinned_fields_total 2`,
 		`digester_webhook_registry_requests_total 2`, // the ping and one HEAD
 		`digester_webhook_rejected_requests_total 1`,
+		`digester_webhook_throttled_requests_total 0`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

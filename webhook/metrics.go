@@ -25,6 +25,7 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	pinnedN    prometheus.Counter
 	rejectedN  prometheus.Counter
+	throttledN prometheus.Counter
 
 	certs     atomic.Pointer[Certificates] // the serving certificate, once a Server uses it
 	certsOnce sync.Once
@@ -53,8 +54,12 @@ func NewMetrics(c Counters) *Metrics {
 			Name: "digester_webhook_rejected_requests_total",
 			Help: "Requests that were not an AdmissionReview (malformed, oversized, wrong method), answered 4xx.",
 		}),
+		throttledN: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "digester_webhook_throttled_requests_total",
+			Help: "Reviews answered 429 (retried by the API server) because the reviews in flight held the memory for reviews.",
+		}),
 	}
-	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN,
+	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN, m.throttledN,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "digester_webhook_lookups_total",
@@ -118,5 +123,11 @@ func (m *Metrics) pinned(n int) {
 func (m *Metrics) rejected() {
 	if m != nil {
 		m.rejectedN.Inc()
+	}
+}
+
+func (m *Metrics) throttled() {
+	if m != nil {
+		m.throttledN.Inc()
 	}
 }
