@@ -68,6 +68,7 @@ type flags struct {
 	skipPrefixes       string
 	insecure           string
 	maxRequestBytes    int64
+	maxReviewMemory    int64
 	shutdownDelay      time.Duration
 	credentialRefresh  time.Duration
 	pullSecrets        bool
@@ -97,6 +98,7 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	fs.StringVar(&f.skipPrefixes, "skip-prefixes", "", "comma-separated image prefixes to leave alone")
 	fs.StringVar(&f.insecure, "insecure-registries", "", "comma-separated registries (host[:port]) allowed plain HTTP or unverified TLS")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
+	fs.Int64Var(&f.maxReviewMemory, "max-review-memory", webhook.DefaultMaxReviewMemory, "bytes of memory the reviews in flight may take together (reckoned from their size and JSON values); beyond it a review is answered 429 with Retry-After and the API server retries it, or 413 if it alone needs more")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
 	fs.DurationVar(&f.credentialRefresh, "credential-refresh", defaultCredentialRefresh, "how long a registry's credentials and tokens are used before they are read and exchanged anew; 0 keeps the first for the process's life")
 	fs.BoolVar(&f.pullSecrets, "pull-secrets", true, "look images up with the credentials of the pod spec's imagePullSecrets and its ServiceAccount's, read from the cluster (needs get on secrets and serviceaccounts), before the webhook's own")
@@ -125,8 +127,8 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	if f.deadline <= 0 || f.timeout <= 0 {
 		errs = append(errs, errors.New("--deadline and --timeout must be positive"))
 	}
-	if f.concurrency < 1 || f.perRegistry < 1 || f.maxRequestBytes < 1 {
-		errs = append(errs, errors.New("--concurrency, --registry-concurrency and --max-request-bytes must be at least 1"))
+	if f.concurrency < 1 || f.perRegistry < 1 || f.maxRequestBytes < 1 || f.maxReviewMemory < 1 {
+		errs = append(errs, errors.New("--concurrency, --registry-concurrency, --max-request-bytes and --max-review-memory must be at least 1"))
 	}
 	if f.credentialRefresh < 0 {
 		errs = append(errs, fmt.Errorf("--credential-refresh=%s: want 0 or more", f.credentialRefresh))
@@ -158,7 +160,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}, cfg.RegistryOptions()...)
 	cache := digestcache.New(resolver.New(resolverOpts...), digestcache.WithTTL(f.cacheTTL))
 	var counters webhook.Counters = cache
-	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes)}
+	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes), webhook.WithMaxReviewMemory(f.maxReviewMemory)}
 	if f.pullSecrets {
 		client, err := kubeClient(f.kubeconfig)
 		if err != nil {
