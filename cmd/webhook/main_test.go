@@ -15,6 +15,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--on-error=ignore"}, `--on-error="ignore": want fail or warn`},
 		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--deadline=0s"}, "--deadline and --timeout must be positive"},
 		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--port=0"}, "--port=0: want 1-65535"},
+		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--max-review-memory=0"}, "--concurrency, --registry-concurrency, --max-request-bytes and --max-review-memory must be at least 1"},
 		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--credential-refresh=-1m"}, "--credential-refresh=-1m0s: want 0 or more"},
 		{[]string{"--tls-cert-file=c", "--tls-private-key-file=k", "extra"}, `unexpected arguments ["extra"]`},
 	} {
@@ -24,7 +25,7 @@ func TestFlagErrors(t *testing.T) {
 		}
 	}
 	f, cfg, err := parseFlags([]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--on-error=warn", "--skip-prefixes=a/, b/"}, io.Discard)
-	if err != nil || cfg.OnError != "warn" || len(cfg.SkipPrefixes) != 2 || cfg.SkipPrefixes[1] != "b/" || f.port != 8443 || cfg.Deadline.String() != "8s" || f.credentialRefresh != defaultCredentialRefresh {
+	if err != nil || cfg.OnError != "warn" || len(cfg.SkipPrefixes) != 2 || cfg.SkipPrefixes[1] != "b/" || f.port != 8443 || cfg.Deadline.String() != "8s" || f.credentialRefresh != defaultCredentialRefresh || f.maxReviewMemory != 128<<20 {
 		t.Errorf("got %+v %+v %v", f, cfg, err)
 	}
 }
