@@ -24,6 +24,7 @@ import (
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
+	"github.com/digester/digester/resolver"
 )
 
 // Env is what a run sees of its surroundings.
@@ -34,8 +35,8 @@ type Env struct {
 	Getenv func(string) string
 	// Version and Commit are printed by --version.
 	Version, Commit string
-	// Options are given to the core; tests set a transport and keychain.
-	Options []pin.Option
+	// Resolver options are added to the configuration's; tests set a transport and keychain.
+	Resolver []resolver.Option
 }
 
 // Exit codes.
@@ -86,35 +87,19 @@ func usageError(env Env, msg string) int {
 
 // flags is a parsed command line of pin or check.
 type flags struct {
-	configFile string
-	output     string
-	settings   [][2]string // key, value, in the order given
-	paths      []string
-	help       bool
-	err        error // the first bad flag value, in words
+	settings config.Flags
+	output   string
+	paths    []string
+	help     bool
 }
 
 func newFlagSet(f *flags) *flag.FlagSet {
 	fs := flag.NewFlagSet("digester", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported with the whole usage, below
-	fs.StringVar(&f.configFile, "config", "", "")
+	f.settings.Register(fs)
 	fs.StringVar(&f.output, "output", "text", "")
 	fs.BoolVar(&f.help, "help", false, "")
 	fs.BoolVar(&f.help, "h", false, "")
-	for _, k := range config.Keys {
-		fs.Func(k.Key, "", func(v string) error {
-			scratch := config.Default() // values are checked as they come, applied after --config
-			if err := scratch.Set(k.Key, v); err != nil {
-				if u := errors.Unwrap(err); u != nil {
-					err = u
-				}
-				f.err = fmt.Errorf("--%s: %w", k.Key, err)
-				return f.err
-			}
-			f.settings = append(f.settings, [2]string{k.Key, v})
-			return nil
-		})
-	}
 	return fs
 }
 
@@ -124,8 +109,8 @@ func parseFlags(args []string) (*flags, error) {
 	fs := newFlagSet(f)
 	for {
 		if err := fs.Parse(args); err != nil {
-			if f.err != nil {
-				return nil, f.err
+			if e := f.settings.Err(); e != nil {
+				return nil, e
 			}
 			return nil, err
 		}
@@ -140,31 +125,6 @@ func parseFlags(args []string) (*flags, error) {
 		f.paths = append(f.paths, rest[0])
 		args = rest[1:]
 	}
-}
-
-// settings reads --config, then SKIP_PREFIXES, then the flags, which win.
-func (f *flags) config(getenv func(string) string) (config.Config, error) {
-	var fnConfig []byte
-	if f.configFile != "" {
-		b, err := os.ReadFile(f.configFile)
-		if err != nil {
-			return config.Config{}, fmt.Errorf("--config: %w", err)
-		}
-		fnConfig = b
-	}
-	cfg, err := config.Parse(fnConfig, getenv("SKIP_PREFIXES"))
-	if err != nil {
-		return cfg, fmt.Errorf("--config %s: %w", f.configFile, err)
-	}
-	for _, s := range f.settings {
-		if err := cfg.Set(s[0], s[1]); err != nil {
-			if u := errors.Unwrap(err); u != nil {
-				err = u
-			}
-			return cfg, fmt.Errorf("--%s: %w", s[0], err)
-		}
-	}
-	return cfg, cfg.Validate()
 }
 
 func run(ctx context.Context, cmd string, args []string, env Env) int {
@@ -188,16 +148,16 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	if f.output != "text" && f.output != "json" && f.output != "github" {
 		return usageError(env, fmt.Sprintf("%s: --output %q: want text, json or github", cmd, f.output))
 	}
-	cfg, err := f.config(env.Getenv)
+	cfg, err := f.settings.Config(config.Default(), env.Getenv)
 	if err != nil {
 		return usageError(env, fmt.Sprintf("%s: %v", cmd, err))
 	}
 	if cmd == "check" {
-		cfg.Mode = "check"
+		cfg.Mode = pin.ModeCheck
 	}
-	check := cfg.Mode == "check"
+	check := cfg.Mode == pin.ModeCheck
 	if check {
-		cfg.Report = "fields" // one line per field that pin would change
+		cfg.Report = config.ReportFields // one line per field that pin would change
 	}
 
 	// Read every file before anything is pinned: a file that does not parse fails the run.
@@ -216,7 +176,8 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	}
 	locks := snapshotLocks(files)
 
-	rep := pin.New(cfg, env.Options...).Run(ctx, objs)
+	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
+	rep := pin.New(lookup, cfg.Options).Run(ctx, objs)
 
 	out := env.Stdout
 	if stdin != nil { // stdout carries the YAML
@@ -239,7 +200,7 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 		}
 		env.Stdout.Write(data)
 	}
-	if err := printReport(out, f.output, rep, cfg.Report == "fields"); err != nil {
+	if err := printReport(out, f.output, rep, cfg.Report == config.ReportFields); err != nil {
 		fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 		return ExitFail
 	}

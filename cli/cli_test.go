@@ -15,7 +15,7 @@ import (
 
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/internal/testfiles"
-	"github.com/digester/digester/pin"
+	"github.com/digester/digester/resolver"
 )
 
 // testRegistry serves images under their everyday names (nginx:1.27, gcr.io/x/y:1) over TLS; its
@@ -58,7 +58,7 @@ func runCLI(t *testing.T, reg *registrytest.Registry, stdin string, args ...stri
 		Version: "v1.2.3", Commit: "abc1234",
 	}
 	if reg != nil {
-		env.Options = []pin.Option{pin.WithTransport(reg.Transport()), pin.WithKeychain(authn.NewMultiKeychain())}
+		env.Resolver = []resolver.Option{resolver.WithTransport(reg.Transport()), resolver.WithKeychain(authn.NewMultiKeychain())}
 	}
 	code := Main(context.Background(), args, env)
 	return result{code, stdout.String(), stderr.String()}
@@ -396,7 +396,7 @@ func TestCheck(t *testing.T) {
 		code: 1,
 		stdout: a + ":6:12: error: not pinned: nginx:1.27 has no digest (digester would pin it)\n" +
 			a + ":8:12: error: not pinned: nginx:1.27 has no digest (digester would pin it)\n",
-		stderr: "digester: check failed: pinning would make 2 changes, each an error above (0 distinct references, 0 registry requests); 1 already pinned, 0 skipped by prefix\n",
+		stderr: "digester: check failed: pinning would make 2 changes (0 distinct references, 0 registry requests); 1 already pinned, 0 skipped by prefix\n",
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -99,14 +99,9 @@ func writeJSON(w io.Writer, rep *pin.Report) error {
 	}{
 		OK: rep.OK(),
 		Summary: struct {
-			Message       string `json:"message"`
-			Pinned        int    `json:"pinned"`
-			AlreadyPinned int    `json:"alreadyPinned"`
-			Skipped       int    `json:"skipped"`
-			Failed        int    `json:"failed"`
-			Distinct      int    `json:"distinctReferences"`
-			Requests      int64  `json:"registryRequests"`
-		}{rep.Summary.String(), rep.Summary.Pinned, rep.Summary.AlreadyPinned, rep.Summary.Skipped, rep.Summary.Failed, rep.Summary.Distinct, rep.Summary.Requests},
+			Message string `json:"message"`
+			pin.Summary
+		}{rep.Summary.String(), rep.Summary},
 		Findings: []jsonFinding{},
 	}
 	for _, f := range rep.Findings {

@@ -163,3 +163,16 @@ func key(s string) string {
 	}
 	return s
 }
+
+// Platforms lists the images of a multi-arch index by platform, through next, uncached: only
+// verify and check runs ask, once per moved pin. It makes the Cache a pin.PlatformLister whenever
+// next is one; otherwise it fails, and the pin it was asked for is reported stale.
+func (c *Cache) Platforms(ctx context.Context, ref string) (map[string]string, error) {
+	l, ok := c.next.(interface {
+		Platforms(ctx context.Context, ref string) (map[string]string, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("listing the platforms of %s: the lookup cannot", ref)
+	}
+	return l.Platforms(ctx, ref)
+}

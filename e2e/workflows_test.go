@@ -110,7 +110,7 @@ func TestKptLockWorkflow(t *testing.T) {
 	code, results := readResults(t, filepath.Join(dir, "results"))
 	want := result{Severity: "error", Message: "not pinned: " + api + " has no digest (digester would pin it)", Kind: "Deployment", Name: "web",
 		File: "deploy.yaml", Path: "spec.template.spec.containers[1].image", Current: api}
-	wantSummary := "check failed: pinning would make 1 change, each an error above (0 distinct references, N registry requests); 1 already pinned, 0 skipped by prefix"
+	wantSummary := "check failed: pinning would make 1 change (0 distinct references, N registry requests); 1 already pinned, 0 skipped by prefix"
 	if diff := cmp.Diff([]result{{Severity: "info", Message: wantSummary}, want}, results); code != 1 || diff != "" {
 		t.Errorf("check: exit code %d (want 1), results (-want +got):\n%s", code, diff)
 	}

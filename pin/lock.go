@@ -1,11 +1,16 @@
 package pin
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/walker"
 )
 
 // The DigestLock kind: a local-config resource in the package that maps each image reference to
@@ -16,31 +21,49 @@ const (
 	LockKind       = "DigestLock"
 )
 
-// lock is a DigestLock read from a package: its entries, in file order, and its node.
+// lock is a DigestLock read from a package: its entries and its node.
 type lock struct {
 	obj     *Object
 	entries map[string]string // reference as written -> digest
-	order   []string
 }
 
-// isLock reports whether m is a DigestLock.
-func isLock(m *yaml.Node) bool {
-	return scalar(value(m, "kind")) == LockKind && scalar(value(m, "apiVersion")) == LockAPIVersion
+// IsLock reports whether m, a mapping (or a document holding one), is a DigestLock.
+func IsLock(m *yaml.Node) bool {
+	m = mapping(m)
+	return walker.Scalar(walker.Lookup(m, "kind")) == LockKind && walker.Scalar(walker.Lookup(m, "apiVersion")) == LockAPIVersion
 }
 
-// readLock reads a DigestLock. Its images are a list of {image, digest}; a malformed entry is an
+// ParseLock reads a DigestLock written as YAML (as a ConfigMap publishes one) and returns its
+// entries: each reference as written and its digest.
+func ParseLock(data []byte) (map[string]string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	m := mapping(&doc)
+	if m == nil || !IsLock(m) {
+		return nil, fmt.Errorf("not a %s %s", LockAPIVersion, LockKind)
+	}
+	entries, err := lockEntries(m)
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// lockEntries reads a DigestLock's images, a list of {image, digest}; a malformed entry is an
 // error naming its index, since a lock that is read wrong pins wrong.
-func readLock(obj *Object, m *yaml.Node) (*lock, error) {
-	l := &lock{obj: obj, entries: map[string]string{}}
-	images := value(m, "images")
+func lockEntries(m *yaml.Node) (map[string]string, error) {
+	entries := map[string]string{}
+	images := walker.Lookup(m, "images")
 	if images == nil || images.Kind == yaml.ScalarNode && images.Tag == "!!null" {
-		return l, nil
+		return entries, nil
 	}
 	if images.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("images is not a list")
 	}
 	for i, e := range images.Content {
-		img, d := scalar(value(e, "image")), scalar(value(e, "digest"))
+		img, d := walker.Scalar(walker.Lookup(e, "image")), walker.Scalar(walker.Lookup(e, "digest"))
 		switch {
 		case e.Kind != yaml.MappingNode || img == "" || d == "":
 			return nil, fmt.Errorf("images[%d] needs an image and a digest", i)
@@ -48,15 +71,12 @@ func readLock(obj *Object, m *yaml.Node) (*lock, error) {
 			return nil, fmt.Errorf("images[%d] (%s): %q is not a digest (sha256: and 64 lowercase hex digits)", i, img, d)
 		case strings.Contains(img, "@"):
 			return nil, fmt.Errorf("images[%d]: %q carries a digest already; the lock maps tags to digests", i, img)
-		case l.entries[img] != "" && l.entries[img] != d:
+		case entries[img] != "" && entries[img] != d:
 			return nil, fmt.Errorf("images[%d]: %s is listed twice with different digests", i, img)
 		}
-		if _, seen := l.entries[img]; !seen {
-			l.order = append(l.order, img)
-		}
-		l.entries[img] = d
+		entries[img] = d
 	}
-	return l, nil
+	return entries, nil
 }
 
 func digestRE(s string) bool {
@@ -72,16 +92,137 @@ func digestRE(s string) bool {
 	return true
 }
 
-// lockNode builds a DigestLock with entries sorted by reference: the same package always gives the
-// same bytes, so a refresh is a reviewable diff.
-func lockNode(entries map[string]string) *yaml.Node {
-	refs := make([]string, 0, len(entries))
-	for r := range entries {
-		refs = append(refs, r)
+// readLock finds the package's DigestLock. A malformed lock, or two, fail the run: pinning from a
+// lock read wrong would write wrong digests.
+func (r *run) readLock(objs []*Object) {
+	for _, obj := range objs {
+		m := mapping(obj.Node)
+		if m == nil || !IsLock(m) {
+			continue
+		}
+		u := use{obj: obj, id: identify(m), field: walker.Field{Path: "images"}}
+		if r.lock != nil {
+			r.failed(CauseLock, u, fmt.Sprintf("a second DigestLock: the package may hold one (the first is in %s)", orNone(r.lock.obj.File)))
+			continue
+		}
+		entries, err := lockEntries(m)
+		if err != nil {
+			r.failed(CauseLock, u, "the DigestLock cannot be read: "+err.Error())
+			continue
+		}
+		r.lock = &lock{obj: obj, entries: entries}
 	}
-	slices.Sort(refs)
+	if r.lock == nil && r.opts.Lock == LockFrozen {
+		r.failed(CauseLock, use{}, "lock: frozen, but the package has no DigestLock (run once with lock: update to create "+r.opts.LockFile+")")
+	}
+	r.byName = map[string]string{}
+	if r.lock != nil {
+		for img, d := range r.lock.entries {
+			r.byName[normalise(img)] = d
+		}
+	}
+}
+
+// writeLock brings the lock up to date with the references the package uses, creating it under
+// lock: update, and reports what changed.
+func (r *run) writeLock() {
+	lk := r.lock
+	if lk == nil && r.opts.Lock != LockUpdate || r.opts.Lock == LockFrozen {
+		return
+	}
+	var before map[string]string
+	if lk != nil {
+		before = lk.entries
+	}
+	used := canonical(r.used, before)
+	added, changed, dropped := lockDiff(before, used)
+	switch {
+	case lk == nil:
+		obj := newLock(r.opts.LockFile, used)
+		r.rep.Created = append(r.rep.Created, obj)
+		r.add(Info, "", use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(used), "reference"), "")
+	case added+changed+dropped > 0:
+		lk.setImages(used)
+		r.add(Info, "", use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+			fmt.Sprintf("updated the lock: %d added, %d changed, %d dropped", added, changed, dropped), "")
+	}
+}
+
+// checkLock reports, in check mode, a lock that pin mode would change.
+func (r *run) checkLock() {
+	lk := r.lock
+	if lk == nil {
+		return
+	}
+	added, changed, dropped := lockDiff(lk.entries, canonical(r.used, lk.entries))
+	if added+changed+dropped > 0 {
+		r.failed(CauseUnpinned, use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+			fmt.Sprintf("the lock is out of date: pinning would add %d, change %d and drop %d entries", added, changed, dropped))
+	}
+}
+
+// canonical keys used by one spelling per reference: the lock's own where it has one, else the
+// shortest, so that nginx:1.27 and docker.io/library/nginx:1.27 make one entry and
+// an existing lock keeps its spelling.
+func canonical(used, locked map[string]string) map[string]string {
+	keyOf := map[string]string{} // normalised reference -> key
+	for _, k := range slices.Sorted(maps.Keys(locked)) {
+		if n := normalise(k); keyOf[n] == "" {
+			keyOf[n] = k
+		}
+	}
+	out := make(map[string]string, len(used))
+	keys := slices.SortedFunc(maps.Keys(used), func(a, b string) int { // shortest spelling first
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	for _, k := range keys {
+		n := normalise(k)
+		if keyOf[n] == "" {
+			keyOf[n] = k
+		}
+		out[keyOf[n]] = used[k]
+	}
+	return out
+}
+
+// normalise is the reference's full name (docker.io/library/nginx:latest for nginx), or ref itself
+// if it does not parse.
+func normalise(ref string) string {
+	if r, err := resolver.Parse(ref); err == nil {
+		return r.Name()
+	}
+	return ref
+}
+
+func lockDiff(before, after map[string]string) (added, changed, dropped int) {
+	for k, v := range after {
+		switch b, ok := before[k]; {
+		case !ok:
+			added++
+		case b != v:
+			changed++
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			dropped++
+		}
+	}
+	return added, changed, dropped
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no file"
+	}
+	return s
+}
+
+// lockNode builds a DigestLock's images with entries sorted by reference: the same package always
+// gives the same bytes, so a refresh is a reviewable diff.
+func lockNode(entries map[string]string) *yaml.Node {
 	images := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	for _, r := range refs {
+	for _, r := range slices.Sorted(maps.Keys(entries)) {
 		images.Content = append(images.Content, mappingOf("image", r, "digest", entries[r]))
 	}
 	return images

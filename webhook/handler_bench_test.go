@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/webhook"
 )
 
@@ -13,7 +14,7 @@ import (
 // cost, without TLS or HTTP.
 func BenchmarkAdmitCached(b *testing.B) {
 	t := &testing.T{}
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	body := review("CREATE", "Pod", podJSON("nginx:1.27", "ghcr.io/acme/sidecar:1"), "")
 	post(t, f.h, body)
 	b.ReportAllocs()

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/walker"
 )
 
 // object is an admitted object as the pinning core reads it: a YAML node tree built from its JSON,
@@ -134,7 +136,7 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 	for _, path := range paths {
 		spec := obj
 		for _, k := range path {
-			if spec = child(spec, k); spec == nil {
+			if spec = walker.Lookup(spec, k); spec == nil {
 				break
 			}
 		}
@@ -142,14 +144,14 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 			continue
 		}
 		p := Pod{Namespace: namespace}
-		if sa := child(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
+		if sa := walker.Lookup(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
 			p.ServiceAccount = sa.Value
-		} else if sa := child(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
+		} else if sa := walker.Lookup(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
 			p.ServiceAccount = sa.Value
 		}
-		if list := child(spec, "imagePullSecrets"); list != nil && list.Kind == yaml.SequenceNode {
+		if list := walker.Lookup(spec, "imagePullSecrets"); list != nil && list.Kind == yaml.SequenceNode {
 			for _, ref := range list.Content {
-				if n := child(ref, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+				if n := walker.Lookup(ref, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
 					p.PullSecrets = append(p.PullSecrets, n.Value)
 				}
 			}
@@ -157,17 +159,4 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 		return p, true
 	}
 	return Pod{}, false
-}
-
-// child returns the value of key in mapping m, or nil.
-func child(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }

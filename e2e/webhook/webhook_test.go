@@ -239,11 +239,17 @@ func configuration(t *testing.T, name, url, policy string, selector map[string]a
 // changed (webhooks take effect asynchronously).
 func register(t *testing.T, mwc, probeNS string, changed func(image string) bool) {
 	t.Helper()
+	registerProbe(t, mwc, probeNS, image("app:1"), changed)
+}
+
+// registerProbe is register with a dry-run Pod of the image probeImage.
+func registerProbe(t *testing.T, mwc, probeNS, probeImage string, changed func(image string) bool) {
+	t.Helper()
 	mustKubectl(t, mwc, "apply", "-f", "-")
 	var m struct{ Metadata struct{ Name string } }
 	json.Unmarshal([]byte(mwc), &m)
 	t.Cleanup(func() { kubectl(t, "", "delete", "mutatingwebhookconfiguration", m.Metadata.Name, "--wait") })
-	probe := podYAML("probe", probeNS, nil, image("app:1"))
+	probe := podYAML("probe", probeNS, nil, probeImage)
 	for i := 0; ; i++ {
 		out, _, err := kubectl(t, probe, "create", "--dry-run=server", "-o", "jsonpath={.spec.containers[*].image}", "-f", "-")
 		if err == nil && changed(out) {
@@ -470,6 +476,7 @@ spec:
 	}
 	want := []string{
 		"issuer.cert-manager.io/digester-webhook created (server dry run)\ncertificate.cert-manager.io/digester-webhook created (server dry run)",
+		"configmap/digester-config created (server dry run)",
 		"deployment.apps/digester-webhook created (server dry run)",
 		"mutatingwebhookconfiguration.admissionregistration.k8s.io/digester created (server dry run)",
 		"poddisruptionbudget.policy/digester-webhook created (server dry run)",
@@ -488,8 +495,8 @@ spec:
 		t.Fatalf("%s build (run ./scripts/install-deps.sh if it is missing): %v", kustomize, err)
 	}
 	out := mustKubectl(t, string(built), "apply", "--dry-run=server", "-f", "-")
-	if n := strings.Count(out, "(server dry run)"); n != 10 {
-		t.Errorf("kustomize build applied %d objects, want 10:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 11 {
+		t.Errorf("kustomize build applied %d objects, want 11:\n%s", n, out)
 	}
 }
 
@@ -583,4 +590,59 @@ spec:
 			t.Errorf("the password appears in output or the webhook's log:\n%s", out)
 		}
 	}
+}
+
+// The webhook reads the settings file digester pin reads (--config), and every setting as a flag of
+// the same name and syntax: a mirror with a path prefix answers for a registry the cluster cannot
+// reach, multi-arch tags pin to their linux/arm64 images (the mirrored one too), and --skip-prefixes, colon-separated as
+// google/k8s-digester and the command line take it, leaves Docker Hub images written short alone.
+func TestSharedSettings(t *testing.T) {
+	for _, repo := range []string{"mirror/team/app", "multi"} {
+		if _, err := reg.PushIndex(repo, "1", types.OCIImageIndex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, arm64 := platformImage(t, "mirror/team/app:1", "arm64"), platformImage(t, "multi:1", "arm64")
+	file := filepath.Join(t.TempDir(), "digester.yaml")
+	config := fmt.Sprintf(`apiVersion: fn.kpt.dev/v1alpha1
+kind: Digester
+metadata: {name: digester}
+registryMirrors:
+  upstream.invalid: [%s/mirror]
+platform: linux/arm64
+`, reg.Host)
+	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := startWebhook(t, "--config="+file, "--skip-prefixes=docker.io/:quay.io/")
+	namespace(t, "settings", enabled)
+	registerProbe(t, configuration(t, "digester-settings", url, "Fail", nil), "settings", image("multi:1"),
+		func(img string) bool { return img == image("multi:1@"+arm64) })
+
+	mustKubectl(t, podYAML("web", "settings", nil, "upstream.invalid/team/app:1", image("multi:1"), "nginx:1.27", "quay.io/team/tool:2"), "apply", "-f", "-")
+	got := images(t, "pod", "settings", "web", "{.spec.containers[*].image}")
+	want := strings.Join([]string{"upstream.invalid/team/app:1@" + app, image("multi:1@" + arm64), "nginx:1.27", "quay.io/team/tool:2"}, " ")
+	if got != want {
+		t.Errorf("stored images:\n got %s\nwant %s", got, want)
+	}
+}
+
+// platformImage is the digest of the arch image of the index registrytest.PushIndex pushes as ref.
+func platformImage(t *testing.T, ref, arch string) string {
+	t.Helper()
+	idx, err := registrytest.Index(types.OCIImageIndex, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.Architecture == arch {
+			return d.Digest.String()
+		}
+	}
+	t.Fatalf("%s has no %s image", ref, arch)
+	return ""
 }
