@@ -8,6 +8,8 @@ need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v tinyproxy >/dev/null || need+=(tinyproxy) # an HTTPS proxy for the HTTPS_PROXY tests
+# The README's "Run the webhook locally" block, which cmd/webhook's TestREADMEWebhookLocally runs.
+for tool in openssl curl jq; do command -v $tool >/dev/null || need+=($tool); done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates) # cmd/mkimage copies it into the image
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
