@@ -92,7 +92,7 @@ func TestKptLockWorkflow(t *testing.T) {
 		t.Fatalf("kpt fn eval lock=frozen exited %d:\n%s", out.code, out.stderr)
 	}
 	checkFiles(t, pkg, map[string]string{"Kptfile": source["Kptfile"], "deploy.yaml": pinned(digests["app/web:1.0"]), "digests.lock.yaml": lock})
-	if _, results := readResults(t, filepath.Join(dir, "results")); results[0].Message != "pinned 2 image fields (0 distinct references, N registry requests); 0 already pinned, 0 skipped by prefix; 2 pinned from the lock" {
+	if _, results := readResults(t, filepath.Join(dir, "results")); results[0].Message != "pinned 2 image fields (2 distinct references, N registry requests); 0 already pinned, 0 skipped by prefix; 2 pinned from the lock" {
 		t.Errorf("summary = %q", results[0].Message)
 	}
 
