@@ -181,8 +181,8 @@ func TestEditsDuringRunAreKept(t *testing.T) {
 func TestAliasedContainers(t *testing.T) {
 	reg, d := testRegistry(t, "nginx:1.27")
 	for name, in := range map[string]string{
-		"merge key":           "kind: Pod\nmetadata: {name: a}\nspec:\n  containers: [&base {name: a, image: nginx:1.27}, {<<: *base, name: b}]\n",
-		"alias in a sequence": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers: [&base {name: a, image: nginx:1.27}]\n  initContainers: [*base]\n",
+		"merge key":                            "kind: Pod\nmetadata: {name: a}\nspec:\n  containers: [&base {name: a, image: nginx:1.27}, {<<: *base, name: b}]\n",
+		"alias in a sequence":                  "kind: Pod\nmetadata: {name: a}\nspec:\n  containers: [&base {name: a, image: nginx:1.27}]\n  initContainers: [*base]\n",
 		"anchored image used by another image": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: a\n    image: &img nginx:1.27\n  - name: b\n    image: *img\n",
 	} {
 		t.Run(name, func(t *testing.T) {
