@@ -88,7 +88,7 @@ func PanicSite() string {
 		case fr.Function == "runtime.gopanic" || strings.HasPrefix(fr.Function, "runtime.panic"):
 			inPanic = true
 		case inPanic && !strings.HasPrefix(fr.Function, "runtime."):
-			return fmt.Sprintf("%s (%s:%d)", fr.Function, filepath.Base(fr.File), fr.Line)
+			return fmt.Sprintf("%s (%s:%d)", fr.Function[strings.LastIndex(fr.Function, "/")+1:], filepath.Base(fr.File), fr.Line)
 		}
 		if !more {
 			return "an unknown place"

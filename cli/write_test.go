@@ -252,7 +252,7 @@ func TestPanicIsAnError(t *testing.T) {
 		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
 		Options: []pin.Option{pin.WithLookup(panicLookup{}), pin.WithKeychain(authn.NewMultiKeychain())},
 	})
-	want := "digester: internal error (a bug in digester: please report it, with the input): resolver bug, at github.com/digester/digester/cli.panicLookup.Resolve (write_test.go:"
+	want := "digester: internal error (a bug in digester: please report it, with the input): resolver bug, at cli.panicLookup.Resolve (write_test.go:"
 	if code != ExitFail || !strings.HasPrefix(stderr.String(), want) || stdout.String() != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q…", code, stdout.String(), stderr.String(), want)
 	}
