@@ -206,8 +206,13 @@ func (f *file) valueAt(starts []int, fd pin.Finding, all []pin.Finding) (int, er
 	return start, nil
 }
 
-// tokenEnd returns the length of the tag or anchor at the start of b.
+// tokenEnd returns the length of the tag, anchor or alias at the start of b.
 func tokenEnd(b []byte) int {
+	if bytes.HasPrefix(b, []byte("!<")) { // a verbatim tag: !<tag:yaml.org,2002:str>
+		if i := bytes.IndexByte(b, '>'); i > 0 {
+			return i + 1
+		}
+	}
 	for i, c := range b {
 		if c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}' {
 			return i

@@ -98,7 +98,8 @@ func indentLines(text string, n int, nl string) string {
 }
 
 // checkLocks parses the new bytes of a file with a changed lock and checks that they hold what the
-// run's nodes hold: each document as pinned, each changed lock with its new images. A lock edit that did not do exactly
+// run's nodes hold: each document as pinned, each changed lock with its new images. (Comments
+// are not compared: the parser may attach a comment next to the new images: to another node.) A lock edit that did not do exactly
 // that is a bug, and fails the run rather than write a broken file.
 func checkLocks(fl *input) error {
 	after := &file{name: fl.name, data: fl.pinned}
@@ -107,7 +108,7 @@ func checkLocks(fl *input) error {
 		err = fmt.Errorf("%d resources, not %d", len(after.objs), len(fl.objs))
 	}
 	for i := 0; err == nil && i < len(fl.objs); i++ {
-		if encode(after.objs[i].Node) != encode(fl.objs[i].Node) {
+		if !sameNodes(after.objs[i].Node, fl.objs[i].Node) {
 			err = fmt.Errorf("resource %d differs", i+1)
 		}
 	}
@@ -115,4 +116,22 @@ func checkLocks(fl *input) error {
 		return &fileError{fl.name, fmt.Sprintf("updating the DigestLock in place would not give the lock the run made (%v); this is a bug in digester, please report it", err)}
 	}
 	return nil
+}
+
+// sameNodes reports whether two YAML trees hold the same values, written alike (style, tags,
+// anchors), whatever node their comments are attached to. An alias is compared by its name.
+func sameNodes(a, b *yaml.Node) bool {
+	if a.Kind != b.Kind || a.Style != b.Style || a.ShortTag() != b.ShortTag() || a.Value != b.Value ||
+		a.Anchor != b.Anchor || len(a.Content) != len(b.Content) {
+		return false
+	}
+	if a.Kind == yaml.AliasNode {
+		return true
+	}
+	for i := range a.Content {
+		if !sameNodes(a.Content[i], b.Content[i]) {
+			return false
+		}
+	}
+	return true
 }

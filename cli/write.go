@@ -40,28 +40,8 @@ func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*p
 		if fl.path == "" {
 			stdin = fl
 		}
-		edits, err := fl.edits(byFile[fl.name])
-		if err != nil {
+		if err := fl.render(byFile[fl.name], changedLocks[fl.name]); err != nil {
 			return err
-		}
-		for _, o := range changedLocks[fl.name] {
-			e, err := fl.lockEdit(o)
-			if err != nil {
-				return err
-			}
-			edits = append(edits, e)
-		}
-		if len(edits) == 0 {
-			continue
-		}
-		slices.SortStableFunc(edits, func(a, b edit) int { return a.start - b.start })
-		if fl.pinned, err = fl.apply(edits); err != nil {
-			return err
-		}
-		if len(changedLocks[fl.name]) > 0 {
-			if err := checkLocks(fl); err != nil {
-				return err
-			}
 		}
 	}
 	created, err := createdLocks(rep, files, stdin, paths)
@@ -84,6 +64,33 @@ func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*p
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// render sets the file's pinned bytes, if the run changed it: its bytes with the values that
+// findings pinned edited in place, and the images: of each changed lock written anew.
+func (fl *input) render(findings []pin.Finding, locks []*pin.Object) error {
+	edits, err := fl.edits(findings)
+	if err != nil {
+		return err
+	}
+	for _, o := range locks {
+		e, err := fl.lockEdit(o)
+		if err != nil {
+			return err
+		}
+		edits = append(edits, e)
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(edits, func(a, b edit) int { return a.start - b.start })
+	if fl.pinned, err = fl.apply(edits); err != nil {
+		return err
+	}
+	if len(locks) > 0 {
+		return checkLocks(fl)
+	}
+	return nil
 }
 
 // fileError is a file that cannot be written, and why.
