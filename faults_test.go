@@ -129,7 +129,7 @@ func TestSignalEndsBusyRun(t *testing.T) {
 					t.Errorf("exit %v, stderr %q; want exit 1 and %q (a run that ended by itself first: make the package larger)", err, stderr.String(), want)
 				}
 				if stdout.Len() != 0 {
-					t.Errorf("stdout: %d bytes, want none (a partial output)", stdout.Len())
+					t.Errorf("stdout: %d bytes, want none", stdout.Len())
 				}
 			})
 		}
