@@ -9,7 +9,9 @@
 // value is written back by inserting "@sha256:…" after the value's own bytes: everything else in a
 // file, comments, quoting, indentation, line endings, stays byte for byte. Runs are all or
 // nothing: when an image cannot be pinned, or a value cannot be edited in place, no file is
-// written. "-" reads YAML documents on stdin and writes them, pinned, on stdout.
+// written, and the files are replaced together or not at all (package filetx: a file changed since
+// it was read is not overwritten, a failure part way puts back what was done). "-" reads YAML
+// documents on stdin and writes them, pinned, on stdout.
 package cli
 
 import (

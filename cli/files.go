@@ -221,9 +221,9 @@ func tokenEnd(b []byte) int {
 	return len(b)
 }
 
-// shared says why an anchored value cannot be pinned: an alias elsewhere uses it in a place that
-// is not this image field, or a place the run did not pin. It is "" when every use of the anchor
-// is an image field the run pinned to the same reference (or there is no alias).
+// shared says why an anchored value cannot be pinned: an alias uses it, and not every use of it
+// (the anchor's own place and each alias) is an image field the run pinned to the same reference,
+// as far as the findings tell. It is "" when every use is, or there is no alias.
 func (f *file) shared(fd pin.Finding, anchor string, all []pin.Finding) string {
 	var aliases []*yaml.Node
 	for _, d := range f.docs {
@@ -242,8 +242,8 @@ func (f *file) shared(fd pin.Finding, anchor string, all []pin.Finding) string {
 		return ""
 	}
 	a := aliases[0]
-	return fmt.Sprintf("comes through the alias *%s (line %d) from the anchor &%s at line %d, which is not used as an image only: digester does not change a value through an anchor; write the image itself in place of *%s",
-		anchor, a.Line, anchor, fd.Line, anchor)
+	return fmt.Sprintf("is the anchor &%s (line %d), which the alias *%s at line %d also uses, and digester changes a shared value only when every use of it is an image field it pins: write the image itself in place of *%s",
+		anchor, fd.Line, anchor, a.Line, anchor)
 }
 
 // appendAliases appends the alias nodes under n that refer to target.

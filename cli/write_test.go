@@ -577,7 +577,7 @@ func TestValuesNotEditedInPlace(t *testing.T) {
 		{
 			name: "alias of a label", in: head + "  labels: {app: &img nginx:1.27}\nspec:\n  containers:\n  - name: a\n    image: *img\n",
 			line: 4, col: 17,
-			err: `the value "nginx:1.27" comes through the alias *img (line 8) from the anchor &img at line 4, which is not used as an image only: digester does not change a value through an anchor; write the image itself in place of *img`,
+			err: `the value "nginx:1.27" is the anchor &img (line 4), which the alias *img at line 8 also uses, and digester changes a shared value only when every use of it is an image field it pins: write the image itself in place of *img`,
 		},
 		{
 			name: "escape sequence", in: head + "spec:\n  containers:\n  - name: a\n    image: \"nginx:1.2\\x37\"\n",
