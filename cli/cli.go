@@ -211,15 +211,15 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 
 	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
 	rep := pin.New(lookup, cfg.Options).Run(ctx, objs)
-	summary := rep.Summary.String()
+	summary, ok := rep.Summary.String(), rep.OK()
 
 	out := env.Stdout
 	if stdin != nil { // stdout carries the YAML
 		out = env.Stderr
 	}
-	if !check && rep.OK() {
+	if !check && ok {
 		if err := writeAll(ctx, files, rep, locks, f.paths, roots); err != nil {
-			summary = unwritten(rep, err, locks)
+			summary, ok = unwritten(rep, err, locks), false
 			if stdin != nil {
 				stdin.pinned = nil
 			}
@@ -232,12 +232,12 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 		}
 		interrupt.Critical(func() { env.Stdout.Write(data) })
 	}
-	if err := printReport(out, f.output, rep, summary, cfg.Report == config.ReportFields); err != nil {
+	if err := printReport(out, f.output, rep, summary, ok, cfg.Report == config.ReportFields); err != nil {
 		fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 		return ExitFail
 	}
 	fmt.Fprintf(env.Stderr, "digester: %s\n", summary)
-	if !rep.OK() {
+	if !ok {
 		return ExitFail
 	}
 	return ExitOK

@@ -391,11 +391,19 @@ func TestPinFailure(t *testing.T) {
   "summary": {
     "message": "pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)",
     "pinned": 0,
+    "fromLock": 0,
     "alreadyPinned": 0,
     "skipped": 0,
+    "templated": 0,
+    "verified": 0,
+    "refreshed": 0,
     "failed": 1,
+    "unpinned": 0,
+    "stale": 0,
     "distinctReferences": 1,
-    "registryRequests": 2
+    "registryRequests": 2,
+    "onErrorWarn": false,
+    "check": false
   },
   "findings": [
     {

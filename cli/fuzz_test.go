@@ -65,8 +65,7 @@ func FuzzPinFile(f *testing.F) {
 			return
 		}
 		locks := snapshotLocks([]*input{fl})
-		cfg := config.Default()
-		rep := pin.New(cfg, pin.WithLookup(fuzzLookup{})).Run(context.Background(), fl.objs)
+		rep := pin.New(fuzzLookup{}, config.Default().Options).Run(context.Background(), fl.objs)
 		if !rep.OK() {
 			return
 		}

@@ -14,9 +14,9 @@ import (
 // which editors and CI logs link to the place), "github" (GitHub Actions workflow commands, which
 // annotate the pull request) or "json" (every field, for tools). Text and github print one line
 // per group (pin.Report.Groups) unless perField.
-func printReport(w io.Writer, format string, rep *pin.Report, summary string, perField bool) error {
+func printReport(w io.Writer, format string, rep *pin.Report, summary string, ok, perField bool) error {
 	if format == "json" {
-		return writeJSON(w, rep, summary)
+		return writeJSON(w, rep, summary, ok)
 	}
 	groups := rep.Groups()
 	if perField {
@@ -91,13 +91,13 @@ type jsonFinding struct {
 }
 
 // writeJSON writes every finding and the summary as one JSON object.
-func writeJSON(w io.Writer, rep *pin.Report, summary string) error {
+func writeJSON(w io.Writer, rep *pin.Report, summary string, ok bool) error {
 	out := struct {
 		OK       bool          `json:"ok"`
 		Summary  any           `json:"summary"`
 		Findings []jsonFinding `json:"findings"`
 	}{
-		OK: rep.OK(),
+		OK: ok,
 		Summary: struct {
 			Message string `json:"message"`
 			pin.Summary

@@ -208,8 +208,8 @@ func (f *file) apply(edits []edit) ([]byte, error) {
 }
 
 // unwritten makes the report say that no file was written, and why: the findings that said a
-// field was pinned or a lock written go, and an error finding for each reason comes. It returns
-// the summary to print.
+// field was pinned or a lock written go, an error finding for each reason comes, and the counts
+// of pins are zero. It returns the summary to print; the run has failed, on-error: warn or not.
 func unwritten(rep *pin.Report, err error, locks map[*pin.Object]string) string {
 	isLock := func(o *pin.Object) bool {
 		_, ok := locks[o]
@@ -229,7 +229,7 @@ func unwritten(rep *pin.Report, err error, locks map[*pin.Object]string) string 
 	}
 	s := &rep.Summary
 	s.Failed += len(errs)
-	s.Pinned, s.FromLock, s.Refreshed, s.Warn = 0, 0, 0, false
+	s.Pinned, s.FromLock, s.Refreshed = 0, 0, 0
 	why := "the error above"
 	if len(errs) > 1 {
 		why = fmt.Sprintf("the %d errors above", len(errs))

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/internal/testfiles"
@@ -234,25 +234,18 @@ func TestOverlappingEdits(t *testing.T) {
 	}
 }
 
-// panicLookup is a Lookup with a bug.
-type panicLookup struct{}
-
-func (panicLookup) Resolve(context.Context, []string) map[string]resolver.Result {
-	panic("resolver bug")
-}
-func (panicLookup) Requests() int64 { return 0 }
-
 // TestPanicIsAnError: a panic anywhere in a run is exit 1 and a message saying where, not a
-// crash with exit 2 (issue 23, item 3); no file is written.
+// crash with exit 2 (issue 23, item 3); no file is written. The panic is a resolver option's,
+// which resolver.New runs on the run's own goroutine.
 func TestPanicIsAnError(t *testing.T) {
 	dir := t.TempDir()
 	testfiles.Write(t, dir, map[string]string{"a.yaml": nginxPod})
 	var stdout, stderr strings.Builder
 	code := Main(context.Background(), []string{"pin", dir}, Env{
 		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
-		Options: []pin.Option{pin.WithLookup(panicLookup{}), pin.WithKeychain(authn.NewMultiKeychain())},
+		Resolver: []resolver.Option{func(*resolver.Resolver) { panic("resolver bug") }},
 	})
-	want := "digester: internal error (a bug in digester: please report it, with the input): resolver bug, at cli.panicLookup.Resolve (write_test.go:"
+	want := "digester: internal error (a bug in digester: please report it, with the input): resolver bug, at cli.TestPanicIsAnError.func1 (write_test.go:"
 	if code != ExitFail || !strings.HasPrefix(stderr.String(), want) || stdout.String() != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q…", code, stdout.String(), stderr.String(), want)
 	}
@@ -300,11 +293,19 @@ func TestWriteFailsPartWay(t *testing.T) {
   "summary": {
     "message": "` + summary + `",
     "pinned": 0,
+    "fromLock": 0,
     "alreadyPinned": 0,
     "skipped": 0,
+    "templated": 0,
+    "verified": 0,
+    "refreshed": 0,
     "failed": 1,
+    "unpinned": 0,
+    "stale": 0,
     "distinctReferences": 2,
-    "registryRequests": 3
+    "registryRequests": 3,
+    "onErrorWarn": false,
+    "check": false
   },
   "findings": [
     {
@@ -324,6 +325,26 @@ func TestWriteFailsPartWay(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("on-error warn", func(t *testing.T) { // a run told to warn still fails when it writes nothing
+		dir := t.TempDir()
+		testfiles.Write(t, dir, files)
+		immutable(t, filepath.Join(dir, "b.yaml"))
+		got := runCLI(t, reg, "", "pin", "--on-error", "warn", "--output", "json", dir)
+		var rep struct {
+			OK      bool
+			Summary struct{ Pinned, Failed int }
+		}
+		if err := json.Unmarshal([]byte(got.stdout), &rep); err != nil {
+			t.Fatalf("%v:\n%s", err, got.stdout)
+		}
+		if got.code != 1 || rep.OK || rep.Summary.Pinned != 0 || rep.Summary.Failed != 1 {
+			t.Errorf("exit %d, ok %v, pinned %d, failed %d; want 1, false, 0, 1", got.code, rep.OK, rep.Summary.Pinned, rep.Summary.Failed)
+		}
+		if diff := cmp.Diff(files, testfiles.Read(t, dir)); diff != "" {
+			t.Errorf("files (-want +got):\n%s", diff)
+		}
+	})
 }
 
 // TestSymlinks: a symbolic link in the package is followed to its target, which is written while
