@@ -280,7 +280,7 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 			return nil, nil, nil, err
 		}
 		for _, name := range names {
-			real, err := resolve(name)
+			real, err := realPath(name, p, root)
 			var missing *missingPath
 			if errors.As(err, &missing) {
 				err = fmt.Errorf("%s: deleted while digester read the package", name)
@@ -304,6 +304,22 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 		}
 	}
 	return files, stdin, roots, nil
+}
+
+// realPath returns the real path of name, a file found under the PATH p whose real path is root:
+// root joined with name's path under p, unless name itself is a symbolic link (the walk of a
+// directory does not follow links to directories, so only the file's own name can be one).
+func realPath(name, p, root string) (string, error) {
+	fi, err := os.Lstat(name)
+	if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+		if name == p {
+			return root, nil
+		}
+		if rel, err := filepath.Rel(p, name); err == nil && filepath.IsLocal(rel) {
+			return filepath.Join(root, rel), nil
+		}
+	}
+	return resolve(name)
 }
 
 // missingPath is a PATH given on the command line that does not exist: a usage error.

@@ -54,14 +54,19 @@ func Read(path string) ([]byte, Snapshot, error) {
 		return nil, Snapshot{}, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, Snapshot{}, err
-	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, Snapshot{}, err
 	}
+	var b bytes.Buffer
+	b.Grow(int(fi.Size()) + bytes.MinRead) // one read for the bytes, one for the end, as os.ReadFile
+	if _, err := b.ReadFrom(f); err != nil {
+		return nil, Snapshot{}, err
+	}
+	if fi, err = f.Stat(); err != nil { // the time after the read: a change while reading shows
+		return nil, Snapshot{}, err
+	}
+	data := b.Bytes()
 	return data, Snapshot{Size: fi.Size(), ModTime: fi.ModTime(), Sum: sha256.Sum256(data), exists: true}, nil
 }
 
@@ -163,18 +168,19 @@ func (tx *Tx) Stage(name string, snap Snapshot, data []byte) error {
 }
 
 func (s *staged) stageExisting(data []byte) error {
-	real, err := filepath.EvalSymlinks(s.name)
+	fi, err := os.Lstat(s.name)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 { // write the link's target, not the link
+		if s.path, err = filepath.EvalSymlinks(s.name); err == nil {
+			fi, err = os.Stat(s.path)
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return &ChangedError{Path: s.name, What: "was deleted or moved away"}
 	}
 	if err != nil {
 		return err
 	}
-	s.path = real
-	fi, err := os.Stat(real)
-	if err != nil {
-		return err
-	}
+	real := s.path
 	mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	if st != nil && st.Nlink > 1 {
@@ -290,8 +296,9 @@ func (tx *Tx) Commit(ctx context.Context) (err error) {
 			return
 		}
 		var changed []error
+		buf := make([]byte, 32<<10)
 		for _, s := range tx.files {
-			if err := s.verify(); err != nil {
+			if err := s.verify(buf); err != nil {
 				changed = append(changed, err)
 			}
 		}
@@ -308,8 +315,8 @@ func (tx *Tx) Commit(ctx context.Context) (err error) {
 	return err
 }
 
-// verify checks that the file is as its snapshot says.
-func (s *staged) verify() error {
+// verify checks that the file is as its snapshot says, reading it through buf.
+func (s *staged) verify(buf []byte) error {
 	if !s.snap.exists {
 		if _, err := os.Lstat(s.name); err == nil {
 			return &ChangedError{Path: s.name, What: "was created"}
@@ -332,7 +339,7 @@ func (s *staged) verify() error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil { // not f's WriteTo, which allocates a buffer per file
 		return err
 	}
 	if [sha256.Size]byte(h.Sum(nil)) != s.snap.Sum {
