@@ -337,8 +337,12 @@ func resolve(name string) (string, error) {
 	if _, lerr := os.Lstat(name); errors.Is(lerr, fs.ErrNotExist) {
 		return "", &missingPath{name}
 	}
-	if target, lerr := os.Readlink(name); lerr == nil && errors.Is(err, fs.ErrNotExist) {
+	target, lerr := os.Readlink(name)
+	switch {
+	case lerr == nil && errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist", name, target)
+	case lerr == nil:
+		return "", fmt.Errorf("%s is a symbolic link to %s, which cannot be followed: %w", name, target, err)
 	}
 	return "", err
 }

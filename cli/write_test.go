@@ -439,6 +439,16 @@ func TestSymlinks(t *testing.T) {
 			t.Errorf("files (-want +got):\n%s", diff)
 		}
 	})
+
+	t.Run("to itself", func(t *testing.T) {
+		dir := t.TempDir()
+		link(t, "loop.yaml", filepath.Join(dir, "loop.yaml"))
+		got := runCLI(t, reg, "", "check", dir)
+		want := result{1, "", "digester: " + filepath.Join(dir, "loop.yaml") + " is a symbolic link to loop.yaml, which cannot be followed: EvalSymlinks: too many links\n"}
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
 }
 
 // lockYAML is a DigestLock as digester writes it, with one entry.
