@@ -119,9 +119,14 @@ func checkLocks(fl *input) error {
 }
 
 // sameNodes reports whether two YAML trees hold the same values, written alike (style, tags,
-// anchors), whatever node their comments are attached to. An alias is compared by its name.
+// anchors), whatever node their comments are attached to. An alias is compared by its name; an
+// empty collection is alike in any style (a new one, written "[]", reads back in flow style).
 func sameNodes(a, b *yaml.Node) bool {
-	if a.Kind != b.Kind || a.Style != b.Style || a.ShortTag() != b.ShortTag() || a.Value != b.Value ||
+	as, bs := a.Style, b.Style
+	if len(a.Content) == 0 && (a.Kind == yaml.SequenceNode || a.Kind == yaml.MappingNode) {
+		as, bs = as&^yaml.FlowStyle, bs&^yaml.FlowStyle
+	}
+	if a.Kind != b.Kind || as != bs || a.ShortTag() != b.ShortTag() || a.Value != b.Value ||
 		a.Anchor != b.Anchor || len(a.Content) != len(b.Content) {
 		return false
 	}

@@ -579,6 +579,18 @@ func TestLockInSharedFile(t *testing.T) {
 		})
 	}
 
+	t.Run("every entry dropped", func(t *testing.T) {
+		dir := t.TempDir()
+		in := others + lockHead + "images:\n- image: gone:1\n  digest: " + old + " # was used\n"
+		testfiles.Write(t, dir, map[string]string{"all.yaml": in})
+		if got := runCLI(t, reg, "", "pin", "--lock=update", dir); got.code != 0 {
+			t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+		}
+		if diff := cmp.Diff(others+lockHead+"images: []\n", testfiles.Read(t, dir)["all.yaml"]); diff != "" {
+			t.Errorf("all.yaml (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("a lock in flow style", func(t *testing.T) {
 		dir := t.TempDir()
 		in := others + "{apiVersion: fn.kpt.dev/v1alpha1, kind: DigestLock, metadata: {name: d}, images: []}\n" + in
