@@ -556,9 +556,9 @@ func TestLockInSharedFile(t *testing.T) {
 			want: others + lockHead + newImages + "\nnotes: kept\n" + out,
 		},
 		{
-			name: "no images: yet",
+			name: "no images: yet", // a pin the run did not resolve or verify is not locked
 			in:   others + lockHead + "# no images yet\n" + pod("nginx:1.27@"+old, "redis:7.4"),
-			want: others + lockHead + newImages + "\n# no images yet\n" + out,
+			want: others + lockHead + "images:\n- image: redis:7.4\n  digest: " + d["redis:7.4"] + "\n# no images yet\n" + out,
 		},
 		{
 			name: "CRLF",
