@@ -187,10 +187,10 @@ func (r *run) confirm(ref, digest string) {
 	}
 }
 
-// imageref reports whether a reference may have a lock entry: one that names its tag. A reference
-// without one (nginx, implicitly latest) is pinned as nginx@sha256:…, which keeps no tag to look
-// up again, so the lock neither records nor answers it.
-func imageref(ref string) bool { return explicitTag(ref) && !strings.Contains(ref, "@") }
+// imageref reports whether a reference may have a lock entry: one without a digest. A reference
+// without a tag (nginx) is locked as it is written, for its implicit tag, latest; once pinned
+// (nginx@sha256:…) the field still uses that entry, so it stays.
+func imageref(ref string) bool { return ref != "" && !strings.Contains(ref, "@") }
 
 // entries is the lock this run leaves: every entry of the package's lock whose reference a field
 // still uses (skipped, templated, failed or kept alike: skipping is not forgetting), with what

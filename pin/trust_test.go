@@ -171,7 +171,8 @@ func hasError(rep *pin.Report, s string) bool {
 
 // TestLockHoldsWhatTheRunResolved: the lock holds what this run resolved or verified for its
 // settings, never a digest copied from a pin the registry did not confirm for the reference, never
-// one platform's image where the index was asked for; tag-less references are not locked; and
+// one platform's image where the index was asked for; a tag-less reference is locked for latest
+// and its entry outlives its pinning; and
 // skipping a reference (by prefix, or leaving it after a failure) keeps its entry.
 func TestLockHoldsWhatTheRunResolved(t *testing.T) {
 	reg, d := trustRegistry(t)
@@ -192,9 +193,13 @@ func TestLockHoldsWhatTheRunResolved(t *testing.T) {
 		opts:     pin.Options{Pinned: pin.PinnedVerify},
 		wantLock: map[string]string{"multi:1": d["multi:1"]},
 	}, {
-		name:     "a tag-less reference is pinned but not locked",
+		name:     "a tag-less reference is locked as written, for latest",
 		docs:     []string{pod("a", "nginx"), pod("b", "nginx:1.27"), lockDoc()},
-		wantLock: map[string]string{"nginx:1.27": d["nginx:1.27"]},
+		wantLock: map[string]string{"nginx": d["nginx:latest"], "nginx:1.27": d["nginx:1.27"]},
+	}, {
+		name:     "a tag-less reference pinned from the lock keeps its entry",
+		docs:     []string{pod("a", "nginx@"+d["nginx:latest"]), lockDoc("nginx", d["nginx:latest"])},
+		wantLock: map[string]string{"nginx": d["nginx:latest"]},
 	}, {
 		name:     "skipping is not forgetting",
 		docs:     []string{pod("a", "nginx:1.27@"+d["nginx:1.27"]), pod("b", "multi:1@"+d["multi:1"]), lockDocWith("nginx:1.27", d["nginx:1.27"], "", "multi:1", d["multi:1"], "")},
