@@ -303,3 +303,26 @@ func (s *syncBuffer) Reset() {
 	defer s.mu.Unlock()
 	s.b.Reset()
 }
+
+// A ConfigMap the webhook may not read is never synced: WaitForSync names it, and the log says
+// why.
+func TestWatcherWithoutAccess(t *testing.T) {
+	var logs syncBuffer
+	ok, denied := clusterlock.Source{Namespace: "digester-system", Name: "digests"}, clusterlock.Source{Namespace: "default", Name: "digests"}
+	w, err := clusterlock.New(webhook, []clusterlock.Source{ok, denied}, clusterlock.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.Start(ctx)
+	syncCtx, syncCancel := context.WithTimeout(ctx, 3*time.Second)
+	defer syncCancel()
+	err = w.WaitForSync(syncCtx)
+	if want := "lock ConfigMaps default/digests not read: context deadline exceeded"; err == nil || err.Error() != want {
+		t.Errorf("WaitForSync: %v, want %q", err, want)
+	}
+	if want := `configmaps \"digests\" is forbidden: User \"system:serviceaccount:digester-system:digester-webhook\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log:\n%s\nwant it to contain %s", logs.String(), want)
+	}
+}
