@@ -284,3 +284,28 @@ func TestBlastRadius(t *testing.T) {
 		})
 	}
 }
+
+// kubectl debug adds an ephemeral container through the pods/ephemeralcontainers subresource:
+// under either scope its image is pinned, the Pod's other images untouched.
+func TestEphemeralContainerPinned(t *testing.T) {
+	for _, scope := range []string{"workloads", "pods"} {
+		t.Run(scope, func(t *testing.T) {
+			url := startWebhook(t)
+			ns := "debug-" + scope
+			label := map[string]string{"digester-e2e-scope": ns}
+			namespace(t, ns, label)
+			register(t, configurationWith(t, "digester-"+ns, url, "Fail", map[string]any{"matchLabels": label}, map[string]string{"scope": scope}),
+				ns, func(img string) bool { return img == pinned("app:1") })
+			mustKubectl(t, podYAML("web", ns, nil, image("app:1")), "create", "-f", "-")
+			before := admissions(t, url)
+			mustKubectl(t, "", "debug", "web", "-n", ns, "--image="+image("sidecar:1"), "--container=debugger", "--profile=general")
+			got := images(t, "pod", ns, "web", "{.spec.containers[*].image} {.spec.ephemeralContainers[*].image}")
+			if want := pinned("app:1") + " " + pinned("sidecar:1"); got != want {
+				t.Errorf("stored images %q, want %q", got, want)
+			}
+			if n := admissions(t, url) - before; n != 1 {
+				t.Errorf("kubectl debug cost %d admissions, want 1", n)
+			}
+		})
+	}
+}
