@@ -285,6 +285,60 @@ func TestBlastRadius(t *testing.T) {
 	}
 }
 
+// A GitOps estate under scope pods, with a real kube-controller-manager: the Deployment and the
+// ReplicaSet made from it are stored as written (Git stays the source of truth, nothing drifts)
+// and cost no admission; the Pods the ReplicaSet controller creates are pinned, within seconds.
+func TestControllerManagerScopePods(t *testing.T) {
+	if err := api.StartControllerManager(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.StopControllerManager)
+	url := startWebhook(t)
+	ns := "gitops"
+	label := map[string]string{"digester-e2e-scope": "gitops"}
+	namespace(t, ns, label)
+	register(t, configurationWith(t, "digester-gitops", url, "Fail", map[string]any{"matchLabels": label}, map[string]string{"scope": "pods"}),
+		ns, func(img string) bool { return img == pinned("app:1") })
+
+	before := admissions(t, url)
+	start := time.Now()
+	mustKubectl(t, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: %s}]
+`, ns, image("app:1")), "create", "-f", "-")
+	var pods string
+	for {
+		pods = mustKubectl(t, "", "get", "pods", "-n", ns, "-l", "app=web", "-o", `jsonpath={range .items[*]}{.metadata.ownerReferences[0].kind} {.spec.containers[*].image}{"\n"}{end}`)
+		if strings.Count(pods, "\n") == 2 {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("after a minute, Pods of Deployment web:\n%s\nkube-controller-manager log:\n%s", pods, api.ControllerManagerLog(3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("Deployment created to 2 Pods stored: %s", time.Since(start).Round(time.Millisecond))
+	got := []string{
+		images(t, "deployment", ns, "web", "{.spec.template.spec.containers[*].image}"),
+		mustKubectl(t, "", "get", "replicasets", "-n", ns, "-l", "app=web", "-o", "jsonpath={.items[*].spec.template.spec.containers[*].image}"),
+		pods,
+	}
+	want := []string{image("app:1"), image("app:1"), "ReplicaSet " + pinned("app:1") + "\nReplicaSet " + pinned("app:1") + "\n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Deployment, ReplicaSet and Pods as stored (-want +got):\n%s", diff)
+	}
+	if n := admissions(t, url) - before; n != 2 {
+		t.Errorf("%d admissions, want 2 (the Pods; not the Deployment nor the ReplicaSet)", n)
+	}
+}
+
 // kubectl debug adds an ephemeral container through the pods/ephemeralcontainers subresource:
 // under either scope its image is pinned, the Pod's other images untouched.
 func TestEphemeralContainerPinned(t *testing.T) {
