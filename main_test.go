@@ -17,6 +17,7 @@ import (
 	"github.com/kptdev/krm-functions-sdk/go/fn/testhelpers"
 
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/resolver"
 )
 
 // goldenImages are served to the golden cases under their everyday names.
@@ -56,10 +57,9 @@ func goldenRegistry(t *testing.T) *registrytest.Registry {
 
 func testProcessor(reg *registrytest.Registry) *processor {
 	return &processor{
-		ctx:       context.Background(),
-		getenv:    func(string) string { return "" },
-		transport: reg.Transport(),
-		keychain:  authn.NewMultiKeychain(), // no host credentials in tests
+		ctx:      context.Background(),
+		getenv:   func(string) string { return "" },
+		resolver: []resolver.Option{resolver.WithTransport(reg.Transport()), resolver.WithKeychain(authn.NewMultiKeychain())}, // no host credentials in tests
 	}
 }
 

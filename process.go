@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
+	"github.com/digester/digester/resolver"
 )
 
 // processor is the KRM front end of the pinning core: it reads the functionConfig, hands the items
@@ -22,9 +21,8 @@ type processor struct {
 	getenv func(string) string
 	stderr io.Writer
 
-	// Tests set these; nil means the real thing.
-	transport http.RoundTripper
-	keychain  authn.Keychain
+	// resolver options are added to the configuration's; tests set a transport and keychain.
+	resolver []resolver.Option
 }
 
 func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
@@ -34,13 +32,7 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 		p.report(rl.Results)
 		return false, nil
 	}
-	var opts []pin.Option
-	if p.transport != nil {
-		opts = append(opts, pin.WithTransport(p.transport))
-	}
-	if p.keychain != nil {
-		opts = append(opts, pin.WithKeychain(p.keychain))
-	}
+	lookup := resolver.New(append(cfg.ResolverOptions(), p.resolver...)...)
 
 	objs := make([]*pin.Object, len(rl.Items))
 	for i, it := range rl.Items {
@@ -49,7 +41,7 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 		objs[i].Node = rn.YNode()
 		rl.Items[i] = fn.MoveToKubeObject(rn)
 	}
-	rep := pin.New(cfg, opts...).Run(p.ctx, objs)
+	rep := pin.New(lookup, cfg.Options).Run(p.ctx, objs)
 	for _, o := range rep.Created { // a new DigestLock: kpt writes it to the file its path names
 		obj := fn.MoveToKubeObject(yaml.NewRNode(o.Node))
 		if err := obj.SetPathAnnotation(o.File); err != nil {
@@ -60,7 +52,7 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 
 	// kpt prints only the first few results: errors first, then the summary, then the rest.
 	groups := rep.Groups()
-	if cfg.Report == "fields" {
+	if cfg.Report == config.ReportFields {
 		groups = perField(rep.Findings)
 	}
 	rl.Results = appendResults(rl.Results, groups, pin.Error)

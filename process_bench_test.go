@@ -11,6 +11,7 @@ import (
 	"github.com/digester/digester/bench/gen"
 	"github.com/digester/digester/internal/krmio"
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/resolver"
 )
 
 // BenchmarkRun runs the whole function in process as main does (parse, process, write) on the
@@ -29,7 +30,7 @@ func BenchmarkRun(b *testing.B) {
 		}
 		pkg := gen.Generate(imgs, n)
 		p := &processor{ctx: context.Background(), getenv: func(string) string { return "" },
-			transport: reg.Transport(), keychain: authn.NewMultiKeychain()}
+			resolver: []resolver.Option{resolver.WithTransport(reg.Transport()), resolver.WithKeychain(authn.NewMultiKeychain())}}
 		b.Run(fmt.Sprintf("noop/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -26,67 +26,57 @@ const (
 	APIVersion = "fn.kpt.dev/v1alpha1"
 )
 
-// Config is what a run is told to do.
+// Config is what a run is told to do: the core's options (pin.Options) and how registries are
+// reached and findings reported.
 type Config struct {
-	// SkipPrefixes: images starting with any of these are left alone.
-	SkipPrefixes []string
+	pin.Options
 	// Concurrency bounds lookups in flight; RegistryConcurrency bounds them per registry.
 	Concurrency, RegistryConcurrency int
-	// Timeout bounds each registry request; Deadline bounds the whole run.
-	Timeout, Deadline time.Duration
+	// Timeout bounds each registry request.
+	Timeout time.Duration
 	// InsecureRegistries may be reached over plain HTTP or unverified TLS.
 	InsecureRegistries []string
-	// OnError is "fail" (any unresolved image fails the run and nothing is pinned) or "warn"
-	// (pin what resolved, leave the rest and warn).
-	OnError string
-	// Mode is "pin" (set digests) or "check" (change nothing; report every field pin would change).
-	Mode string
-	// Pinned says what to do with references that already carry a digest: "keep" them as they
-	// are, "verify" them against their registries, or "refresh" them to their tag's digest.
-	Pinned string
-	// Lock is how a DigestLock in the package is used: "" (use it and keep it current when the
-	// package has one), "update" (also create one) or "frozen" (pin from it alone, no request).
-	Lock string
-	// LockFile is the file a new lock is written to.
-	LockFile string
-	// Report is "references" (one result per distinct reference, one per registry that is down)
-	// or "fields" (one result per image field).
-	Report string
+	// Report says how front ends report findings: one per distinct reference, or one per field.
+	Report Report
 	// Mirrors sends each listed registry's lookups to its mirrors, in order; MirrorFallback lets
 	// a lookup no mirror could answer go to the registry itself.
 	Mirrors        resolver.Mirrors
 	MirrorFallback bool
-	// Platform, if set, pins each multi-arch tag to its image for this platform.
-	Platform *v1.Platform
 	// Registries holds, by registry host, the CA trusted for it and the client certificate
 	// shown to it, read from their files.
 	Registries map[string]resolver.TLS
-	// Presets turns on the walker's built-in places for Argo Workflows, Tekton, Prometheus
-	// Operator and KEDA (walker.Presets). On unless turned off.
-	Presets bool
-	// ImageFields are further places that hold images, declared as kpt set-image's
-	// additionalImageFields are.
-	ImageFields []walker.ImageField
+}
+
+// Report says how front ends report findings.
+type Report int
+
+const (
+	// ReportReferences: one result per distinct reference and one per registry that is down.
+	ReportReferences Report = iota
+	// ReportFields: one result per image field.
+	ReportFields
+)
+
+// String is the setting's word for r: references, fields.
+func (r Report) String() string {
+	if r == ReportFields {
+		return "fields"
+	}
+	return "references"
 }
 
 // Default returns the settings used when nothing is configured.
 func Default() Config {
 	return Config{
+		Options:             pin.Options{Deadline: 5 * time.Minute, LockFile: DefaultLockFile},
 		Concurrency:         resolver.DefaultConcurrency,
 		RegistryConcurrency: resolver.DefaultRegistryConcurrency,
 		Timeout:             resolver.DefaultTimeout,
-		Deadline:            5 * time.Minute,
-		OnError:             "fail",
-		Mode:                "pin",
-		Pinned:              "keep",
-		LockFile:            DefaultLockFile,
-		Report:              "references",
-		Presets:             true,
 	}
 }
 
 // DefaultLockFile is where a new DigestLock is written, relative to the package.
-const DefaultLockFile = "digests.lock.yaml"
+const DefaultLockFile = pin.DefaultLockFile
 
 // Keys documents every ConfigMap key, its typed field and default, in README order.
 var Keys = []struct{ Key, Field, Default, Doc string }{
@@ -115,8 +105,14 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 // Parse reads a functionConfig given as YAML (empty for none) and merges in skipPrefixesEnv, the
 // value of SKIP_PREFIXES. Errors name the offending key.
 func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
-	c := Default()
-	c.SkipPrefixes = splitPrefixes(skipPrefixesEnv)
+	return ParseOver(Default(), functionConfig, skipPrefixesEnv)
+}
+
+// ParseOver is Parse with base in place of Default: the settings a front end uses when nothing
+// is configured (the webhook's timeouts are shorter than a CI run's).
+func ParseOver(base Config, functionConfig []byte, skipPrefixesEnv string) (Config, error) {
+	c := base
+	c.SkipPrefixes = uniq(append(slices.Clone(c.SkipPrefixes), splitPrefixes(skipPrefixesEnv)...))
 	if len(bytes.TrimSpace(functionConfig)) == 0 {
 		return c, nil
 	}
@@ -150,7 +146,7 @@ func Parse(functionConfig []byte, skipPrefixesEnv string) (Config, error) {
 // Validate checks settings that depend on each other, and each registry's TLS settings as a whole
 // (a client certificate needs its key).
 func (c Config) Validate() error {
-	if c.Lock == "frozen" && c.Pinned != "keep" {
+	if c.Lock == pin.LockFrozen && c.Pinned != pin.PinnedKeep {
 		return fmt.Errorf("functionConfig: lock: frozen sends no registry request, so it cannot go with pinned: %s, which asks the registries", c.Pinned)
 	}
 	return checkTLS(&c)
@@ -216,17 +212,17 @@ func (c *Config) Set(key, v string) error {
 			c.InsecureRegistries = uniq(append(c.InsecureRegistries, hosts...))
 		}
 	case "on-error":
-		c.OnError, err = oneOf(v, "fail", "warn")
+		c.OnError, err = oneOf(v, pin.OnErrorFail, pin.OnErrorWarn)
 	case "mode":
-		c.Mode, err = oneOf(v, "pin", "check")
+		c.Mode, err = oneOf(v, pin.ModePin, pin.ModeCheck)
 	case "pinned":
-		c.Pinned, err = oneOf(v, "keep", "verify", "refresh")
+		c.Pinned, err = oneOf(v, pin.PinnedKeep, pin.PinnedVerify, pin.PinnedRefresh)
 	case "lock":
-		c.Lock, err = oneOf(v, "", "update", "frozen")
+		c.Lock, err = oneOf(v, pin.LockAuto, pin.LockUpdate, pin.LockFrozen)
 	case "lock-file":
 		c.LockFile, err = lockFile(v)
 	case "report":
-		c.Report, err = oneOf(v, "references", "fields")
+		c.Report, err = oneOf(v, ReportReferences, ReportFields)
 	case "registry-mirrors":
 		err = mirrorPairs(c, v)
 	case "mirror-fallback":
@@ -236,9 +232,9 @@ func (c *Config) Set(key, v string) error {
 	case "registry-ca-files", "registry-client-cert-files", "registry-client-key-files":
 		err = tlsFiles(c, key, v)
 	case "presets":
-		if c.Presets, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-			err = fmt.Errorf("%q is neither true nor false", v)
-		}
+		var on bool
+		on, err = boolean(v)
+		c.NoPresets = !on
 	case "additional-image-fields":
 		var fs []walker.ImageField
 		if fs, err = imageFields([]byte(v)); err == nil {
@@ -470,19 +466,19 @@ func duration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// oneOf returns s if it is one of the allowed values.
-func oneOf(s string, allowed ...string) (string, error) {
-	s = strings.TrimSpace(s)
-	if slices.Contains(allowed, s) {
-		return s, nil
-	}
-	var quoted []string
-	for _, a := range allowed {
-		if a != "" {
-			quoted = append(quoted, a)
+// oneOf returns the value among values whose name (String) is s.
+func oneOf[T fmt.Stringer](s string, values ...T) (T, error) {
+	var names []string
+	for _, v := range values {
+		if v.String() == strings.TrimSpace(s) {
+			return v, nil
+		}
+		if v.String() != "" {
+			names = append(names, v.String())
 		}
 	}
-	return "", fmt.Errorf("%q is not one of %s", s, strings.Join(quoted, ", "))
+	var zero T
+	return zero, fmt.Errorf("%q is not one of %s", s, strings.Join(names, ", "))
 }
 
 // lockFile checks that s is a relative path inside the package.

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/digester/digester/internal/testcerts"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -57,14 +58,16 @@ data:
       path: spec/workers[]/image
 `,
 			want: Config{
-				SkipPrefixes: []string{"a.example/", "b.example/"}, Concurrency: 8, RegistryConcurrency: 2,
-				Timeout: 3 * time.Second, Deadline: time.Minute,
-				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, OnError: "warn", Report: "references",
-				Mode: "check", Pinned: "verify", Lock: "update", LockFile: "locks/images.yaml",
-				ImageFields: []walker.ImageField{
-					{Group: "example.com", Kind: "MyKind", Path: "spec/runLatest/container/image"},
-					{Group: "example.com", Version: "v2", Kind: "Other", Path: "spec/workers[]/image"},
+				Options: pin.Options{
+					SkipPrefixes: []string{"a.example/", "b.example/"}, Deadline: time.Minute, OnError: pin.OnErrorWarn,
+					Mode: pin.ModeCheck, Pinned: pin.PinnedVerify, Lock: pin.LockUpdate, LockFile: "locks/images.yaml", NoPresets: true,
+					ImageFields: []walker.ImageField{
+						{Group: "example.com", Kind: "MyKind", Path: "spec/runLatest/container/image"},
+						{Group: "example.com", Version: "v2", Kind: "Other", Path: "spec/workers[]/image"},
+					},
 				},
+				Concurrency: 8, RegistryConcurrency: 2, Timeout: 3 * time.Second,
+				InsecureRegistries: []string{"r1.example", "r2.example:5000"}, Report: ReportReferences,
 			},
 		},
 		{
@@ -99,11 +102,13 @@ additionalImageFields:
 - {group: example.com, version: v1, kind: MyKind, path: spec/runLatest/container/image}
 `,
 			want: Config{
-				SkipPrefixes: []string{"a/"}, Concurrency: 4, RegistryConcurrency: 3,
-				Timeout: 2 * time.Second, Deadline: 30 * time.Second,
-				InsecureRegistries: []string{"r.example"}, OnError: "fail", Report: "fields",
-				Mode: "check", Pinned: "refresh", LockFile: "x.yaml", Presets: true,
-				ImageFields: []walker.ImageField{{Group: "example.com", Version: "v1", Kind: "MyKind", Path: "spec/runLatest/container/image"}},
+				Options: pin.Options{
+					SkipPrefixes: []string{"a/"}, Deadline: 30 * time.Second, OnError: pin.OnErrorFail,
+					Mode: pin.ModeCheck, Pinned: pin.PinnedRefresh, LockFile: "x.yaml",
+					ImageFields: []walker.ImageField{{Group: "example.com", Version: "v1", Kind: "MyKind", Path: "spec/runLatest/container/image"}},
+				},
+				Concurrency: 4, RegistryConcurrency: 3, Timeout: 2 * time.Second,
+				InsecureRegistries: []string{"r.example"}, Report: ReportFields,
 			},
 		},
 		{
@@ -117,7 +122,7 @@ additionalImageFields:
 		{
 			name: "typed onError warn",
 			in:   "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nonError: warn\n",
-			want: with(func(c *Config) { c.OnError = "warn" }),
+			want: with(func(c *Config) { c.OnError = pin.OnErrorWarn }),
 		},
 		{
 			name: "smallest values",
@@ -138,7 +143,7 @@ additionalImageFields:
 		{name: "unknown typed field names the key and line, not a Go type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: x}\nonErorr: warn\n",
 			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, additionalImageFields)`},
 		{name: "bad presets", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  presets: off\n", wantErr: `functionConfig ConfigMap: key "presets" (line 4): "off" is neither true nor false`},
-		{name: "typed presets off", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npresets: false\n", want: with(func(c *Config) { c.Presets = false })},
+		{name: "typed presets off", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npresets: false\n", want: with(func(c *Config) { c.NoPresets = true })},
 		{name: "image field without path", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  additional-image-fields: '[{kind: A}]'\n", wantErr: `functionConfig ConfigMap: key "additional-image-fields" (line 4): entry 0 has no path`},
 		{name: "image field with an unknown key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nadditionalImageFields: [{kind: A, paths: x}]\n", wantErr: `functionConfig Digester: field "additionalImageFields" (line 3): entry 0: unknown key "paths" (known: group, version, kind, path)`},
 		{name: "image fields not a list", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  additional-image-fields: 'spec/x/image'\n", wantErr: `functionConfig ConfigMap: key "additional-image-fields" (line 4): want a list of {group, version, kind, path}`},

@@ -14,18 +14,24 @@ import (
 	"github.com/digester/digester/resolver"
 )
 
-// RegistryOptions returns the resolver options for how registries are reached (mirrors, TLS)
-// and what is pinned (platform).
-func (c Config) RegistryOptions() []resolver.Option {
-	var opts []resolver.Option
+// ResolverOptions returns the resolver's options: how many lookups at once, how long each may
+// take, how registries are reached (insecure, mirrors, TLS) and what is pinned (platform). Every
+// front end builds its resolver from them, so a setting means the same in each.
+func (c Config) ResolverOptions() []resolver.Option {
+	opts := []resolver.Option{
+		resolver.WithConcurrency(c.Concurrency),
+		resolver.WithRegistryConcurrency(c.RegistryConcurrency),
+		resolver.WithTimeout(c.Timeout),
+		resolver.WithInsecureRegistries(c.InsecureRegistries...),
+	}
 	if len(c.Mirrors) > 0 {
 		opts = append(opts, resolver.WithMirrors(c.Mirrors, c.MirrorFallback))
 	}
 	if c.Platform != nil {
 		opts = append(opts, resolver.WithPlatform(*c.Platform))
 	}
-	for host, t := range c.Registries {
-		opts = append(opts, resolver.WithRegistryTLS(host, t))
+	for _, host := range slices.Sorted(maps.Keys(c.Registries)) {
+		opts = append(opts, resolver.WithRegistryTLS(host, c.Registries[host]))
 	}
 	return opts
 }

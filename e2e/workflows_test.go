@@ -92,7 +92,7 @@ func TestKptLockWorkflow(t *testing.T) {
 		t.Fatalf("kpt fn eval lock=frozen exited %d:\n%s", out.code, out.stderr)
 	}
 	checkFiles(t, pkg, map[string]string{"Kptfile": source["Kptfile"], "deploy.yaml": pinned(digests["app/web:1.0"]), "digests.lock.yaml": lock})
-	if _, results := readResults(t, filepath.Join(dir, "results")); results[0].Message != "pinned 2 image fields (0 distinct references, N registry requests); 0 already pinned, 0 skipped by prefix; 2 pinned from the lock" {
+	if _, results := readResults(t, filepath.Join(dir, "results")); results[0].Message != "pinned 2 image fields (2 distinct references, N registry requests); 0 already pinned, 0 skipped by prefix; 2 pinned from the lock" {
 		t.Errorf("summary = %q", results[0].Message)
 	}
 
@@ -110,7 +110,7 @@ func TestKptLockWorkflow(t *testing.T) {
 	code, results := readResults(t, filepath.Join(dir, "results"))
 	want := result{Severity: "error", Message: "not pinned: " + api + " has no digest (digester would pin it)", Kind: "Deployment", Name: "web",
 		File: "deploy.yaml", Path: "spec.template.spec.containers[1].image", Current: api}
-	wantSummary := "check failed: pinning would make 1 change, each an error above (0 distinct references, N registry requests); 1 already pinned, 0 skipped by prefix"
+	wantSummary := "check failed: pinning would make 1 change (0 distinct references, N registry requests); 1 already pinned, 0 skipped by prefix"
 	if diff := cmp.Diff([]result{{Severity: "info", Message: wantSummary}, want}, results); code != 1 || diff != "" {
 		t.Errorf("check: exit code %d (want 1), results (-want +got):\n%s", code, diff)
 	}

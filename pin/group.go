@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/digester/digester/resolver"
 )
 
 // Handful is how many fields, references or files a group's message names before "and N more".
@@ -39,11 +37,9 @@ func (r *Report) Groups() []Group {
 	byKey := map[string]*acc{}
 	for _, f := range r.Findings {
 		key, cause, registry := f.Severity.String()+"\x00"+f.Message, "", ""
-		if c, ok := strings.CutPrefix(f.Message, "cannot pin "+f.Image+": "); ok && f.Image != "" {
-			if ref, err := resolver.Parse(f.Image); err == nil {
-				cause, registry = c, ref.Context().RegistryStr()
-				key = f.Severity.String() + "\x00" + registry + "\x00" + cause
-			}
+		if f.Registry != "" && f.Message == "cannot pin "+f.Image+": "+f.Reason {
+			cause, registry = f.Reason, f.Registry
+			key = f.Severity.String() + "\x00" + registry + "\x00" + cause
 		}
 		a := byKey[key]
 		if a == nil {

@@ -20,7 +20,9 @@ func TestGroups(t *testing.T) {
 	var findings []pin.Finding
 	for i := range 7 {
 		img := fmt.Sprintf("127.0.0.1:1/app%d:v1", i)
-		findings = append(findings, field(pin.Error, "down.yaml", i+1, img, "cannot pin "+img+": "+down))
+		f := field(pin.Error, "down.yaml", i+1, img, "cannot pin "+img+": "+down)
+		f.Registry, f.Reason = "127.0.0.1:1", down
+		findings = append(findings, f)
 	}
 	missing := `cannot pin nginx:1.277: tag not found: "1.277" in repository library/nginx on registry index.docker.io`
 	for i := range 7 {

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
@@ -95,13 +94,13 @@ func TestLockEntries(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		docs   []string // the last is the lock, if the case has one
-		mutate func(*config.Config)
+		mutate func(*pin.Options)
 		want   map[string]string
 	}{{
-		name:   "update: tag@digest pins are kept with their tag, repo@digest pins have no tag to key",
-		docs:   []string{pod("a", "nginx:1.27@"+ng), pod("b", "ghcr.io/acme/app@"+app), pod("c", "docker.io/library/nginx:1.27")},
-		mutate: func(c *config.Config) { c.Lock = "update" },
-		want:   map[string]string{"nginx:1.27": ng},
+		name:   "update: only what the run resolved is locked: a kept tag@digest pin is not confirmed, a repo@digest pin has no tag",
+		docs:   []string{pod("a", "nginx:1.27@"+other), pod("b", "ghcr.io/acme/app@"+app), pod("c", "docker.io/library/nginx:1.27")},
+		mutate: func(c *pin.Options) { c.Lock = pin.LockUpdate },
+		want:   map[string]string{"docker.io/library/nginx:1.27": ng},
 	}, {
 		name: "an existing lock keeps its spelling and matches others",
 		docs: []string{pod("a", "docker.io/library/nginx:1.27"), lockDoc("index.docker.io/library/nginx:1.27", ng)},
@@ -109,7 +108,7 @@ func TestLockEntries(t *testing.T) {
 	}, {
 		name:   "frozen never drops an entry",
 		docs:   []string{pod("a", "nginx:1.27"), lockDoc("nginx:1.27", ng, "redis:7", other)},
-		mutate: func(c *config.Config) { c.Lock = "frozen" },
+		mutate: func(c *pin.Options) { c.Lock = pin.LockFrozen },
 		want:   map[string]string{"nginx:1.27": ng, "redis:7": other},
 	}, {
 		name: "a lock without images gets them",
@@ -122,12 +121,12 @@ func TestLockEntries(t *testing.T) {
 	}, {
 		name:   "a failed refresh under on-error warn keeps the entry it could not check",
 		docs:   []string{pod("a", "nginx:1.28"), pod("b", "nginx:1.27"), lockDoc("nginx:1.28", other)},
-		mutate: func(c *config.Config) { c.Pinned, c.OnError = "refresh", "warn" },
+		mutate: func(c *pin.Options) { c.Pinned, c.OnError = pin.PinnedRefresh, pin.OnErrorWarn },
 		want:   map[string]string{"nginx:1.28": other, "nginx:1.27": ng},
 	}, {
 		name:   "a failed lookup under on-error warn adds no entry",
 		docs:   []string{pod("a", "nginx:1.28"), pod("b", "nginx:1.27"), lockDoc()},
-		mutate: func(c *config.Config) { c.OnError = "warn" },
+		mutate: func(c *pin.Options) { c.OnError = pin.OnErrorWarn },
 		want:   map[string]string{"nginx:1.27": ng},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +162,7 @@ func TestLockMessages(t *testing.T) {
 	}
 
 	objs = objects(t, pod("a", "nginx:1.27"), lockDoc("nginx:1.27", other))
-	rep = newPinner(reg, func(c *config.Config) { c.Pinned = "refresh" }).Run(context.Background(), objs)
+	rep = newPinner(reg, func(c *pin.Options) { c.Pinned = pin.PinnedRefresh }).Run(context.Background(), objs)
 	if got, want := rep.Findings[0].Message, "pinned nginx:1.27 to "+ng+", refreshing the lock's "+other; got != want {
 		t.Errorf("refresh: %q, want %q", got, want)
 	}
@@ -174,7 +173,7 @@ func TestLockMessages(t *testing.T) {
 		t.Errorf("refreshed lock (-want +got):\n%s", diff)
 	}
 	objs = objects(t, pod("a", "nginx:1.27"), lockDoc("nginx:1.27", ng))
-	rep = newPinner(reg, func(c *config.Config) { c.Pinned = "refresh" }).Run(context.Background(), objs)
+	rep = newPinner(reg, func(c *pin.Options) { c.Pinned = pin.PinnedRefresh }).Run(context.Background(), objs)
 	if got, want := rep.Findings[0].Message, "pinned nginx:1.27 to "+ng; got != want {
 		t.Errorf("refresh of a current entry: %q, want %q", got, want)
 	}
@@ -185,18 +184,21 @@ func TestLockMessages(t *testing.T) {
 func TestRefreshRepoDigest(t *testing.T) {
 	reg, d := serve(t)
 	img := "ghcr.io/acme/app@" + d["ghcr.io/acme/app:2"]
-	for _, tt := range []struct{ pinned, want string }{
-		{"refresh", img + " has no tag to follow, so it is left as it is (its digest is served)"},
-		{"verify", ""},
+	for _, tt := range []struct {
+		pinned pin.Pinned
+		want   string
+	}{
+		{pin.PinnedRefresh, img + " has no tag to follow, so it is left as it is (its digest is served)"},
+		{pin.PinnedVerify, ""},
 	} {
 		objs := objects(t, pod("a", img))
-		rep := newPinner(reg, func(c *config.Config) { c.Pinned = tt.pinned }).Run(context.Background(), objs)
+		rep := newPinner(reg, func(c *pin.Options) { c.Pinned = tt.pinned }).Run(context.Background(), objs)
 		var got string
 		for _, f := range rep.Findings {
 			got += f.Message
 		}
 		if got != tt.want || encode(t, objs[0]) != pod("a", img) {
-			t.Errorf("pinned: %s: findings %q, want %q; object:\n%s", tt.pinned, got, tt.want, encode(t, objs[0]))
+			t.Errorf("pinned: %v: findings %q, want %q; object:\n%s", tt.pinned, got, tt.want, encode(t, objs[0]))
 		}
 	}
 }
@@ -206,7 +208,7 @@ func TestRefreshRepoDigest(t *testing.T) {
 func TestVerifyRepoDigest(t *testing.T) {
 	reg, d := serve(t)
 	objs := objects(t, pod("a", "nginx@"+d["nginx:1.27"]))
-	rep := newPinner(reg, func(c *config.Config) { c.Pinned = "verify" }).Run(context.Background(), objs)
+	rep := newPinner(reg, func(c *pin.Options) { c.Pinned = pin.PinnedVerify }).Run(context.Background(), objs)
 	if diff := cmp.Diff(pin.Summary{Verified: 1, Distinct: 1, Requests: 2}, rep.Summary); diff != "" || !rep.OK() {
 		t.Errorf("summary (-want +got):\n%s\nfindings %+v", diff, simplify(rep.Findings))
 	}
@@ -216,7 +218,7 @@ func TestVerifyRepoDigest(t *testing.T) {
 func TestSharedLookup(t *testing.T) {
 	reg, _ := serve(t)
 	r := resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithKeychain(authn.NewMultiKeychain()))
-	p := pin.New(config.Default(), pin.WithLookup(r))
+	p := pin.New(r, pin.Options{})
 	first := p.Run(context.Background(), objects(t, pod("a", "nginx:1.27")))
 	second := p.Run(context.Background(), objects(t, pod("a", "docker.io/library/nginx:1.27")))
 	// The first run pings the registry and sends a HEAD; the second, on the same registry, a HEAD.
@@ -292,7 +294,7 @@ func TestKeychain(t *testing.T) {
 		t.Fatal("the registry took a push without credentials")
 	}
 	objs := objects(t, pod("a", reg.Host+"/private/app:1"))
-	rep := pin.New(config.Default(), pin.WithTransport(reg.Transport()), pin.WithKeychain(keychain{})).Run(context.Background(), objs)
+	rep := pin.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithKeychain(keychain{})), pin.Options{}).Run(context.Background(), objs)
 	// Nothing was pushed, so the registry answers 404 once the credentials are accepted.
 	if len(rep.Findings) != 1 || !strings.Contains(rep.Findings[0].Message, "not found") {
 		t.Errorf("findings %+v, want a not-found error past the credential check", simplify(rep.Findings))
@@ -304,7 +306,7 @@ func TestKeychain(t *testing.T) {
 func TestVerifyCountsTags(t *testing.T) {
 	reg, d := serve(t)
 	objs := objects(t, pod("a", "nginx:1.27@"+d["nginx:1.27"]), pod("b", "docker.io/library/nginx:1.27@"+d["nginx:1.27"]), pod("c", "nginx:1.27"))
-	rep := newPinner(reg, func(c *config.Config) { c.Pinned = "verify" }).Run(context.Background(), objs)
+	rep := newPinner(reg, func(c *pin.Options) { c.Pinned = pin.PinnedVerify }).Run(context.Background(), objs)
 	if diff := cmp.Diff(pin.Summary{Pinned: 1, Verified: 2, Distinct: 1, Requests: 2}, rep.Summary); diff != "" || !rep.OK() {
 		t.Errorf("summary (-want +got):\n%s\nfindings %+v", diff, simplify(rep.Findings))
 	}

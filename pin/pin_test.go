@@ -9,12 +9,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/pin"
+	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
 
@@ -78,12 +79,23 @@ func simplify(fs []pin.Finding) []finding {
 	return out
 }
 
-func newPinner(reg *registrytest.Registry, mutate func(*config.Config)) *pin.Pinner {
-	cfg := config.Default()
+// newPinner is a Pinner with the options mutate sets, looking up in reg with no credentials, for
+// the options' platform.
+func newPinner(reg *registrytest.Registry, mutate func(*pin.Options)) *pin.Pinner {
+	var opts pin.Options
 	if mutate != nil {
-		mutate(&cfg)
+		mutate(&opts)
 	}
-	return pin.New(cfg, pin.WithTransport(reg.Transport()), pin.WithKeychain(authn.NewMultiKeychain()))
+	return pin.New(lookup(reg.Transport(), opts.Platform), opts)
+}
+
+// lookup is a resolver over transport with no credentials.
+func lookup(transport http.RoundTripper, platform *v1.Platform) *resolver.Resolver {
+	ropts := []resolver.Option{resolver.WithTransport(transport), resolver.WithKeychain(authn.NewMultiKeychain())}
+	if platform != nil {
+		ropts = append(ropts, resolver.WithPlatform(*platform))
+	}
+	return resolver.New(ropts...)
 }
 
 // templated is main's warning for an image holding a template variable.
@@ -101,7 +113,7 @@ func TestRun(t *testing.T) {
 		name         string
 		docs         []string
 		files        []string // file names, if not a.yaml, b.yaml, ...
-		mutate       func(*config.Config)
+		mutate       func(*pin.Options)
 		wantOK       bool
 		wantSummary  pin.Summary
 		wantFindings []finding
@@ -120,7 +132,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name:        "already pinned, skipped and local-config cost nothing",
 		docs:        []string{pod("a", "nginx:1.27@"+pinned), pod("b", "ghcr.io/acme/app:2"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: l\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nspec:\n  containers:\n  - image: nginx:1.27\n"},
-		mutate:      func(c *config.Config) { c.SkipPrefixes = []string{"ghcr.io/"} },
+		mutate:      func(c *pin.Options) { c.SkipPrefixes = []string{"ghcr.io/"} },
 		wantOK:      true,
 		wantSummary: pin.Summary{AlreadyPinned: 1, Skipped: 1},
 		wantDocs:    []string{pod("a", "nginx:1.27@"+pinned), pod("b", "ghcr.io/acme/app:2"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: l\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nspec:\n  containers:\n  - image: nginx:1.27\n"},
@@ -135,7 +147,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name:        "on-error warn pins what resolved",
 		docs:        []string{pod("a", "nginx:1.27"), pod("b", "nginx:1.28")},
-		mutate:      func(c *config.Config) { c.OnError = "warn" },
+		mutate:      func(c *pin.Options) { c.OnError = pin.OnErrorWarn },
 		wantOK:      true,
 		wantSummary: pin.Summary{Pinned: 1, Failed: 1, Distinct: 2, Requests: 4, Warn: true},
 		wantFindings: []finding{
@@ -214,7 +226,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name: "declared fields are pinned",
 		docs: []string{"apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: a\nspec:\n  runner:\n    image: nginx:1.27\n"},
-		mutate: func(c *config.Config) {
+		mutate: func(c *pin.Options) {
 			c.ImageFields = []walker.ImageField{{Group: "example.com", Kind: "Thing", Path: "spec/runner/image"}}
 		},
 		wantOK:      true,
@@ -226,7 +238,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name:   "presets off",
 		docs:   []string{"apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: t\nspec:\n  steps:\n  - image: nginx:1.27\n"},
-		mutate: func(c *config.Config) { c.Presets = false },
+		mutate: func(c *pin.Options) { c.NoPresets = true },
 		wantOK: true,
 		wantFindings: []finding{
 			{"warning", "Task t", "a.yaml", "spec.steps[0].image", "nginx:1.27", "", "left alone: digester does not pin spec/steps/image in kind Task (tekton.dev); to pin it, add {group: tekton.dev, kind: Task, path: spec/steps/image} to additionalImageFields"},
@@ -235,7 +247,7 @@ func TestRun(t *testing.T) {
 	}, {
 		name:        "List items are resources of their own",
 		docs:        []string{"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: ns}\n  spec: {containers: [{image: nginx:1.27}]}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: q}\n  spec: {containers: [{image: 'Bad'}]}\n"},
-		mutate:      func(c *config.Config) { c.OnError = "warn" },
+		mutate:      func(c *pin.Options) { c.OnError = pin.OnErrorWarn },
 		wantOK:      true,
 		wantSummary: pin.Summary{Pinned: 1, Failed: 1, Distinct: 1, Requests: 2, Warn: true},
 		wantFindings: []finding{
@@ -307,8 +319,7 @@ func TestFindingPosition(t *testing.T) {
 // TestUnreachable: a registry that cannot be reached fails the run and changes nothing.
 func TestUnreachable(t *testing.T) {
 	objs := objects(t, pod("a", "127.0.0.1:1/app:1"))
-	cfg := config.Default()
-	rep := pin.New(cfg, pin.WithTransport(http.DefaultTransport), pin.WithKeychain(authn.NewMultiKeychain())).Run(context.Background(), objs)
+	rep := pin.New(lookup(http.DefaultTransport, nil), pin.Options{}).Run(context.Background(), objs)
 	if rep.OK() || rep.Summary.Failed != 1 {
 		t.Fatalf("summary %+v, want one failure", rep.Summary)
 	}
@@ -326,10 +337,8 @@ func TestFrozenLockUnreachable(t *testing.T) {
 	d := "sha256:" + strings.Repeat("b", 64)
 	lock := "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: 127.0.0.1:1/app:1\n  digest: " + d + "\n"
 	objs := objects(t, pod("a", "127.0.0.1:1/app:1"), pod("b", "127.0.0.1:1/app:1"), lock)
-	cfg := config.Default()
-	cfg.Lock = "frozen"
-	rep := pin.New(cfg, pin.WithTransport(http.DefaultTransport), pin.WithKeychain(authn.NewMultiKeychain())).Run(context.Background(), objs)
-	if diff := cmp.Diff(pin.Summary{Pinned: 2, FromLock: 2}, rep.Summary); diff != "" {
+	rep := pin.New(lookup(http.DefaultTransport, nil), pin.Options{Lock: pin.LockFrozen}).Run(context.Background(), objs)
+	if diff := cmp.Diff(pin.Summary{Pinned: 2, FromLock: 2, Distinct: 1}, rep.Summary); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
 	for i, name := range []string{"a", "b"} {

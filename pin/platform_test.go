@@ -9,7 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/pin"
 )
@@ -43,7 +42,7 @@ func TestPlatformPins(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		image        string
-		mutate       func(*config.Config)
+		mutate       func(*pin.Options)
 		wantOK       bool
 		wantSummary  pin.Summary
 		wantFindings []finding
@@ -52,7 +51,7 @@ func TestPlatformPins(t *testing.T) {
 		{
 			name:        "platform pins a multi-arch tag to its image",
 			image:       "multi:1",
-			mutate:      func(c *config.Config) { c.Platform = &v1.Platform{OS: "linux", Architecture: "arm64"} },
+			mutate:      func(c *pin.Options) { c.Platform = &v1.Platform{OS: "linux", Architecture: "arm64"} },
 			wantOK:      true,
 			wantSummary: pin.Summary{Pinned: 1, Distinct: 1, Requests: 3}, // ping, HEAD, GET of the index
 			wantFindings: []finding{
@@ -63,7 +62,7 @@ func TestPlatformPins(t *testing.T) {
 		{
 			name:        "verify: one platform's image of the index is a warning",
 			image:       "multi:1@" + arm64,
-			mutate:      func(c *config.Config) { c.Pinned = "verify" },
+			mutate:      func(c *pin.Options) { c.Pinned = pin.PinnedVerify },
 			wantOK:      true,
 			wantSummary: pin.Summary{Verified: 1, Distinct: 1, Requests: 4}, // ping, HEAD of the tag and of the pin, GET of the index
 			wantFindings: []finding{
@@ -75,8 +74,8 @@ func TestPlatformPins(t *testing.T) {
 		{
 			name:        "verify: a digest the index does not list is stale",
 			image:       "multi:1@" + other,
-			mutate:      func(c *config.Config) { c.Pinned = "verify" },
-			wantSummary: pin.Summary{Failed: 1, Distinct: 1, Requests: 5},
+			mutate:      func(c *pin.Options) { c.Pinned = pin.PinnedVerify },
+			wantSummary: pin.Summary{Failed: 1, Stale: 1, Distinct: 1, Requests: 5},
 			wantFindings: []finding{
 				{"error", "Pod ns/a", "a.yaml", field, "multi:1@" + other, "", "stale pin: multi:1 is pinned to " + other + ", but the tag now points to " +
 					index.String() + " (and the repository does not serve " + other + ")"},

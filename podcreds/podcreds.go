@@ -23,20 +23,17 @@ import (
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/digester/digester/webhook"
 )
 
 // DefaultTTL is how long Reader reuses what it read: a new or rotated pull secret is seen within it.
 const DefaultTTL = 60 * time.Second
 
-// Pod names the credentials of a pod spec: where it runs and what it pulls with.
-type Pod struct {
-	// Namespace of the object; no credentials are read for an empty one.
-	Namespace string
-	// ServiceAccount the pod runs as; empty means "default", as in the API.
-	ServiceAccount string
-	// PullSecrets are the names in the pod spec's imagePullSecrets, in order.
-	PullSecrets []string
-}
+// Pod names the credentials of a pod spec: where it runs and what it pulls with. It is the
+// webhook's own type, which the webhook's handler fills in; no credentials are read for an empty
+// Namespace.
+type Pod = webhook.Pod
 
 // Credentials are the registry credentials of a Pod.
 type Credentials struct {

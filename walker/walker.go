@@ -126,11 +126,6 @@ type Walker struct {
 // Option configures a Walker.
 type Option func(*Walker)
 
-// WithPodSpecPaths replaces the paths at which pod specs are looked for.
-func WithPodSpecPaths(paths ...[]string) Option {
-	return func(w *Walker) { w.podSpecPaths = paths }
-}
-
 // WithoutPresets turns the built-in Presets off.
 func WithoutPresets() Option { return func(w *Walker) { w.presets = false } }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
@@ -39,9 +38,9 @@ func scrape(t *testing.T, m *webhook.Metrics) (string, []string) {
 // Operations the API never sends (anyone who reaches the port can send them) fold into one label
 // value: 1,000 random ones leave /metrics the size it was, where each used to add a series.
 func TestMetricsOperationLabelIsClosed(t *testing.T) {
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	m := webhook.NewMetrics(f.cache)
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMetrics(m))
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMetrics(m))
 	post(t, h, review("DELETE", "Pod", "", ""))
 	post(t, h, review("CONNECT", "Pod", "", ""))
 	post(t, h, review("connect", "Pod", "", ""))
@@ -80,10 +79,12 @@ func TestManyFailuresAreCapped(t *testing.T) {
 	}
 	for _, onError := range []string{"fail", "warn"} {
 		t.Run(onError, func(t *testing.T) {
-			cfg := config.Default()
-			cfg.OnError = onError
+			opts := pin.Options{OnError: pin.OnErrorFail}
+			if onError == "warn" {
+				opts.OnError = pin.OnErrorWarn
+			}
 			var logs bytes.Buffer
-			h := webhook.NewHandler(cfg, unreachable{}, webhook.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			h := webhook.NewHandler(unreachable{}, opts, webhook.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 			code, got, msg := post(t, h, body)
 			if code != http.StatusOK {
 				t.Fatalf("status %d: %s", code, msg)
@@ -161,12 +162,12 @@ func serveRecorded(h http.Handler, body string) *httptest.ResponseRecorder {
 // while one holds it; one at a time, all are admitted. (Eight Pod reviews of 4.2 MB at once took
 // 2.4 GB.)
 func TestReviewsBeyondMemoryAreThrottled(t *testing.T) {
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	g := &gate{next: f.cache, entered: make(chan struct{}), released: make(chan struct{})}
 	m := webhook.NewMetrics(f.cache)
 	// A Pod of 100 containers of 100 variables: a review of 0.4 MB, reckoned at about 7 MB; the
 	// memory takes one such review, not two.
-	h := webhook.NewHandler(config.Default(), g, webhook.WithMaxReviewMemory(10<<20), webhook.WithMetrics(m))
+	h := webhook.NewHandler(g, pin.Options{}, webhook.WithMaxReviewMemory(10<<20), webhook.WithMetrics(m))
 	body := review("CREATE", "Pod", bigPod(100, func(int) string { return "nginx:1.27" }), "")
 	small := review("CREATE", "Pod", podJSON("nginx:1.27"), "")
 	first := make(chan *httptest.ResponseRecorder)
@@ -216,8 +217,8 @@ func TestReviewsBeyondMemoryAreThrottled(t *testing.T) {
 // A review that alone needs more than the memory for reviews is answered 413, saying so; the same
 // webhook admits smaller ones.
 func TestReviewTooLargeForMemory(t *testing.T) {
-	f := newFixture(t, "fail")
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxReviewMemory(4<<20))
+	f := newFixture(t, pin.OnErrorFail)
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxReviewMemory(4<<20))
 	rec := serveRecorded(h, review("CREATE", "Pod", bigPod(100, func(int) string { return "nginx:1.27" }), ""))
 	want := "the review needs more than the webhook's memory for reviews in flight (4 MiB); it has 4 MiB or more\n"
 	if rec.Code != http.StatusRequestEntityTooLarge || rec.Body.String() != want {

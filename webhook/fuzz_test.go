@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/digester/digester/config"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
 )
@@ -33,9 +33,7 @@ func FuzzAdmit(f *testing.F) {
 	f.Add(review("UPDATE", "Deployment", `{"spec":{"template":{"spec":{"containers":[{"image":"a"},{"image":1},null]}}}}`, podJSON("a")))
 	f.Add(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE","object":{"spec":{"containers":{"a":"b"}}}}}`)
 	f.Add("{")
-	cfg := config.Default()
-	cfg.OnError = "warn"
-	h := webhook.NewHandler(cfg, unreachable{}, webhook.WithMaxRequestBytes(1<<16))
+	h := webhook.NewHandler(unreachable{}, pin.Options{OnError: pin.OnErrorWarn}, webhook.WithMaxRequestBytes(1<<16))
 	f.Fuzz(func(t *testing.T, body string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader(body)))

@@ -26,7 +26,6 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
@@ -50,7 +49,7 @@ const (
 
 // Handler answers AdmissionReviews POSTed to it. It is safe for concurrent use.
 type Handler struct {
-	cfg      config.Config
+	opts     pin.Options
 	lookup   pin.Lookup
 	maxBytes int64
 	memory   budget
@@ -101,10 +100,14 @@ func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } 
 // (default: nowhere).
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 
-// NewHandler returns a Handler that pins with cfg (cfg.Deadline bounds each admission, cfg.OnError
-// says whether failures deny or warn) and looks digests up through lookup, shared by all admissions.
-func NewHandler(cfg config.Config, lookup pin.Lookup, opts ...Option) *Handler {
-	h := &Handler{cfg: cfg, lookup: lookup, maxBytes: DefaultMaxRequestBytes, memory: budget{capacity: DefaultMaxReviewMemory}, log: slog.New(slog.DiscardHandler)}
+// NewHandler returns a Handler that looks digests up through lookup, shared by all admissions,
+// and pins with pinOpts: Deadline bounds each admission (DefaultDeadline if 0), OnError says
+// whether failures deny or warn, ModeCheck denies every object with an image not pinned.
+func NewHandler(lookup pin.Lookup, pinOpts pin.Options, opts ...Option) *Handler {
+	if pinOpts.Deadline <= 0 {
+		pinOpts.Deadline = DefaultDeadline
+	}
+	h := &Handler{opts: pinOpts, lookup: lookup, maxBytes: DefaultMaxRequestBytes, memory: budget{capacity: DefaultMaxReviewMemory}, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(h)
 	}
@@ -233,7 +236,7 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 		creds = &podLookup{pods: h.pods, pod: pod}
 		lookup = creds
 	}
-	opts := []pin.Option{pin.WithLookup(lookup)}
+	var opts []pin.Option
 	if req.Operation == "UPDATE" && len(req.OldObject) > 0 {
 		// Fields an UPDATE leaves as they were cost no lookup, pinned or not.
 		old, err := parseObject(req.OldObject, grow)
@@ -246,11 +249,7 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 		same := obj.unchanged(old) // smaller than old, whose memory stays claimed
 		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool { return same[f.Node] }))
 	}
-	cfg := h.cfg
-	if cfg.Deadline <= 0 {
-		cfg.Deadline = DefaultDeadline
-	}
-	rep := pin.New(cfg, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
+	rep := pin.New(lookup, h.opts, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
 	h.metrics.pinned(rep.Summary.Pinned)
 
 	reported := map[*yaml.Node]bool{}
@@ -285,7 +284,7 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 		switch {
 		case len(probs) > 0:
 			msg += " (credentials: " + strings.Join(probs, "; ") + ")"
-		case creds != nil && creds.lookup != nil && strings.Contains(msg, "unauthorized"):
+		case creds != nil && creds.lookup != nil && unauthorized(rep):
 			msg += " (credentials tried: the pod spec's imagePullSecrets, its ServiceAccount's, then the webhook's own)"
 		}
 		return deny(resp, msg), outcomeDenied, nil
@@ -329,9 +328,23 @@ func (l *podLookup) Resolve(ctx context.Context, refs []string) map[string]resol
 	return l.lookup.Resolve(ctx, refs)
 }
 
+// Platforms forwards to the pod's lookup when it is a pin.PlatformLister.
+func (l *podLookup) Platforms(ctx context.Context, ref string) (map[string]string, error) {
+	l.once.Do(func() { l.lookup, l.problems = l.pods.For(ctx, l.pod) })
+	if pl, ok := l.lookup.(pin.PlatformLister); ok {
+		return pl.Platforms(ctx, ref)
+	}
+	return nil, fmt.Errorf("listing the platforms of %s: the lookup cannot", ref)
+}
+
 // Requests counts the registry requests of this admission's lookups (other admissions sharing the
 // lookup may add some).
 func (l *podLookup) Requests() int64 { return l.requests.Load() }
+
+// unauthorized reports whether a registry refused a lookup of the run for want of credentials.
+func unauthorized(rep *pin.Report) bool {
+	return slices.ContainsFunc(rep.Findings, func(f pin.Finding) bool { return f.Cause == pin.CauseUnauthorized })
+}
 
 func deny(resp *response, msg string) *response {
 	resp.Allowed = false
@@ -344,7 +357,7 @@ func deny(resp *response, msg string) *response {
 func describe(f pin.Finding, places map[*yaml.Node]place) string {
 	where := f.Path
 	if p, ok := places[f.Node]; ok && p.key == "image" {
-		if name := child(p.parent, "name"); name != nil && name.Kind == yaml.ScalarNode && name.Tag == "!!str" {
+		if name := walker.Lookup(p.parent, "name"); name != nil && name.Kind == yaml.ScalarNode && name.Tag == "!!str" {
 			where += fmt.Sprintf(" (container %q)", name.Value)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/webhook"
 )
 
@@ -14,7 +15,7 @@ import (
 // cost, without TLS or HTTP.
 func BenchmarkAdmitCached(b *testing.B) {
 	t := &testing.T{}
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	body := review("CREATE", "Pod", podJSON("nginx:1.27", "ghcr.io/acme/sidecar:1"), "")
 	post(t, f.h, body)
 	b.ReportAllocs()
@@ -31,7 +32,7 @@ func BenchmarkAdmitCached(b *testing.B) {
 // variables (4 MB), its images pinned already: the cost of reading a large object.
 func BenchmarkAdmitLargePod(b *testing.B) {
 	t := &testing.T{}
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	body := review("CREATE", "Pod", bigPod(1000, func(i int) string {
 		return fmt.Sprintf("ghcr.io/acme/app%d:1@sha256:%064d", i, i)
 	}), "")

@@ -13,10 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
 	"github.com/digester/digester/internal/faultregistry"
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
 )
@@ -30,7 +30,7 @@ type fixture struct {
 	digests map[string]string
 }
 
-func newFixture(t *testing.T, onError string, opts ...registrytest.Option) *fixture {
+func newFixture(t *testing.T, onError pin.OnError, opts ...registrytest.Option) *fixture {
 	t.Helper()
 	reg := registrytest.New(append([]registrytest.Option{registrytest.WithTLS()}, opts...)...)
 	t.Cleanup(reg.Close)
@@ -38,11 +38,8 @@ func newFixture(t *testing.T, onError string, opts ...registrytest.Option) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.OnError = onError
-	cfg.Deadline = webhook.DefaultDeadline
 	cache := digestcache.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithRetries(1, 0, 0)))
-	return &fixture{reg: reg, cache: cache, h: webhook.NewHandler(cfg, cache), digests: digests}
+	return &fixture{reg: reg, cache: cache, h: webhook.NewHandler(cache, pin.Options{OnError: onError}), digests: digests}
 }
 
 // review is an AdmissionReview as the API server sends it.
@@ -115,7 +112,7 @@ func replace(path, value string) map[string]string {
 }
 
 func TestAdmit(t *testing.T) {
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	nginx := "nginx:1.27@" + f.digests["nginx:1.27"]
 	sidecar := "ghcr.io/acme/sidecar:1@" + f.digests["ghcr.io/acme/sidecar:1"]
 	deployment := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"template":{"metadata":{"labels":{"a/b~c":"x"}},"spec":{"initContainers":[{"name":"init","image":"ghcr.io/acme/sidecar:1"}],"containers":[{"name":"app","image":"nginx:1.27","ports":[{"containerPort":80}],"tty":true,"x":null,"f":1.5}]}}}}`
@@ -178,19 +175,19 @@ func TestAdmit(t *testing.T) {
 
 func TestAdmitFailurePolicy(t *testing.T) {
 	for _, tc := range []struct {
-		onError string
+		onError pin.OnError
 		want    answer
 	}{{
-		onError: "fail",
+		onError: pin.OnErrorFail,
 		want: answer{UID: "u-1", Message: `digester could not pin the images of Pod ns/web: spec.containers[1].image (container "c1"): cannot pin ghcr.io/acme/sidecar:9: ` +
 			`tag not found: "9" in repository acme/sidecar on registry ghcr.io`},
 	}, {
-		onError: "warn",
+		onError: pin.OnErrorWarn,
 		want:    answer{UID: "u-1", Allowed: true, Warnings: []string{`digester: spec.containers[1].image (container "c1"): cannot pin ghcr.io/acme/sidecar:9: tag not found: "9" in repository acme/sidecar on registry ghcr.io`}},
 	}} {
-		t.Run(tc.onError, func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.onError), func(t *testing.T) {
 			f := newFixture(t, tc.onError)
-			if tc.onError == "warn" {
+			if tc.onError == pin.OnErrorWarn {
 				tc.want.Patch = []map[string]string{replace("/spec/containers/0/image", "nginx:1.27@"+f.digests["nginx:1.27"])}
 			}
 			_, got, _ := post(t, f.h, review("CREATE", "Pod", podJSON("nginx:1.27", "ghcr.io/acme/sidecar:9"), ""))
@@ -208,9 +205,7 @@ func TestAdmitDeadline(t *testing.T) {
 	defer close(release)
 	reg := registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(faultregistry.Always(faultregistry.Manifest(""), faultregistry.Hang(release, nil))))
 	defer reg.Close()
-	cfg := config.Default()
-	cfg.Deadline = 200 * time.Millisecond
-	h := webhook.NewHandler(cfg, digestcache.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithRetries(1, 0, 0))))
+	h := webhook.NewHandler(digestcache.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithRetries(1, 0, 0))), pin.Options{Deadline: 200 * time.Millisecond})
 	_, got, _ := post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
 	if got.Allowed || !strings.Contains(got.Message, `spec.containers[0].image (container "c0"): cannot pin nginx:1.27`) {
 		t.Errorf("answer %+v, want a denial naming the container and image", got)
@@ -218,8 +213,8 @@ func TestAdmitDeadline(t *testing.T) {
 }
 
 func TestRejectMalformed(t *testing.T) {
-	f := newFixture(t, "fail")
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxRequestBytes(2000))
+	f := newFixture(t, pin.OnErrorFail)
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(2000))
 	for _, tc := range []struct {
 		name, method, body string
 		want               int
@@ -248,8 +243,8 @@ func TestRejectMalformed(t *testing.T) {
 
 // A body of no stated length (chunked) is read up to the bound, as one that states it.
 func TestUnstatedLength(t *testing.T) {
-	f := newFixture(t, "fail")
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMaxRequestBytes(2000))
+	f := newFixture(t, pin.OnErrorFail)
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(2000))
 	for _, tc := range []struct {
 		body string
 		want int
@@ -269,7 +264,7 @@ func TestUnstatedLength(t *testing.T) {
 
 // 100 admissions at once of one image nobody has looked up: one lookup, one manifest request.
 func TestConcurrentAdmissionsShareOneLookup(t *testing.T) {
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	want := []map[string]string{replace("/spec/containers/0/image", "nginx:1.27@"+f.digests["nginx:1.27"])}
 	body := review("CREATE", "Pod", podJSON("nginx:1.27"), "")
 	var wg sync.WaitGroup
@@ -292,9 +287,9 @@ func TestConcurrentAdmissionsShareOneLookup(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	f := newFixture(t, "fail")
+	f := newFixture(t, pin.OnErrorFail)
 	m := webhook.NewMetrics(f.cache)
-	h := webhook.NewHandler(config.Default(), f.cache, webhook.WithMetrics(m))
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMetrics(m))
 	post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
 	post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
 	post(t, h, review("DELETE", "Pod", "", ""))

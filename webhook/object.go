@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/walker"
 )
 
 // object is an admitted object as the pinning core reads it: a YAML node tree built from its JSON.
@@ -438,7 +440,7 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 	for _, path := range paths {
 		spec := obj
 		for _, k := range path {
-			if spec = child(spec, k); spec == nil {
+			if spec = walker.Lookup(spec, k); spec == nil {
 				break
 			}
 		}
@@ -446,14 +448,14 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 			continue
 		}
 		p := Pod{Namespace: namespace}
-		if sa := child(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
+		if sa := walker.Lookup(spec, "serviceAccountName"); sa != nil && sa.Kind == yaml.ScalarNode {
 			p.ServiceAccount = sa.Value
-		} else if sa := child(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
+		} else if sa := walker.Lookup(spec, "serviceAccount"); sa != nil && sa.Kind == yaml.ScalarNode { // deprecated alias
 			p.ServiceAccount = sa.Value
 		}
-		if list := child(spec, "imagePullSecrets"); list != nil && list.Kind == yaml.SequenceNode {
+		if list := walker.Lookup(spec, "imagePullSecrets"); list != nil && list.Kind == yaml.SequenceNode {
 			for _, ref := range list.Content {
-				if n := child(ref, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+				if n := walker.Lookup(ref, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
 					p.PullSecrets = append(p.PullSecrets, n.Value)
 				}
 			}
@@ -463,23 +465,10 @@ func podOf(kind, namespace string, obj *yaml.Node) (Pod, bool) {
 	return Pod{}, false
 }
 
-// last returns the value of the last key in mapping m (the one that counts, for the API server),
-// or nil.
+// last returns the value of the last key in mapping m (the one that counts in JSON, which has no
+// merge keys), or nil.
 func last(m *yaml.Node, key string) *yaml.Node {
 	for i := len(m.Content) - 2; i >= 0; i -= 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// child returns the value of key in mapping m, or nil.
-func child(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
 			return m.Content[i+1]
 		}

@@ -24,7 +24,6 @@ type request struct {
 	Operation string          `json:"operation"`
 	Object    json.RawMessage `json:"object,omitempty"`
 	OldObject json.RawMessage `json:"oldObject,omitempty"`
-	DryRun    *bool           `json:"dryRun,omitempty"`
 }
 
 type gvk struct {

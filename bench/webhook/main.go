@@ -34,10 +34,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/internal/testcerts"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
 )
@@ -90,9 +90,7 @@ func run(rtt, step time.Duration) error {
 	}
 	cache := digestcache.New(resolver.New(resolver.WithHandshakeRetry(time.Second)))
 	metrics := webhook.NewMetrics(cache)
-	cfg := config.Default()
-	cfg.Deadline = webhook.DefaultDeadline
-	h := webhook.NewHandler(cfg, cache, webhook.WithMetrics(metrics))
+	h := webhook.NewHandler(cache, pin.Options{}, webhook.WithMetrics(metrics))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

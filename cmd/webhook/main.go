@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -55,48 +54,49 @@ func main() {
 // exchange per registry per interval.
 const defaultCredentialRefresh = 10 * time.Minute
 
-// flags are the command line, before validation.
+// flags are the server's own flags; the shared settings are config's.
 type flags struct {
-	certFile, keyFile  string
-	bindAddress        string
-	port               int
-	onError            string
-	deadline, cacheTTL time.Duration
-	timeout            time.Duration
-	concurrency        int
-	perRegistry        int
-	skipPrefixes       string
-	insecure           string
-	maxRequestBytes    int64
-	maxReviewMemory    int64
-	shutdownDelay      time.Duration
-	credentialRefresh  time.Duration
-	pullSecrets        bool
-	kubeconfig         string
+	settings          config.Flags
+	certFile, keyFile string
+	bindAddress       string
+	port              int
+	cacheTTL          time.Duration
+	maxRequestBytes   int64
+	maxReviewMemory   int64
+	shutdownDelay     time.Duration
+	credentialRefresh time.Duration
+	pullSecrets       bool
+	kubeconfig        string
 }
 
-func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
+// defaults are the shared settings' values when nothing is configured: an admission must finish
+// within the API server's timeoutSeconds (10 by default), so lookups are bounded far below a CI
+// run's.
+func defaults() config.Config {
+	cfg := config.Default()
+	cfg.Timeout = 5 * time.Second
+	cfg.Deadline = webhook.DefaultDeadline
+	return cfg
+}
+
+func parseFlags(args []string, out io.Writer, getenv func(string) string) (flags, config.Config, error) {
 	var f flags
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: webhook --tls-cert-file=FILE --tls-private-key-file=FILE [flags]")
+		fmt.Fprintln(out, "Usage: digester-webhook --tls-cert-file=FILE --tls-private-key-file=FILE [flags]")
 		fmt.Fprintln(out, "\nServes digester's mutating admission webhook over HTTPS at /v1/mutate, with /healthz, /readyz and /metrics.")
+		fmt.Fprintln(out, "Every setting of digester pin is a flag of the same name, and --config reads the same functionConfig file;")
+		fmt.Fprintln(out, "here --timeout defaults to 5s and --deadline to 8s, so that an admission ends within the API server's timeout.")
 		fmt.Fprintln(out, "\nFlags:")
 		fs.PrintDefaults()
 	}
+	f.settings.Register(fs)
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM), read again when it changes")
 	fs.StringVar(&f.keyFile, "tls-private-key-file", "", "serving certificate's private key (PEM), read again when it changes")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address to listen on (default: all interfaces)")
 	fs.IntVar(&f.port, "port", 8443, "port to listen on")
-	fs.StringVar(&f.onError, "on-error", "fail", "`fail`: deny an object whose images cannot all be pinned; `warn`: admit it with what could be pinned, and warnings")
-	fs.DurationVar(&f.deadline, "deadline", webhook.DefaultDeadline, "bound on one admission, below the webhook's timeoutSeconds")
 	fs.DurationVar(&f.cacheTTL, "cache-ttl", digestcache.DefaultTTL, "how long a tag's digest is reused; 0 disables the cache (concurrent admissions still share lookups)")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "bound on each registry request")
-	fs.IntVar(&f.concurrency, "concurrency", resolver.DefaultConcurrency, "lookups in flight at once, all registries together")
-	fs.IntVar(&f.perRegistry, "registry-concurrency", resolver.DefaultRegistryConcurrency, "lookups in flight at once against one registry")
-	fs.StringVar(&f.skipPrefixes, "skip-prefixes", "", "comma-separated image prefixes to leave alone")
-	fs.StringVar(&f.insecure, "insecure-registries", "", "comma-separated registries (host[:port]) allowed plain HTTP or unverified TLS")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
 	fs.Int64Var(&f.maxReviewMemory, "max-review-memory", webhook.DefaultMaxReviewMemory, "bytes of memory the reviews in flight may take together (reckoned from their size and JSON values); beyond it a review is answered 429 with Retry-After and the API server retries it, or 413 if it alone needs more")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
@@ -104,31 +104,27 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 	fs.BoolVar(&f.pullSecrets, "pull-secrets", true, "look images up with the credentials of the pod spec's imagePullSecrets and its ServiceAccount's, read from the cluster (needs get on secrets and serviceaccounts), before the webhook's own")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to read pull secrets with (default: the pod's in-cluster ServiceAccount)")
 	if err := fs.Parse(args); err != nil {
+		if e := f.settings.Err(); e != nil {
+			err = e
+		}
 		return f, config.Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return f, config.Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cfg := config.Default()
-	cfg.OnError = f.onError
-	cfg.Deadline = f.deadline
-	cfg.Timeout = f.timeout
-	cfg.Concurrency = f.concurrency
-	cfg.RegistryConcurrency = f.perRegistry
-	cfg.SkipPrefixes = split(f.skipPrefixes)
-	cfg.InsecureRegistries = split(f.insecure)
+	cfg, err := f.settings.Config(defaults(), getenv)
 	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err == nil && (cfg.Lock != pin.LockAuto || cfg.LockFile != config.DefaultLockFile) {
+		errs = append(errs, errors.New("lock, lock-file: the webhook reads and writes no package lock"))
+	}
 	if f.certFile == "" || f.keyFile == "" {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file are required"))
 	}
-	if f.onError != "fail" && f.onError != "warn" {
-		errs = append(errs, fmt.Errorf("--on-error=%q: want fail or warn", f.onError))
-	}
-	if f.deadline <= 0 || f.timeout <= 0 {
-		errs = append(errs, errors.New("--deadline and --timeout must be positive"))
-	}
-	if f.concurrency < 1 || f.perRegistry < 1 || f.maxRequestBytes < 1 || f.maxReviewMemory < 1 {
-		errs = append(errs, errors.New("--concurrency, --registry-concurrency, --max-request-bytes and --max-review-memory must be at least 1"))
+	if f.maxRequestBytes < 1 || f.maxReviewMemory < 1 {
+		errs = append(errs, errors.New("--max-request-bytes and --max-review-memory must be at least 1"))
 	}
 	if f.credentialRefresh < 0 {
 		errs = append(errs, fmt.Errorf("--credential-refresh=%s: want 0 or more", f.credentialRefresh))
@@ -140,7 +136,7 @@ func parseFlags(args []string, out io.Writer) (flags, config.Config, error) {
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
-	f, cfg, err := parseFlags(args, stderr)
+	f, cfg, err := parseFlags(args, stderr, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -149,15 +145,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resolverOpts := append([]resolver.Option{
-		resolver.WithConcurrency(cfg.Concurrency),
-		resolver.WithRegistryConcurrency(cfg.RegistryConcurrency),
-		resolver.WithTimeout(cfg.Timeout),
-		resolver.WithInsecureRegistries(cfg.InsecureRegistries...),
+	resolverOpts := append(cfg.ResolverOptions(),
 		resolver.WithHandshakeRetry(time.Second),
 		resolver.WithCredentialRefresh(f.credentialRefresh),
 		resolver.WithUserAgent("digester-webhook"),
-	}, cfg.RegistryOptions()...)
+	)
 	cache := digestcache.New(resolver.New(resolverOpts...), digestcache.WithTTL(f.cacheTTL))
 	var counters webhook.Counters = cache
 	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes), webhook.WithMaxReviewMemory(f.maxReviewMemory)}
@@ -173,15 +165,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
 		})
 		counters = pool
-		opts = append(opts, webhook.WithPodCredentials(podLookups{pool}))
+		opts = append(opts, webhook.WithPodCredentials(pool))
 	}
 	metrics := webhook.NewMetrics(counters)
-	h := webhook.NewHandler(cfg, cache, append(opts, webhook.WithMetrics(metrics))...)
+	h := webhook.NewHandler(cache, cfg.Options, append(opts, webhook.WithMetrics(metrics))...)
 	ln, err := net.Listen("tcp", net.JoinHostPort(f.bindAddress, strconv.Itoa(f.port)))
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "address", ln.Addr().String(), "onError", cfg.OnError, "deadline", cfg.Deadline, "cacheTTL", f.cacheTTL)
+	log.Info("serving", "address", ln.Addr().String(), "onError", cfg.OnError.String(), "mode", cfg.Mode.String(), "pinned", cfg.Pinned.String(), "deadline", cfg.Deadline.String(), "cacheTTL", f.cacheTTL.String())
 	srv := webhook.NewServer(h, metrics, certs, webhook.WithServerLogger(log),
 		webhook.WithShutdownDelay(f.shutdownDelay), webhook.WithDrainTimeout(cfg.Deadline+2*time.Second))
 	if err := srv.Serve(ctx, ln); err != nil {
@@ -189,13 +181,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("drained, exiting")
 	return nil
-}
-
-// podLookups gives the webhook's handler the lookups of a podcreds.Pool.
-type podLookups struct{ pool *podcreds.Pool }
-
-func (p podLookups) For(ctx context.Context, pod webhook.Pod) (pin.Lookup, []string) {
-	return p.pool.For(ctx, podcreds.Pod(pod))
 }
 
 // kubeClient is a client of the cluster whose pull secrets the webhook reads: from kubeconfig, or
@@ -215,14 +200,4 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.UserAgent = "digester-webhook"
 	return kubernetes.NewForConfig(cfg)
-}
-
-func split(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
 	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/pin"
 	"github.com/digester/digester/podcreds"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/webhook"
@@ -73,9 +73,7 @@ func TestPodCredentials(t *testing.T) {
 	pool := podcreds.NewPool(podcreds.NewReader(client), base, func(kc authn.Keychain) podcreds.Lookup {
 		return digestcache.New(resolver.New(append(opts, resolver.WithKeychain(kc))...))
 	})
-	cfg := config.Default()
-	cfg.OnError = "fail"
-	h := webhook.NewHandler(cfg, base, webhook.WithPodCredentials(podLookups{pool}))
+	h := webhook.NewHandler(base, pin.Options{}, webhook.WithPodCredentials(pool))
 
 	podSpec := func(extra string, images ...string) string {
 		var cs []string

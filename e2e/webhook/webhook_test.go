@@ -208,25 +208,33 @@ func startWebhookLog(t *testing.T, args ...string) (url, log string) {
 	return base + "/v1/mutate", logFile.Name()
 }
 
-// configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, calling url
-// (trusting the API server's CA) instead of the in-cluster Service, with failurePolicy policy and,
-// if selector is not nil, that namespaceSelector.
+// configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, its webhooks
+// calling url (trusting the API server's CA) instead of the in-cluster Service, with failurePolicy
+// policy and, if selector is not nil, that namespaceSelector.
 func configuration(t *testing.T, name, url, policy string, selector map[string]any) string {
+	t.Helper()
+	return configurationWith(t, name, url, policy, selector, nil)
+}
+
+// configurationWith is configuration with the kpt setters given values applied first.
+func configurationWith(t *testing.T, name, url, policy string, selector map[string]any, setters map[string]string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy/webhook/mutatingwebhookconfiguration.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mwc map[string]any
-	if err := yaml.Unmarshal(b, &mwc); err != nil {
+	if err := yaml.Unmarshal([]byte(applySetters(t, string(b), setters)), &mwc); err != nil {
 		t.Fatal(err)
 	}
 	mwc["metadata"] = map[string]any{"name": name}
-	hook := mwc["webhooks"].([]any)[0].(map[string]any)
-	hook["clientConfig"] = map[string]any{"url": url, "caBundle": api.CA.CertPEM}
-	hook["failurePolicy"] = policy
-	if selector != nil {
-		hook["namespaceSelector"] = selector
+	for _, h := range mwc["webhooks"].([]any) {
+		hook := h.(map[string]any)
+		hook["clientConfig"] = map[string]any{"url": url, "caBundle": api.CA.CertPEM}
+		hook["failurePolicy"] = policy
+		if selector != nil {
+			hook["namespaceSelector"] = selector
+		}
 	}
 	out, err := json.Marshal(mwc)
 	if err != nil {
@@ -240,11 +248,17 @@ func configuration(t *testing.T, name, url, policy string, selector map[string]a
 // changed (webhooks take effect asynchronously).
 func register(t *testing.T, mwc, probeNS string, changed func(image string) bool) {
 	t.Helper()
+	registerProbe(t, mwc, probeNS, image("app:1"), changed)
+}
+
+// registerProbe is register with a dry-run Pod of the image probeImage.
+func registerProbe(t *testing.T, mwc, probeNS, probeImage string, changed func(image string) bool) {
+	t.Helper()
 	mustKubectl(t, mwc, "apply", "-f", "-")
 	var m struct{ Metadata struct{ Name string } }
 	json.Unmarshal([]byte(mwc), &m)
 	t.Cleanup(func() { kubectl(t, "", "delete", "mutatingwebhookconfiguration", m.Metadata.Name, "--wait") })
-	probe := podYAML("probe", probeNS, nil, image("app:1"))
+	probe := podYAML("probe", probeNS, nil, probeImage)
 	for i := 0; ; i++ {
 		out, _, err := kubectl(t, probe, "create", "--dry-run=server", "-o", "jsonpath={.spec.containers[*].image}", "-f", "-")
 		if err == nil && changed(out) {
@@ -544,11 +558,13 @@ spec:
 	}
 	want := []string{
 		"issuer.cert-manager.io/digester-webhook created (server dry run)\ncertificate.cert-manager.io/digester-webhook created (server dry run)",
+		"configmap/digester-config created (server dry run)",
 		"deployment.apps/digester-webhook created (server dry run)",
 		"mutatingwebhookconfiguration.admissionregistration.k8s.io/digester created (server dry run)",
 		"poddisruptionbudget.policy/digester-webhook created (server dry run)",
 		// applied for real by TestMain, which runs the webhook with this ServiceAccount and RBAC
-		"clusterrole.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\nclusterrolebinding.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)",
+		"clusterrole.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\nclusterrolebinding.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\n" +
+			"role.rbac.authorization.k8s.io/digester-webhook-lock unchanged (server dry run)\nrolebinding.rbac.authorization.k8s.io/digester-webhook-lock unchanged (server dry run)",
 		"service/digester-webhook created (server dry run)",
 		"serviceaccount/digester-webhook unchanged (server dry run)",
 	}
@@ -562,8 +578,8 @@ spec:
 		t.Fatalf("%s build (run ./scripts/install-deps.sh if it is missing): %v", kustomize, err)
 	}
 	out := mustKubectl(t, string(built), "apply", "--dry-run=server", "-f", "-")
-	if n := strings.Count(out, "(server dry run)"); n != 10 {
-		t.Errorf("kustomize build applied %d objects, want 10:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 13 {
+		t.Errorf("kustomize build applied %d objects, want 13:\n%s", n, out)
 	}
 }
 
@@ -657,4 +673,59 @@ spec:
 			t.Errorf("the password appears in output or the webhook's log:\n%s", out)
 		}
 	}
+}
+
+// The webhook reads the settings file digester pin reads (--config), and every setting as a flag of
+// the same name and syntax: a mirror with a path prefix answers for a registry the cluster cannot
+// reach, multi-arch tags pin to their linux/arm64 images (the mirrored one too), and --skip-prefixes, colon-separated as
+// google/k8s-digester and the command line take it, leaves Docker Hub images written short alone.
+func TestSharedSettings(t *testing.T) {
+	for _, repo := range []string{"mirror/team/app", "multi"} {
+		if _, err := reg.PushIndex(repo, "1", types.OCIImageIndex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, arm64 := platformImage(t, "mirror/team/app:1", "arm64"), platformImage(t, "multi:1", "arm64")
+	file := filepath.Join(t.TempDir(), "digester.yaml")
+	config := fmt.Sprintf(`apiVersion: fn.kpt.dev/v1alpha1
+kind: Digester
+metadata: {name: digester}
+registryMirrors:
+  upstream.invalid: [%s/mirror]
+platform: linux/arm64
+`, reg.Host)
+	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := startWebhook(t, "--config="+file, "--skip-prefixes=docker.io/:quay.io/")
+	namespace(t, "settings", enabled)
+	registerProbe(t, configuration(t, "digester-settings", url, "Fail", nil), "settings", image("multi:1"),
+		func(img string) bool { return img == image("multi:1@"+arm64) })
+
+	mustKubectl(t, podYAML("web", "settings", nil, "upstream.invalid/team/app:1", image("multi:1"), "nginx:1.27", "quay.io/team/tool:2"), "apply", "-f", "-")
+	got := images(t, "pod", "settings", "web", "{.spec.containers[*].image}")
+	want := strings.Join([]string{"upstream.invalid/team/app:1@" + app, image("multi:1@" + arm64), "nginx:1.27", "quay.io/team/tool:2"}, " ")
+	if got != want {
+		t.Errorf("stored images:\n got %s\nwant %s", got, want)
+	}
+}
+
+// platformImage is the digest of the arch image of the index registrytest.PushIndex pushes as ref.
+func platformImage(t *testing.T, ref, arch string) string {
+	t.Helper()
+	idx, err := registrytest.Index(types.OCIImageIndex, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.Architecture == arch {
+			return d.Digest.String()
+		}
+	}
+	t.Fatalf("%s has no %s image", ref, arch)
+	return ""
 }
