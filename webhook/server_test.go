@@ -182,11 +182,14 @@ func TestDrain(t *testing.T) {
 }
 
 // Clients that stall are let go of within the server's bounds: a connection that never starts its
-// TLS handshake, one that never finishes its headers, and (issue 23) 200 that announce a 7 MB
-// body and send one byte of it; on HTTP/2, a stream whose body stalls is answered.
+// TLS handshake, one that never finishes its headers, (issue 23) 200 that announce a 7 MB body and
+// send one byte of it, and one that sends no second request; on HTTP/2, a stream whose body stalls
+// is answered.
 func TestStalledClientsAreClosed(t *testing.T) {
-	const headerTimeout, readTimeout = time.Second, 1500 * time.Millisecond
-	shorten := func(s *Server) { s.readHeaderTimeout, s.readTimeout = headerTimeout, readTimeout }
+	const headerTimeout, readTimeout, idleTimeout = time.Second, 1500 * time.Millisecond, time.Second
+	shorten := func(s *Server) {
+		s.readHeaderTimeout, s.readTimeout, s.idleTimeout = headerTimeout, readTimeout, idleTimeout
+	}
 	drain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
@@ -205,6 +208,7 @@ func TestStalledClientsAreClosed(t *testing.T) {
 		{"handshake never started", 20, false, "", headerTimeout},
 		{"headers never finished", 20, true, "POST /v1/mutate HTTP/1.1\r\nHost: webhook\r\n", headerTimeout},
 		{"7 MB body stalled after one byte", 200, true, "POST /v1/mutate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: 7000000\r\n\r\n{", readTimeout},
+		{"kept alive, then idle", 20, true, "GET /healthz HTTP/1.1\r\nHost: webhook\r\n\r\n", idleTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var wg sync.WaitGroup
