@@ -134,8 +134,12 @@ func (r *Resolver) sources(ref name.Reference) []source {
 		if HasDigest(ref.String()) {
 			sep = "@"
 		}
+		var serr error
 		mref, err := name.ParseReference(m.Host+"/"+repo+sep+ref.Identifier(), name.WeakValidation)
-		out = append(out, source{ref: mref, mirror: m.String(), err: err})
+		if err != nil {
+			serr = &Error{Cause: Invalid, Registry: m.Host, msg: err.Error()}
+		}
+		out = append(out, source{ref: mref, mirror: m.String(), err: serr})
 	}
 	if r.mirrorFallback {
 		out = append(out, source{ref: ref})
@@ -202,5 +206,5 @@ func (r *Resolver) resolveFrom(ctx context.Context, ref name.Reference, srcs []s
 			break
 		}
 	}
-	return "", "", fail
+	return "", "", &Error{Cause: CauseOf(fail.Unwrap()), Registry: fail.registry, msg: fail.Error(), wrapped: fail}
 }

@@ -2,8 +2,6 @@ package resolver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/digester/digester/imageref"
 )
 
 // knownOS and knownArch are the values the OCI image spec allows for os and architecture (Go's
@@ -108,7 +108,7 @@ func (r *Resolver) forPlatform(ctx context.Context, g *session, target name.Refe
 		} `json:"config"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
-		return "", fmt.Errorf("registry %s sent manifest %s of repository %s that does not parse: %w", g.name.RegistryStr(), digest, repo, err)
+		return "", fail(BadResponse, g.name.RegistryStr(), "registry %s sent manifest %s of repository %s that does not parse: %v", g.name.RegistryStr(), digest, repo, err)
 	}
 	where := fmt.Sprintf("tag %q of repository %s on registry %s", tag, repo, g.name.RegistryStr())
 	switch {
@@ -122,7 +122,7 @@ func (r *Resolver) forPlatform(ctx context.Context, g *session, target name.Refe
 				continue
 			}
 			have = append(have, platformString(*d.Platform))
-			if !satisfies(*d.Platform, want) || !digestRE.MatchString(d.Digest) || bestDefault {
+			if !satisfies(*d.Platform, want) || !imageref.ValidDigest(d.Digest) || bestDefault {
 				continue
 			}
 			isDefault := d.Platform.Variant == want.Variant || want.Variant == "" && d.Platform.Variant == defaultVariant(want.Architecture)
@@ -131,10 +131,10 @@ func (r *Resolver) forPlatform(ctx context.Context, g *session, target name.Refe
 			}
 		}
 		if best == "" {
-			return "", fmt.Errorf("%s is a multi-arch index with no image for platform %s (it has %s)", where, platformString(want), orNone(have))
+			return "", fail(Platform, g.name.RegistryStr(), "%s is a multi-arch index with no image for platform %s (it has %s)", where, platformString(want), orNone(have))
 		}
 		return best, nil
-	case m.Config != nil && digestRE.MatchString(m.Config.Digest):
+	case m.Config != nil && imageref.ValidDigest(m.Config.Digest):
 		cfg, err := g.get(ctx, "blobs", repo, tag, m.Config.Digest)
 		if err != nil {
 			return "", err
@@ -146,15 +146,15 @@ func (r *Resolver) forPlatform(ctx context.Context, g *session, target name.Refe
 			OSVersion    string `json:"os.version"`
 		}
 		if err := json.Unmarshal(cfg, &c); err != nil {
-			return "", fmt.Errorf("registry %s sent an image config for %s that does not parse: %w", g.name.RegistryStr(), where, err)
+			return "", fail(BadResponse, g.name.RegistryStr(), "registry %s sent an image config for %s that does not parse: %v", g.name.RegistryStr(), where, err)
 		}
 		got := v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant, OSVersion: c.OSVersion}
 		if !satisfies(got, want) {
-			return "", fmt.Errorf("%s is a single-platform image for %s, not for platform %s", where, platformString(got), platformString(want))
+			return "", fail(Platform, g.name.RegistryStr(), "%s is a single-platform image for %s, not for platform %s", where, platformString(got), platformString(want))
 		}
 		return digest, nil
 	}
-	return "", fmt.Errorf("registry %s sent manifest %s for %s that is neither an index nor an image", g.name.RegistryStr(), digest, where)
+	return "", fail(BadResponse, g.name.RegistryStr(), "registry %s sent manifest %s for %s that is neither an index nor an image", g.name.RegistryStr(), digest, where)
 }
 
 func orNone(ss []string) string {
@@ -180,12 +180,12 @@ func (g *session) get(ctx context.Context, kind, repo, tag, digest string) ([]by
 	if err != nil {
 		return nil, g.explain(err, repo, tag)
 	}
-	if !strings.HasPrefix(digest, "sha256:") {
-		return nil, fmt.Errorf("registry %s: %s %s of repository %s uses a digest algorithm digester cannot check", g.name.RegistryStr(), kind, digest, repo)
+	if !imageref.ValidDigest(digest) {
+		return nil, fail(BadResponse, g.name.RegistryStr(), "registry %s: %s %s of repository %s is not a digest digester can check", g.name.RegistryStr(), kind, digest, repo)
 	}
-	sum := sha256.Sum256(body)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
-		return nil, fmt.Errorf("registry %s sent content hashing to %s for %s %s of repository %s: refusing to pin", g.name.RegistryStr(), got, kind, digest, repo)
+	algo, _, _ := strings.Cut(digest, ":")
+	if got := digestOf(algo, body); got != digest {
+		return nil, fail(Mismatch, g.name.RegistryStr(), "registry %s sent content hashing to %s for %s %s of repository %s: refusing to pin", g.name.RegistryStr(), got, kind, digest, repo)
 	}
 	return body, nil
 }
@@ -199,7 +199,7 @@ func (r *Resolver) Platforms(ctx context.Context, ref string) (map[string]string
 		return nil, err
 	}
 	if !HasDigest(ref) {
-		return nil, fmt.Errorf("%s does not name a digest", ref)
+		return nil, &Error{Cause: Invalid, msg: fmt.Sprintf("%s does not name a digest", ref)}
 	}
 	digest := pr.Identifier()
 	for _, s := range r.sources(pr) {
@@ -221,7 +221,7 @@ func (r *Resolver) Platforms(ctx context.Context, ref string) (map[string]string
 			} `json:"manifests"`
 		}
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("registry %s sent manifest %s that does not parse: %w", g.name.RegistryStr(), digest, err)
+			return nil, fail(BadResponse, g.name.RegistryStr(), "registry %s sent manifest %s that does not parse: %v", g.name.RegistryStr(), digest, err)
 		}
 		out := map[string]string{}
 		for _, d := range m.Manifests {
