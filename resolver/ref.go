@@ -12,7 +12,9 @@ import (
 
 // Parse checks that s is an image reference digester can resolve. The returned reference is
 // normalised (docker.io/library/...) and is for talking to registries only: output is always built
-// from the user's own text (see Pin). An error is an *Error of Cause Invalid.
+// from the user's own text (see Pin). Every spelling of Docker Hub's host (Docker.io,
+// docker.io., registry-1.docker.io; see imageref.CanonicalRegistry) is Docker Hub, with its
+// implicit library/ namespace. An error is an *Error of Cause Invalid.
 func Parse(s string) (name.Reference, error) {
 	if why := invalidReason(s); why != "" {
 		return nil, invalid(s, why)
@@ -20,6 +22,11 @@ func Parse(s string) (name.Reference, error) {
 	ref, err := name.ParseReference(s)
 	if err != nil {
 		return nil, invalid(s, err.Error())
+	}
+	if host, rest := imageref.SplitHost(s); host != "" && imageref.CanonicalRegistry(host) == imageref.DockerHub {
+		if hub, err := name.ParseReference(imageref.DockerHub + "/" + rest); err == nil {
+			ref = hub // it parsed with another host name, so it parses with this one
+		}
 	}
 	return ref, nil
 }
