@@ -54,17 +54,16 @@ func WithDigest(ref, digest string) string {
 	return name + "@" + digest
 }
 
+// hexDigits is the length of a digest's hex part by algorithm, for the algorithms the OCI image
+// spec registers.
+var hexDigits = map[string]int{"sha256": 64, "sha512": 128}
+
 // ValidDigest reports whether s is a digest written as the OCI image spec registers them:
 // "sha256:" and 64 lowercase hex digits, or "sha512:" and 128. It is the one rule for digest
 // syntax in digester, for references, registry answers and the lock alike.
 func ValidDigest(s string) bool {
-	algo, hex, ok := strings.Cut(s, ":")
-	if !ok {
-		return false
-	}
-	switch {
-	case algo == "sha256" && len(hex) == 64, algo == "sha512" && len(hex) == 128:
-	default:
+	algo, hex, _ := strings.Cut(s, ":")
+	if n, ok := hexDigits[algo]; !ok || len(hex) != n {
 		return false
 	}
 	for i := 0; i < len(hex); i++ {
