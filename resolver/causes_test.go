@@ -227,8 +227,10 @@ func TestCauseNames(t *testing.T) {
 		}
 		seen[s] = c
 	}
-	if got := resolver.Cause(99).String(); got != "Cause(99)" {
-		t.Errorf("an unknown cause is named %q, want Cause(99)", got)
+	for _, c := range []resolver.Cause{resolver.Platform + 1, -1, 99} {
+		if got, want := c.String(), fmt.Sprintf("Cause(%d)", int(c)); got != want {
+			t.Errorf("an unknown cause is named %q, want %s", got, want)
+		}
 	}
 	if got := resolver.CauseOf(errors.New("x")); got != resolver.Other {
 		t.Errorf("CauseOf(a plain error) = %v, want other", got)

@@ -258,6 +258,9 @@ func (g *session) get(ctx context.Context, kind, repo, tag, digest string) ([]by
 	if err != nil {
 		return nil, g.explain(err, repo, tag)
 	}
+	if len(body) > maxManifestBytes {
+		return nil, fail(BadResponse, g.name.RegistryStr(), "registry %s sent more than %d MiB for %s %s of repository %s: refusing to read it", g.name.RegistryStr(), maxManifestBytes>>20, kind, digest, repo)
+	}
 	if !imageref.ValidDigest(digest) {
 		return nil, fail(BadResponse, g.name.RegistryStr(), "registry %s: %s %s of repository %s is not a digest digester can check", g.name.RegistryStr(), kind, digest, repo)
 	}

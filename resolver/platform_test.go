@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/digester/digester/internal/faultregistry"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/resolver"
 )
@@ -160,6 +162,13 @@ func TestPlatform(t *testing.T) {
 			platform: "linux/arm/v6",
 			refs:     []string{ref("arm")},
 			want:     map[string]got{ref("arm"): {Digest: armDigests["v6"]}},
+			wantCost: cost{ManifestHEAD: 1, ManifestGET: 1},
+		},
+		{
+			platform: "linux/arm/v5", // a variant asked for is a variant required
+			refs:     []string{ref("arm")},
+			want: map[string]got{ref("arm"): {Err: `tag "v1" of repository arm on registry ` + reg.Host +
+				" is a multi-arch index with no image for platform linux/arm/v5 (it has linux/arm/v6, linux/arm/v7)"}},
 			wantCost: cost{ManifestHEAD: 1, ManifestGET: 1},
 		},
 		{
@@ -398,5 +407,22 @@ func TestImageWithoutPlatform(t *testing.T) {
 		" is a single-platform image whose config names no platform (no os and architecture): digester cannot tell whether it is for platform linux/amd64"
 	if res.Err == nil || res.Err.Error() != want || resolver.CauseOf(res.Err) != resolver.Platform {
 		t.Errorf("got digest %q, error %v (%v)\nwant error %s (platform)", res.Digest, res.Err, resolver.CauseOf(res.Err), want)
+	}
+}
+
+// TestPlatformIndexTooLarge: an index (or config) larger than any manifest may be is not read past
+// the bound, and is reported as what it is, not as content that fails its digest.
+func TestPlatformIndexTooLarge(t *testing.T) {
+	var sent atomic.Int64
+	reg, ref, digest := faulty(t, faultregistry.Always(faultregistry.Manifest(http.MethodGet),
+		faultregistry.Endless("application/vnd.oci.image.index.v1+json", &sent)))
+	p, err := resolver.ParsePlatform("linux/amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resolveOne(t, context.Background(), fast(resolver.WithPlatform(p), resolver.WithTimeout(5*time.Second)), ref)
+	wantError(t, res, "registry "+reg.Host+" sent more than 4 MiB for manifests "+digest+" of repository app: refusing to read it")
+	if c := resolver.CauseOf(res.Err); c != resolver.BadResponse {
+		t.Errorf("cause %v, want bad_response", c)
 	}
 }
