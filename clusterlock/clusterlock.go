@@ -237,7 +237,7 @@ func (w *Watcher) read(cm *corev1.ConfigMap) (map[string]string, error) {
 		case strings.Contains(img, "@"):
 			return nil, fmt.Errorf("%s: %q carries a digest already; the lock maps tags to digests", Key, img)
 		case !isDigest(d):
-			return nil, fmt.Errorf("%s: %s: %q is not a digest (sha256: and 64 lowercase hex digits)", Key, img, d)
+			return nil, fmt.Errorf("%s: %s: %q is not a digest (sha256: and 64, or sha512: and 128, lowercase hex digits)", Key, img, d)
 		}
 		n := ref.Name()
 		if prev, ok := lock[n]; ok && prev != d {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 )
 
@@ -23,7 +24,7 @@ func (r *run) lookUp(ctx context.Context) {
 	r.resolved = r.resolve(ctx, refs)
 	var old []string
 	for _, t := range r.moved() {
-		old = append(old, repository(t.tag)+"@"+t.digest)
+		old = append(old, imageref.Repository(t.tag)+"@"+t.digest)
 	}
 	r.old = r.resolve(ctx, old)
 	r.children = map[string]map[string]string{}
@@ -35,9 +36,9 @@ func (r *run) lookUp(ctx context.Context) {
 	// Without a platform, a moved pin may be one platform's image of the tag's index; with one,
 	// the pin may be an index whose image for the platform is the tag's now.
 	for _, t := range r.moved() {
-		idx := repository(t.tag) + "@" + r.resolved[t.lookup].Digest
+		idx := imageref.Repository(t.tag) + "@" + r.resolved[t.lookup].Digest
 		if r.opts.Platform != nil {
-			idx = repository(t.tag) + "@" + t.digest
+			idx = imageref.Repository(t.tag) + "@" + t.digest
 		}
 		if _, done := r.children[idx]; !done {
 			r.children[idx], _ = lister.Platforms(ctx, idx)
@@ -74,7 +75,7 @@ func (r *run) decide() {
 		got, img := r.resolved[t.lookup], t.field.Image
 		switch {
 		case t.lookup == "": // from the lock
-			r.changes = append(r.changes, change{t, resolver.Pin(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
+			r.changes = append(r.changes, change{t, imageref.WithDigest(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
 		case got.Err != nil:
 			r.lookupFailed(t, got.Err)
 		case t.digest == "" && t.locked != "" && got.Digest != t.locked && r.opts.Pinned == PinnedVerify:
@@ -118,7 +119,7 @@ func (r *run) pinTag(t *task, got resolver.Result) {
 	if got.Mirror != "" {
 		msg += " (answered by mirror " + got.Mirror + ")"
 	}
-	r.changes = append(r.changes, change{t: t, to: resolver.Pin(img, got.Digest), msg: msg})
+	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(img, got.Digest), msg: msg})
 	r.confirm(img, got.Digest)
 }
 
@@ -126,7 +127,7 @@ func (r *run) pinTag(t *task, got resolver.Result) {
 // tag's index (a warning, when strict), a multi-arch index whose image for the run's platform is
 // now (current, for that platform), a stale pin (an error, when strict), or a refresh.
 func (r *run) tagMoved(t *task, now string) {
-	repo := repository(t.tag)
+	repo := imageref.Repository(t.tag)
 	if p, child := r.children[repo+"@"+now][t.digest]; child && r.strict() {
 		r.rep.Summary.Verified++
 		r.confirm(t.tag, now)
@@ -147,7 +148,7 @@ func (r *run) tagMoved(t *task, now string) {
 		r.failed(CauseStale, t.use, "stale pin: "+why)
 		return
 	}
-	r.changes = append(r.changes, change{t: t, to: resolver.Pin(t.tag, now), msg: "refreshed: " + why})
+	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(t.tag, now), msg: "refreshed: " + why})
 	r.confirm(t.tag, now)
 }
 

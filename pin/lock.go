@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -104,8 +105,8 @@ func lockEntry(e *yaml.Node) (namedEntry, error) {
 	switch {
 	case e.Kind != yaml.MappingNode || img == "" || d == "":
 		return namedEntry{}, fmt.Errorf(" needs an image and a digest")
-	case !digestRE(d):
-		return namedEntry{}, fmt.Errorf(" (%s): %q is not a digest (sha256: and 64 lowercase hex digits)", img, d)
+	case !imageref.ValidDigest(d):
+		return namedEntry{}, fmt.Errorf(" (%s): %q is not a digest (sha256: and 64, or sha512: and 128, lowercase hex digits)", img, d)
 	case strings.Contains(img, "@"):
 		return namedEntry{}, fmt.Errorf(": %q carries a digest already; the lock maps tags to digests", img)
 	}
@@ -125,19 +126,6 @@ func describeEntry(e LockEntry) string {
 		return e.Digest
 	}
 	return e.Digest + " for " + e.Platform
-}
-
-func digestRE(s string) bool {
-	hex, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(hex) != 64 {
-		return false
-	}
-	for _, c := range hex {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // readLock finds the package's DigestLock. A malformed lock, or two, fail the run: pinning from a
@@ -182,15 +170,15 @@ func (r *run) platform() string {
 // confirm records that this run resolved or verified ref (a tag, as written) to digest for its
 // platform: the lock will say so.
 func (r *run) confirm(ref, digest string) {
-	if imageref(ref) {
+	if lockable(ref) {
 		r.resolvedLock[ref] = LockEntry{Digest: digest, Platform: r.platform()}
 	}
 }
 
-// imageref reports whether a reference may have a lock entry: one without a digest. A reference
+// lockable reports whether a reference may have a lock entry: one without a digest. A reference
 // without a tag (nginx) is locked as it is written, for its implicit tag, latest; once pinned
 // (nginx@sha256:…) the field still uses that entry, so it stays.
-func imageref(ref string) bool { return ref != "" && !strings.Contains(ref, "@") }
+func lockable(ref string) bool { return ref != "" && !strings.Contains(ref, "@") }
 
 // entries is the lock this run leaves: every entry of the package's lock whose reference a field
 // still uses (skipped, templated, failed or kept alike: skipping is not forgetting), with what

@@ -18,7 +18,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -155,7 +157,7 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 	case walker.Ambiguous:
 		r.failed(CauseAmbiguous, u, pr.Message)
 	case walker.Unlisted:
-		if _, err := resolver.Parse(pr.Image); err != nil || resolver.HasDigest(pr.Image) || unlisted[pr.Message] {
+		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || unlisted[pr.Message] {
 			return // not a reference, or nothing lost by leaving it
 		}
 		unlisted[pr.Message] = true
@@ -172,7 +174,7 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 // an error already reported), or a task for lookUp.
 func (r *run) classify(u use) *task {
 	s, f, o := &r.rep.Summary, u.field, r.opts
-	if tag, _, _ := cutDigest(f.Image); imageref(tag) {
+	if tag, _, _ := strings.Cut(f.Image, "@"); lockable(tag) {
 		r.inUse[normalise(tag)] = true // whatever becomes of the field, its lock entry stays
 	}
 	if hasPrefix(f.Image, o.SkipPrefixes) || r.leave != nil && r.leave(u.obj, f) {
@@ -190,15 +192,15 @@ func (r *run) classify(u use) *task {
 		return nil
 	}
 	t := &task{use: u, tag: f.Image, name: ref.Name()}
-	if resolver.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
-		t.tag, t.digest, _ = cutDigest(f.Image)
-		if !explicitTag(t.tag) {
+	if imageref.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
+		t.tag, t.digest, _ = strings.Cut(f.Image, "@")
+		if !imageref.HasTag(t.tag) {
 			t.tag = ""
 		} else if o.Pinned != PinnedKeep || r.lock != nil {
 			t.name = normalise(t.tag)
 		}
 	}
-	if e, ok := r.byName[t.name]; ok && imageref(t.tag) {
+	if e, ok := r.byName[t.name]; ok && lockable(t.tag) {
 		if e.Platform == r.platform() {
 			t.locked = e.Digest
 		} else {

@@ -2,9 +2,10 @@ package walker
 
 import (
 	"strconv"
-	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/imageref"
 )
 
 // KustomizeImages reads the images: entries of obj as those of a Kustomization, whatever its kind:
@@ -52,17 +53,12 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 			continue
 		case newTag != "":
 			ref += ":" + newTag
-		case !hasTag(repo):
+		case !imageref.HasTag(repo) && !imageref.HasDigest(repo):
 			r.problem(path, "has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are")
 			continue
 		}
 		r.fields = append(r.fields, Field{Path: path, Image: ref, Node: e, Kind: KustomizeImage})
 	}
-}
-
-// hasTag reports whether a repository reference ends in ":tag".
-func hasTag(repo string) bool {
-	return strings.LastIndex(repo, ":") > strings.LastIndex(repo, "/")
 }
 
 // setKey sets key to a string value in mapping m: in place if it exists, else after the key
