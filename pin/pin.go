@@ -141,7 +141,7 @@ func (r *run) collect(objs []*Object) {
 			fields, problems = append(fields, f...), append(problems, pr...)
 		}
 		for _, pr := range problems {
-			r.problem(use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path}}, pr, unlisted)
+			r.problem(use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path, Node: pr.Node}}, pr, unlisted)
 		}
 		for _, f := range fields {
 			if t := r.classify(use{obj, itemID(id, f.Item), f}); t != nil {
@@ -156,6 +156,12 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 	switch pr.Kind {
 	case walker.Ambiguous:
 		r.failed(CauseAmbiguous, u, pr.Message)
+	case walker.Tagged:
+		r.failed(CauseTagged, u, pr.Message)
+	case walker.Shared:
+		r.failed(CauseShared, u, pr.Message)
+	case walker.Expansion:
+		r.failed(CauseExpansion, u, pr.Message)
 	case walker.Unlisted:
 		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || unlisted[pr.Message] {
 			return // not a reference, or nothing lost by leaving it
