@@ -58,13 +58,9 @@ func (x *expansion) size(n *yaml.Node, written bool) int {
 		}
 		return s
 	}
-	anchored := written && n.Anchor != "" // an alias may name it: count it once, and see a cycle
-	if anchored {
-		x.mark(n)
-	}
 	s := 1
 	for _, c := range n.Content {
-		if c.Kind == yaml.ScalarNode && c.Anchor == "" { // most nodes: counted without a call
+		if c.Kind == yaml.ScalarNode { // most nodes: counted without a call
 			s++
 			if written {
 				x.written++
@@ -72,9 +68,6 @@ func (x *expansion) size(n *yaml.Node, written bool) int {
 			continue
 		}
 		s = add(s, x.size(c, written))
-	}
-	if anchored {
-		x.sizes[n] = s
 	}
 	return s
 }
@@ -94,34 +87,26 @@ func (x *expansion) target(t, via *yaml.Node) int {
 		}
 		return s
 	}
-	x.mark(t)
-	s := x.size(t, false)
-	x.sizes[t] = s
-	return s
-}
-
-func (x *expansion) mark(n *yaml.Node) {
 	if x.sizes == nil {
 		x.sizes = map[*yaml.Node]int{}
 	}
-	x.sizes[n] = inProgress
+	x.sizes[t] = inProgress
+	s := x.size(t, false)
+	x.sizes[t] = s
+	return s
 }
 
 func add(a, b int) int { return min(a+b, saturated) }
 
 // ok reports whether the resource can be walked: no alias inside the value it names, and no more
 // expansion than yaml.v3 allows when it decodes a document into values (decode.go, unmarshal:
-// past 1,000 nodes and 100 aliased ones, at most 99 % of the nodes may come from aliases, down
-// to 10 % for documents of 4,000,000 nodes). kubectl's decoder (sigs.k8s.io/yaml, yaml.v2) has
-// the same rule, so what is refused here kubectl refuses too ("document contains excessive
-// aliasing", "anchor 'a' value contains itself"). What passes expands to at most 100 times
-// its written size, which bounds the walk.
-func (x *expansion) ok() bool {
-	if x.cycle != nil {
-		return false
-	}
-	aliased := x.total - x.written
-	return aliased <= 100 || x.total <= 1000 || float64(aliased)/float64(x.total) <= allowedAliasRatio(x.total)
+// past 1,000 nodes, at most 99 % of them may come from aliases, down to 10 % for documents of
+// 4,000,000 nodes; yaml.v3 also asks for more than 100 aliased nodes, which those two imply).
+// kubectl's decoder (sigs.k8s.io/yaml, yaml.v2) has the same rule, so what is refused here
+// kubectl refuses too ("document contains excessive aliasing", "anchor 'a' value contains
+// itself"). What passes expands to at most 100 times its written size, which bounds the walk.
+func (x expansion) ok() bool {
+	return x.cycle == nil && (x.total <= 1000 || float64(x.total-x.written)/float64(x.total) <= allowedAliasRatio(x.total))
 }
 
 // allowedAliasRatio is yaml.v3's (go.yaml.in/yaml/v3 decode.go): the share of decoded nodes that
@@ -145,7 +130,7 @@ func (x *expansion) problem(root *yaml.Node) Problem {
 	where := "the resource"
 	if at != nil {
 		found := map[*yaml.Node][]frame{at: nil}
-		if locateAll(root, found); len(found[at]) > 0 {
+		if locateAll(root, found); found[at] != nil {
 			where = joinPath(found[at])
 		}
 	}
@@ -188,7 +173,7 @@ func aliasName(n *yaml.Node) string {
 // a place that is no image field (a Shared problem each), and returns each Node once, at the
 // first path the walk met it.
 func (x *expansion) finish(root *yaml.Node, fields []Field, problems []Problem) ([]Field, []Problem) {
-	if x.aliases && len(fields) > 0 {
+	if x.aliases {
 		fields, problems = shared(root, x.targets, fields, problems)
 	}
 	return unique(fields), problems
@@ -303,9 +288,7 @@ func sharedMessage(u otherUse, defined map[*yaml.Node][]frame) string {
 
 // visit reads n at the current path; key says n is a mapping key (never an image field).
 func (s *sharing) visit(n *yaml.Node, key bool) {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 64; i++ {
-		n = n.Alias
-	}
+	n = deref(n)
 	if s.targets[n] {
 		s.anchors = append(s.anchors, n)
 		defer func() { s.anchors = s.anchors[:len(s.anchors)-1] }()

@@ -92,6 +92,13 @@ spec:
 			},
 		},
 		{
+			name: "a container merged into annotations: its image read there through the merge key",
+			doc:  "kind: Pod\nspec:\n  containers: [&c {name: a, image: nginx:1.27}]\nx:\n  annotations: {<<: *c, name: n}\n",
+			wantProblems: []string{
+				"shared spec.containers[0].image: " + sharedMsg("anchor &c", "spec.containers[0]", "x.annotations.image"),
+			},
+		},
+		{
 			name: "an image used as a mapping key",
 			doc:  "kind: Pod\nspec:\n  containers: [{name: a, image: &img nginx:1.27}]\nmetadata:\n  labels: {*img : x}\n",
 			wantProblems: []string{
@@ -259,6 +266,36 @@ func TestExpansionAsYAMLv3(t *testing.T) {
 			if v3refuses := err != nil; v3refuses != (k == hi) {
 				t.Errorf("a block of %d aliased %d times: the walker refuses from %d aliases, yaml.v3 refuses %v", n, k, hi, v3refuses)
 			}
+		}
+	}
+}
+
+// TestExpansionLimit: ok's bounds are yaml.v3's, node for node: up to 1,000 nodes a resource may
+// be all aliases; past that, at most 99 % of its nodes may come from aliases (exactly 99 % is
+// allowed), and past 400,000 nodes the share falls towards 10 %; an alias inside its own value is
+// never allowed.
+func TestExpansionLimit(t *testing.T) {
+	for _, tc := range []struct {
+		written, total int
+		cycle          bool
+		want           bool
+	}{
+		{written: 2, total: 1000, want: true},
+		{written: 2, total: 1001, want: false},
+		{written: 100, total: 10000, want: true}, // 99 % aliased
+		{written: 99, total: 10000, want: false},
+		{written: 4000, total: 400000, want: true},
+		{written: 3999, total: 400000, want: false},
+		{written: 3_600_000, total: 4_000_000, want: true}, // 10 %
+		{written: 3_599_999, total: 4_000_000, want: false},
+		{written: 5, total: 5, cycle: true, want: false},
+	} {
+		x := expansion{written: tc.written, total: tc.total}
+		if tc.cycle {
+			x.cycle = &yaml.Node{Kind: yaml.AliasNode}
+		}
+		if got := x.ok(); got != tc.want {
+			t.Errorf("written %d, expanded %d, cycle %v: ok %v, want %v", tc.written, tc.total, tc.cycle, got, tc.want)
 		}
 	}
 }

@@ -49,9 +49,7 @@ func (w *Walker) check(obj *yaml.Node, grp, kind string, data []string, fields [
 		problems = append(problems, Problem{Kind: Duplicate, Path: at, Node: d.last, Message: fmt.Sprintf(
 			"key %q appears twice, %s; the last value counts, as with kubectl, and the duplicate is left as it is", d.first.Value, twice(d))})
 	}
-	if len(ambiguous) > 0 {
-		fields = slices.DeleteFunc(fields, func(f Field) bool { return ambiguous.covers(f.Path) })
-	}
+	fields = slices.DeleteFunc(fields, func(f Field) bool { return ambiguous.covers(f.Path) })
 	reported := paths{}
 	for _, p := range problems {
 		reported[p.Path] = true
@@ -241,37 +239,36 @@ func (s *scanner) isField(n *yaml.Node) bool {
 	return s.nodes[n]
 }
 
-// locateAll sets want[n] to the path from root to each node n in want (nil if n is no value
-// under root), in one search: paths are needed only for what is reported, so the scan itself
-// carries none.
+// locateAll sets want[n] to the path from root to each node n in want (a key's path is its
+// value's), in one search: paths are needed only for what is reported, so the scan itself carries
+// none. A node not found is left nil.
 func locateAll(root *yaml.Node, want map[*yaml.Node][]frame) {
-	left := len(want)
 	var at []frame
-	var search func(n *yaml.Node, depth int)
-	search = func(n *yaml.Node, depth int) {
-		if left == 0 || depth > maxDepth {
-			return
-		}
+	found := func(n *yaml.Node) {
 		if frames, ok := want[n]; ok && frames == nil {
 			want[n] = append([]frame{}, at...)
-			left--
 		}
+	}
+	var search func(n *yaml.Node)
+	search = func(n *yaml.Node) {
+		found(n)
 		switch n.Kind {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				at = append(at, frame{key: n.Content[i].Value})
-				search(n.Content[i+1], depth+1)
+				found(n.Content[i])
+				search(n.Content[i+1])
 				at = at[:len(at)-1]
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
 				at = append(at, frame{idx: i})
-				search(c, depth+1)
+				search(c)
 				at = at[:len(at)-1]
 			}
 		}
 	}
-	search(root, 0)
+	search(root)
 }
 
 // path is the dotted path of key under frames: "spec.containers[0].image".

@@ -146,6 +146,8 @@ func TestAliasesCannotHangWalk(t *testing.T) {
 	for _, tc := range []struct{ name, doc, path, message string }{
 		{"self-merge", "a: &a {<<: *a}\n<<: *a\nspec:\n  <<: *a\n  containers:\n  - &c {<<: [*a, *c], image: app:1}\n",
 			"a.<<", "alias *a is inside the value it names"},
+		{"a mapping whose key is an alias of itself", "kind: Pod\nspec:\n  containers: [{image: a:1}]\nx: &a {*a : 1}\n",
+			"x.a", "alias *a is inside the value it names"},
 		{"a list that holds itself", "apiVersion: monitoring.coreos.com/v1\nkind: Prometheus\nspec:\n  containers: &s [{image: a:1}, *s]\n",
 			"spec.containers[1]", "alias *s is inside the value it names"},
 		{"merge bomb", bomb.String(), "l39.<<[0]", "alias expansion exceeds the limit: the aliases expand this resource from 409 nodes to more than 1099511627776 (alias *l38 alone to more than 1099511627776)"},
