@@ -32,6 +32,8 @@ type expansion struct {
 	biggestSize int
 	// cycle is an alias met inside the value it names.
 	cycle *yaml.Node
+	// visits counts the nodes the pass stepped on, for the test that it is linear.
+	visits int
 }
 
 // expand counts root's nodes as written and as expanded.
@@ -42,12 +44,15 @@ func expand(root *yaml.Node) expansion {
 }
 
 // size returns the number of nodes n stands for once its aliases are expanded (merge keys are
-// aliases too); written says n is written in the resource, not reached through an alias.
+// aliases too); written says n is written in the resource, not reached through an alias. An
+// anchored value is counted once, however many aliases name it and however deep anchors nest.
 func (x *expansion) size(n *yaml.Node, written bool) int {
+	x.visits++
 	if written {
 		x.written++
 	}
-	if n.Kind == yaml.AliasNode {
+	switch {
+	case n.Kind == yaml.AliasNode:
 		x.aliases = true
 		s := 1
 		if n.Alias != nil {
@@ -57,10 +62,20 @@ func (x *expansion) size(n *yaml.Node, written bool) int {
 			x.biggest, x.biggestSize = n, s
 		}
 		return s
+	case n.Anchor != "":
+		if s, ok := x.sizes[n]; ok && s != inProgress && !written {
+			return s
+		}
+		return x.remember(n, written)
 	}
+	return x.content(n, written)
+}
+
+// content is the size of n: itself and its content, expanded.
+func (x *expansion) content(n *yaml.Node, written bool) int {
 	s := 1
 	for _, c := range n.Content {
-		if c.Kind == yaml.ScalarNode { // most nodes: counted without a call
+		if c.Kind == yaml.ScalarNode && c.Anchor == "" { // most nodes: counted without a call
 			s++
 			if written {
 				x.written++
@@ -72,28 +87,40 @@ func (x *expansion) size(n *yaml.Node, written bool) int {
 	return s
 }
 
+// remember counts n's size once and keeps it; while it is counted, n is in progress, and an alias
+// of n met then is a cycle.
+func (x *expansion) remember(n *yaml.Node, written bool) int {
+	if x.sizes == nil {
+		x.sizes = map[*yaml.Node]int{}
+	}
+	x.sizes[n] = inProgress
+	var s int
+	if n.Kind == yaml.AliasNode { // an alias of an alias: built by hand, never parsed
+		s = x.size(n, written)
+	} else {
+		s = x.content(n, written)
+	}
+	x.sizes[n] = s
+	return s
+}
+
 // target returns the expanded size of t, the value an alias (via) names, counting it once.
 func (x *expansion) target(t, via *yaml.Node) int {
 	if x.targets == nil {
 		x.targets = map[*yaml.Node]bool{}
 	}
 	x.targets[t] = true
-	if s, ok := x.sizes[t]; ok {
-		if s == inProgress {
-			if x.cycle == nil {
-				x.cycle = via
-			}
-			return saturated
+	switch s, ok := x.sizes[t]; {
+	case !ok:
+		return x.remember(t, false)
+	case s == inProgress:
+		if x.cycle == nil {
+			x.cycle = via
 		}
+		return saturated
+	default:
 		return s
 	}
-	if x.sizes == nil {
-		x.sizes = map[*yaml.Node]int{}
-	}
-	x.sizes[t] = inProgress
-	s := x.size(t, false)
-	x.sizes[t] = s
-	return s
 }
 
 func add(a, b int) int { return min(a+b, saturated) }

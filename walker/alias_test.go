@@ -299,3 +299,44 @@ func TestExpansionLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestExpansionIsLinear: the count steps on each node it can reach about once, however deep
+// anchors nest and however many aliases name them: 300 lists nested in each other, each anchored
+// and each aliased once, cost 300² steps when an anchored value was counted anew for each alias.
+// The anchors are written in the resource, or before it in the same document (items of one
+// ResourceList, which kpt's input is).
+func TestExpansionIsLinear(t *testing.T) {
+	const n = 300
+	var nested, uses strings.Builder
+	for i := range n {
+		fmt.Fprintf(&nested, "&a%d [", i)
+	}
+	nested.WriteString("1" + strings.Repeat("]", n))
+	for i := range n {
+		fmt.Fprintf(&uses, "*a%d, ", n-1-i)
+	}
+	uses.WriteString("*a0")
+	for _, tc := range []struct {
+		name, doc string
+		resource  func(doc *yaml.Node) *yaml.Node
+	}{
+		{"anchors in the resource", "kind: Pod\nx: " + nested.String() + "\nuses: [" + uses.String() + "]\n",
+			func(doc *yaml.Node) *yaml.Node { return doc.Content[0] }},
+		{"anchors before it", "- " + nested.String() + "\n- {kind: Pod, uses: [" + uses.String() + "]}\n",
+			func(doc *yaml.Node) *yaml.Node { return doc.Content[0].Content[1] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(tc.doc), &doc); err != nil {
+				t.Fatal(err)
+			}
+			x := expand(tc.resource(&doc))
+			if x.total < n*n/2 {
+				t.Fatalf("written %d, expanded %d: the shape does not expand", x.written, x.total)
+			}
+			if reach := x.written + 2*n; x.visits > 2*reach {
+				t.Errorf("%d steps for %d nodes written or reached (expanded %d): not linear", x.visits, reach, x.total)
+			}
+		})
+	}
+}
