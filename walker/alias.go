@@ -75,7 +75,7 @@ func (x *expansion) size(n *yaml.Node, written bool) int {
 func (x *expansion) content(n *yaml.Node, written bool) int {
 	s := 1
 	for _, c := range n.Content {
-		if c.Kind == yaml.ScalarNode && c.Anchor == "" { // most nodes: counted without a call
+		if c.Kind == yaml.ScalarNode { // most nodes: counted without a call
 			s++
 			if written {
 				x.written++

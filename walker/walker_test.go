@@ -239,7 +239,13 @@ func TestAliasCycle(t *testing.T) {
 	obj := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("spec"),
 		{Kind: yaml.MappingNode, Content: []*yaml.Node{str("containers"), cycle}}}}
 	done := make(chan []Problem, 1)
-	go func() { _, problems := New().Walk(obj); done <- problems }()
+	go func() {
+		if fields, problems := New().Walk(cycle); fields != nil || problems != nil { // the cycle itself is no object
+			t.Errorf("Walk of the cycle: %v, %v", fields, problems)
+		}
+		_, problems := New().Walk(obj)
+		done <- problems
+	}()
 	select {
 	case problems := <-done:
 		want := []Problem{{Kind: Expansion, Path: "spec.containers", Node: cycle,
