@@ -9,6 +9,11 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
+// notImages are keys whose values hold image: keys that name no container image: annotations,
+// and the Ceph RBD volume sources of pod specs and PersistentVolumes, whose image is a RADOS
+// block device. They are neither pinned nor reported.
+var notImages = map[string]bool{"annotations": true, "rbd": true}
+
 // maxDepth bounds the scan of a resource; kubectl's own decoder stops far earlier.
 const maxDepth = 10000
 
@@ -210,7 +215,7 @@ func (s *scanner) walk(n *yaml.Node, depth int, quiet bool) {
 					s.unlisted = append(s.unlisted, unlisted{in: n, key: k, node: v})
 				}
 			case v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode:
-				s.walk(v, depth+1, quiet || shadowed || k.Value == "annotations" || slices.Contains(s.data, k.Value))
+				s.walk(v, depth+1, quiet || shadowed || notImages[k.Value] || slices.Contains(s.data, k.Value))
 			}
 		}
 	case yaml.SequenceNode:

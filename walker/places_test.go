@@ -101,6 +101,15 @@ spec:
 			},
 		},
 		{
+			name: "a Ceph RBD volume's image is a block device, not a container image",
+			doc:  "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{name: c, image: 'app:1'}]\n  volumes: [{name: v, rbd: {monitors: ['10.0.0.1:6789'], pool: kube, image: 'foo'}}]\n---\n",
+			want: []found{{"spec.containers[0].image", "app:1"}},
+		},
+		{
+			name: "nor a PersistentVolume's",
+			doc:  "apiVersion: v1\nkind: PersistentVolume\nspec:\n  rbd: {monitors: ['10.0.0.1:6789'], image: 'foo'}\n",
+		},
+		{
 			name: "argo loop data stays quiet when a field is also declared for the kind",
 			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - steps: [[{withItems: [{image: 'loop:1'}]}]]\n    plugin: {image: 'plug:1'}\n",
 			opts: []Option{WithImageFields(ImageField{Group: "argoproj.io", Kind: "Workflow", Path: "spec/templates/plugin/image"})},
