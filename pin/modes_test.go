@@ -248,6 +248,8 @@ func TestSummaryString(t *testing.T) {
 	}{
 		{pin.Summary{Pinned: 1, Distinct: 1, Requests: 2, Warn: true}, "pinned 1 image field (1 distinct reference, 2 registry requests); 0 already pinned, 0 skipped by prefix"},
 		{pin.Summary{Pinned: 1, Failed: 1, Distinct: 2, Requests: 3, Warn: true}, "pinned 1 image field (2 distinct references, 3 registry requests); 0 already pinned, 0 skipped by prefix; 1 left unpinned (on-error: warn)"},
+		{pin.Summary{Check: true, Failed: 4, Unpinned: 1, Stale: 1, Distinct: 2, AlreadyPinned: 1}, "check failed: pinning would make 1 change, 1 stale pin, 2 errors (2 distinct references, 0 registry requests); 1 already pinned, 0 skipped by prefix"},
+		{pin.Summary{Failed: 3, Stale: 2, Distinct: 2, Requests: 4}, "pinned nothing: 2 stale pins, 1 image field could not be pinned, so the package is returned unchanged (2 distinct references, 4 registry requests)"},
 	} {
 		if got := tt.s.String(); got != tt.want {
 			t.Errorf("%+v:\n got %q\nwant %q", tt.s, got, tt.want)

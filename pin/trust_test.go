@@ -93,6 +93,7 @@ func TestLockAndPlatform(t *testing.T) {
 		wantDoc   string            // the first object, after the run
 		wantLock  map[string]string // nil: not checked
 		wantError string            // in the first error finding
+		verified  int
 	}{{
 		name:     "a lock made without a platform does not answer a linux/arm64 run: resolved anew, and recorded",
 		docs:     []string{pod("a", "multi:1"), lockDocWith("multi:1", d["multi:1"], "")},
@@ -130,7 +131,7 @@ func TestLockAndPlatform(t *testing.T) {
 		docs:      []string{pod("a", "multi:1"), lockDocWith("multi:1", d["multi:1"], "")},
 		opts:      pin.Options{Platform: arm64, Mode: pin.ModeCheck},
 		wantDoc:   pod("a", "multi:1"),
-		wantError: "not pinned: multi:1 has no digest",
+		wantError: "the lock is out of date: pinning would add 0, change 1 and drop 0 entries",
 	}, {
 		name:     "verify with linux/arm64: a pin to the tag's index is current for arm64 nodes, not stale",
 		docs:     []string{pod("a", "multi:1@"+d["multi:1"]), lockDoc()},
@@ -138,6 +139,7 @@ func TestLockAndPlatform(t *testing.T) {
 		wantOK:   true,
 		wantDoc:  pod("a", "multi:1@"+d["multi:1"]),
 		wantLock: map[string]string{"multi:1": d["multi:1 arm64"] + " for linux/arm64"},
+		verified: 1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := objects(t, tc.docs...)
@@ -155,6 +157,9 @@ func TestLockAndPlatform(t *testing.T) {
 			}
 			if tc.wantError != "" && !hasError(rep, tc.wantError) {
 				t.Errorf("no error finding contains %q: %+v", tc.wantError, simplify(rep.Findings))
+			}
+			if rep.Summary.Verified != tc.verified {
+				t.Errorf("%d pins verified, want %d", rep.Summary.Verified, tc.verified)
 			}
 		})
 	}
