@@ -356,3 +356,20 @@ func TestParseTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestDocumentedDefaults: every default the Keys table documents (the README's table and --help
+// print it) is the value Default holds.
+func TestDocumentedDefaults(t *testing.T) {
+	for _, k := range Keys {
+		if k.Default == `""` || k.Default == "[]" {
+			continue
+		}
+		want := Default()
+		if err := want.Set(k.Key, k.Default); err != nil {
+			t.Fatalf("%s: the documented default %q does not parse: %v", k.Key, k.Default, err)
+		}
+		if diff := cmp.Diff(want, Default()); diff != "" {
+			t.Errorf("%s: documented default %q, but Default holds another (-documented +Default):\n%s", k.Key, k.Default, diff)
+		}
+	}
+}
