@@ -122,7 +122,7 @@ func TestKptLockWorkflow(t *testing.T) {
 		t.Fatal("the new push has the old digest")
 	}
 	out = run(t, env{}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--", "pinned=verify")
-	if out.code == 0 || !strings.Contains(out.stderr, "stale pin: "+web+" is pinned to "+digests["app/web:1.0"]+", but the tag now points to "+moved) {
+	if out.code == 0 || !strings.Contains(out.stderr, "stale pin: "+web+" is pinned to "+digests["app/web:1.0"]+", not to "+moved+", which the tag points to now") {
 		t.Errorf("verify after the push: exit %d, want 1 and a stale pin naming both digests:\n%s", out.code, out.stderr)
 	}
 	out = run(t, env{}, nil, dir, kpt, "fn", "eval", "pkg", "--exec", digester, "--", "pinned=refresh")

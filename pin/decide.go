@@ -140,15 +140,21 @@ func (r *run) tagMoved(t *task, now string) {
 		r.confirm(t.tag, now)
 		return
 	}
-	why := fmt.Sprintf("%s is pinned to %s, but the tag now points to %s", t.tag, t.digest, now)
+	// The pin is not what the tag gives now. Whether the tag moved, or the pin was another
+	// platform's image or an attestation all along, only the registry's history could tell: the
+	// words claim neither.
+	current := now + ", which the tag points to now"
+	if p := r.platform(); p != "" {
+		current = now + ", which the tag gives " + p + " now"
+	}
 	if o := r.old[repo+"@"+t.digest]; o.Err != nil {
-		why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
+		current += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
 	}
 	if r.strict() {
-		r.failed(CauseStale, t.use, "stale pin: "+why)
+		r.failed(CauseStale, t.use, fmt.Sprintf("stale pin: %s is pinned to %s, not to %s", t.tag, t.digest, current))
 		return
 	}
-	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(t.tag, now), msg: "refreshed: " + why})
+	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(t.tag, now), msg: fmt.Sprintf("refreshed: %s was pinned to %s, not to %s", t.tag, t.digest, current)})
 	r.confirm(t.tag, now)
 }
 

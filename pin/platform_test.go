@@ -77,8 +77,8 @@ func TestPlatformPins(t *testing.T) {
 			mutate:      func(c *pin.Options) { c.Pinned = pin.PinnedVerify },
 			wantSummary: pin.Summary{Failed: 1, Stale: 1, Distinct: 1, Requests: 5},
 			wantFindings: []finding{
-				{"error", "Pod ns/a", "a.yaml", field, "multi:1@" + other, "", "stale pin: multi:1 is pinned to " + other + ", but the tag now points to " +
-					index.String() + " (and the repository does not serve " + other + ")"},
+				{"error", "Pod ns/a", "a.yaml", field, "multi:1@" + other, "", "stale pin: multi:1 is pinned to " + other + ", not to " +
+					index.String() + ", which the tag points to now (and the repository does not serve " + other + ")"},
 			},
 			wantDoc: pod("a", "multi:1@"+other),
 		},
