@@ -29,6 +29,10 @@ var walkSeeds = []string{
 	"apiVersion: v1\nkind: List\nitems:\n- {kind: Pod, spec: {containers: [{image: a}], volumes: [{image: {reference: v:1}}]}}\n- 3\n",
 	"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [{name: a, newTag: '1'}, {newName: 'b:2', digest: x}, 4]\n",
 	"apiVersion: tekton.dev/v1\nkind: PipelineRun\nspec: {pipelineSpec: {tasks: [{taskSpec: {steps: [{image: $(params.i)}]}}]}}\nx: {image: q:1}\n",
+	"apiVersion: kpt.dev/v1\nkind: Kptfile\npipeline:\n  mutators:\n  - image: set-labels:v1 # c\n  - {image: a@sha256:x, configPath: y} # v2\n  validators: [{image: b:1}, {exec: x}]\n",
+	"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values: {image: &i {registry: r, repository: a, tag: 1.5, digest: ''}, x: [*i, {repository: b, tag: '2@sha256:x'}]}\n",
+	"apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nspec: {url: 'oci://r/a', ref: {tag: v1, digest: x, semver: y}}\n",
+	"kind: Pod\nspec: {containers: [{image: a, env: [{name: RELATED_IMAGE_A, value: b:1}, {name: RELATED_IMAGE_B}]}]}\n",
 }
 
 // FuzzWalk: Walk never panics or hangs on any YAML, never changes the tree, and every field it
@@ -66,6 +70,18 @@ func checkWalk(t *testing.T, doc *yaml.Node) {
 		case fl.Kind == walker.KustomizeImage:
 			if fl.Node.Kind != yaml.MappingNode || !strings.HasPrefix(fl.Path[strings.LastIndex(fl.Path, ".")+1:], "images[") {
 				t.Fatalf("kustomize field %s: node kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.HelmImage || fl.Kind == walker.OCIRepositoryRef:
+			if fl.Node.Kind != yaml.MappingNode {
+				t.Fatalf("%s: a mapping kind's node is kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.KptFunction:
+			if fl.Node.Kind != yaml.ScalarNode || !strings.HasSuffix(fl.Path, ".image") || !strings.HasPrefix(fl.Path, "pipeline.") {
+				t.Fatalf("kpt function %s: node kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.RelatedImage:
+			if fl.Node.Kind != yaml.ScalarNode || fl.Node.Value != fl.Image || !strings.HasSuffix(fl.Path, ".value") {
+				t.Fatalf("RELATED_IMAGE_ %s: node %v %q, image %q", fl.Path, fl.Node.Kind, fl.Node.Value, fl.Image)
 			}
 		case fl.Node.Kind != yaml.ScalarNode || fl.Node.ShortTag() != "!!str":
 			t.Fatalf("field %s: node is kind %v tag %s, want a string scalar", fl.Path, fl.Node.Kind, fl.Node.ShortTag())

@@ -65,14 +65,15 @@ func hasTag(repo string) bool {
 	return strings.LastIndex(repo, ":") > strings.LastIndex(repo, "/")
 }
 
-// setKey sets key to a string value in mapping m: in place if it exists, else after the key
-// named after (at the end if there is none).
+// setKey sets key to a string value in mapping m: in place if it exists (in its quotes, if it
+// has any), else after the key named after (at the end if there is none).
 func setKey(m *yaml.Node, key, value, after string) {
 	at := len(m.Content)
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		switch m.Content[i].Value {
 		case key:
-			m.Content[i+1].Value, m.Content[i+1].Tag, m.Content[i+1].Style = value, "!!str", 0
+			v := m.Content[i+1]
+			v.Value, v.Tag, v.Style = value, "!!str", v.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle)
 			return
 		case after:
 			at = i + 2

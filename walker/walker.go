@@ -28,7 +28,33 @@ const (
 	// KustomizeImage: Node is an entry of a Kustomization's images: list; pinning sets its
 	// digest: key, so that kustomize build emits name:tag@digest.
 	KustomizeImage
+	// KptFunction: Node is the image scalar of a function in a Kptfile's pipeline. Image is its
+	// full name (a name without "/" gets the kpt image prefix), with the tag that its line comment
+	// holds when the value is repo@digest; pinning writes repo@digest, which every kpt accepts,
+	// and keeps the tag in the line comment ("# v0.2.0").
+	KptFunction
+	// HelmImage: Node is a mapping of Helm values that splits an image into registry,
+	// repository, tag and digest; Image is [registry/]repository:tag, with @digest when the
+	// digest key holds one. Pinning sets the digest key, which the mapping has.
+	HelmImage
+	// OCIRepositoryRef: Node is the spec.ref of a Flux OCIRepository; Image is spec.url without
+	// oci:// and the ref's tag, with @digest when the ref has one. Pinning sets the ref's digest
+	// key, after tag.
+	OCIRepositoryRef
+	// RelatedImage: Node is the value of a container's RELATED_IMAGE_* environment variable,
+	// written as a Reference; pinning appends "@digest".
+	RelatedImage
 )
+
+// Verbatim reports whether a field of kind k is a string scalar holding its Image as written,
+// which pinning replaces with the pinned reference: a front end that edits text can replace the
+// value's bytes. The others change what Set says (a key, a line comment): compare the node.
+func (k Kind) Verbatim() bool { return k == Reference || k == RelatedImage }
+
+// Lenient reports whether a field of kind k may hold something that is no image reference (an
+// environment variable, a chart's values): a caller leaves such a value alone with a warning
+// rather than fail on it.
+func (k Kind) Lenient() bool { return k == HelmImage || k == RelatedImage }
 
 // Field is one image reference found in an object.
 type Field struct {
@@ -44,16 +70,27 @@ type Field struct {
 	Kind Kind
 	// Item is the resource inside a List that holds the field; nil for a resource of its own.
 	Item *Item
+	// Comment is, for a KptFunction, the node whose line comment holds the function's tag: Node
+	// itself, or the one-line flow mapping around it. Nil for the other kinds.
+	Comment *yaml.Node
 }
 
 // Set writes to, the reference the field now stands for (Image with "@digest"), into the field
-// in place, keeping comments and quoting: a Reference's value becomes to; a KustomizeImage entry
-// gets to's digest as its digest: key, after newTag.
+// in place, keeping comments and quoting, in the syntax of its kind: a Reference's value becomes
+// to; a KustomizeImage entry gets to's digest as its digest: key, after newTag; a HelmImage its
+// digest key; an OCIRepositoryRef its digest key, after tag; a KptFunction is written as
+// repo@digest with the tag in its line comment.
 func (f Field) Set(to string) {
+	_, digest, _ := strings.Cut(to, "@")
 	switch f.Kind {
 	case KustomizeImage:
-		_, digest, _ := strings.Cut(to, "@")
 		setKey(f.Node, "digest", digest, "newTag")
+	case HelmImage:
+		setHelmImage(f.Node, digest)
+	case OCIRepositoryRef:
+		setKey(f.Node, "digest", digest, "tag")
+	case KptFunction:
+		setKptFunction(f, to)
 	default:
 		f.Node.Value = to
 	}
@@ -81,6 +118,12 @@ const (
 	// Unlisted: an image key holds a string at a place digester does not pin; Image holds it.
 	// Its Message says how to declare the place, and is the same for every resource of the kind.
 	Unlisted
+	// NoDigestKey: a Helm values mapping splits an image (Image) into repository and tag but has
+	// no digest key to pin it in (a warning: the chart decides whether it reads one).
+	NoDigestKey
+	// Floating: a reference follows a range of tags (a Flux OCIRepository's semver) and so has
+	// no one tag to pin (an info).
+	Floating
 )
 
 // Problem is something in an object the caller should tell the user about.
@@ -118,6 +161,7 @@ type Walker struct {
 	containerLists []string
 	presets        bool
 	fields         []ImageField
+	kptPrefix      string
 
 	// rules are the places to look, by kind ("" for fields declared for any kind).
 	rules map[string][]rule
@@ -134,10 +178,20 @@ func WithImageFields(fields ...ImageField) Option {
 	return func(w *Walker) { w.fields = append(w.fields, fields...) }
 }
 
+// WithKptImagePrefix sets the prefix that kpt puts in front of a function image named without
+// "/" (default DefaultKptImagePrefix); a trailing "/" is optional.
+func WithKptImagePrefix(prefix string) Option {
+	return func(w *Walker) {
+		if prefix != "" {
+			w.kptPrefix = strings.TrimRight(prefix, "/")
+		}
+	}
+}
+
 // New returns a Walker that looks in DefaultPodSpecPaths, DefaultContainerLists, the image
 // volumes of those pod specs, the Presets and kustomize images: entries, unless told otherwise.
 func New(opts ...Option) *Walker {
-	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists, presets: true}
+	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists, presets: true, kptPrefix: DefaultKptImagePrefix}
 	for _, o := range opts {
 		o(w)
 	}
@@ -145,12 +199,7 @@ func New(opts ...Option) *Walker {
 	if w.presets {
 		for _, p := range Presets {
 			for _, k := range p.Kinds {
-				for _, path := range p.Images {
-					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), preset: true, data: p.Data})
-				}
-				for _, path := range p.PodSpecs {
-					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), podSpec: true, preset: true, data: p.Data})
-				}
+				w.rules[k] = append(w.rules[k], p.rules()...)
 			}
 		}
 	}
@@ -223,6 +272,8 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 		}
 		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
 			switch {
+			case rl.read != nil:
+				rl.read(w, &r, n, path)
 			case slices.ContainsFunc(r.fields, func(f Field) bool { return f.Path == path }):
 				// a declared field that a default place already found
 			case !rl.podSpec:
@@ -234,6 +285,7 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 	}
 	if grp == "kustomize.config.k8s.io" && (kind == "Kustomization" || kind == "Component") {
 		kustomizeImages(&r, obj)
+		w.helmCharts(&r, obj)
 	}
 	return w.check(obj, grp, kind, data, r.fields, r.problems)
 }
@@ -264,6 +316,11 @@ func (w *Walker) match(grp, version, kind string) ([]rule, bool) {
 func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
 	for _, list := range w.containerLists {
 		containers(r, spec, base+"."+list, list)
+	}
+	if w.presets {
+		for _, list := range w.containerLists {
+			relatedImages(w, r, lookup(spec, list), base+"."+list)
+		}
 	}
 	vols := lookup(spec, "volumes")
 	if vols == nil || vols.Kind != yaml.SequenceNode {
