@@ -26,11 +26,14 @@ type file struct {
 	data []byte
 	objs []*pin.Object
 	docs []*yaml.Node // every document, for writing the file out whole
+
+	pristine []*yaml.Node // every document as the file has it, parsed again when needed (insert.go)
 }
 
-// yamlFiles lists the YAML files under arg as kpt reads a package: *.yaml and *.yml, in lexical
-// order, subdirectories and subpackages included, except what a package's .krmignore lists and
-// anything under .git. A file named on the command line is read whatever its name.
+// yamlFiles lists the YAML files under arg as kpt reads a package: *.yaml, *.yml and Kptfiles, in
+// lexical order, subdirectories and subpackages included, except what a package's .krmignore
+// lists, anything under .git and a Helm chart's templates/. A file named on the command line is
+// read whatever its name.
 func yamlFiles(arg string) ([]string, error) {
 	fi, err := os.Stat(arg)
 	if err != nil {
@@ -48,8 +51,8 @@ func yamlFiles(arg string) ([]string, error) {
 		// column are its place in the file (kyaml's reader parses each document on its own).
 		FileSkipFunc: func(rel string) bool {
 			base := filepath.Base(rel)
-			yml := strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml")
-			if yml && !slices.Contains(strings.Split(filepath.ToSlash(rel), "/"), ".git") {
+			yml := strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml") || base == "Kptfile"
+			if yml && !slices.Contains(strings.Split(filepath.ToSlash(rel), "/"), ".git") && !chartTemplate(arg, rel) {
 				out = append(out, filepath.Join(arg, rel))
 			}
 			return true
@@ -126,6 +129,14 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 	var out []edit
 	for _, fd := range findings {
 		if fd.Object == nil || fd.Pinned == "" {
+			continue
+		}
+		if !fd.Kind.Verbatim() && !fd.Entry {
+			es, err := f.shapeEdits(starts, fd)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, es...)
 			continue
 		}
 		if fd.Entry {

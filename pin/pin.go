@@ -145,7 +145,7 @@ func (r *run) collect(objs []*Object) {
 			fields, problems = append(fields, f...), append(problems, pr...)
 		}
 		for _, pr := range problems {
-			r.problem(use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path}}, pr, unlisted)
+			r.problem(use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path, Node: pr.Node}}, pr, unlisted)
 		}
 		for _, f := range fields {
 			if t := r.classify(use{obj, itemID(id, f.Item), f}); t != nil {

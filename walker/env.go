@@ -36,9 +36,9 @@ func relatedImages(_ *Walker, r *results, n *yaml.Node, path string) {
 			switch {
 			case v == nil || isNull(v): // valueFrom: nothing written here to pin
 			case v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str":
-				r.problem(vpath, fmt.Sprintf("is %s, want an image reference", describe(v)))
+				r.problemAt(v, vpath, fmt.Sprintf("is %s, want an image reference", describe(v)))
 			case strings.TrimSpace(v.Value) == "":
-				r.problem(vpath, "is empty, want an image reference")
+				r.problemAt(v, vpath, "is empty, want an image reference")
 			case !slices.ContainsFunc(r.fields, func(f Field) bool { return f.Node == v }):
 				r.fields = append(r.fields, Field{Path: vpath, Image: v.Value, Node: v, Kind: RelatedImage})
 			}

@@ -20,17 +20,17 @@ func ociSource(_ *Walker, r *results, spec *yaml.Node, path string) {
 	}
 	repo, ok := strings.CutPrefix(scalar(u), "oci://")
 	if !ok || u.ShortTag() != "!!str" {
-		r.problem(join(path, "url"), "is not an oci:// URL, as Flux wants one")
+		r.problemAt(u, join(path, "url"), "is not an oci:// URL, as Flux wants one")
 		return
 	}
 	rpath := join(path, "ref")
 	ref := lookup(spec, "ref")
 	switch {
 	case ref == nil || isNull(ref):
-		r.problem(rpath, fmt.Sprintf("is not set, so Flux pulls %s:latest, whichever it is; set %s.tag for digester to pin it", repo, rpath))
+		r.problemAt(spec, rpath, fmt.Sprintf("is not set, so Flux pulls %s:latest, whichever it is; set %s.tag for digester to pin it", repo, rpath))
 		return
 	case ref.Kind != yaml.MappingNode:
-		r.problem(rpath, fmt.Sprintf("is %s, want a mapping", describe(ref)))
+		r.problemAt(ref, rpath, fmt.Sprintf("is %s, want a mapping", describe(ref)))
 		return
 	}
 	digest, semver, tag := scalar(lookup(ref, "digest")), scalar(lookup(ref, "semver")), scalar(lookup(ref, "tag"))
@@ -42,11 +42,11 @@ func ociSource(_ *Walker, r *results, spec *yaml.Node, path string) {
 		}
 		image += "@" + digest
 	case semver != "":
-		r.problems = append(r.problems, Problem{Kind: Floating, Path: join(rpath, "semver"), Image: repo, Message: fmt.Sprintf(
+		r.problems = append(r.problems, Problem{Kind: Floating, Path: join(rpath, "semver"), Image: repo, Node: ref, Message: fmt.Sprintf(
 			"left alone: %s follows the semver range %q, so Flux picks its tag and there is no one tag to pin", repo, semver)})
 		return
 	case tag == "":
-		r.problem(join(rpath, "tag"), fmt.Sprintf("is not set, so Flux pulls %s:latest, whichever it is; set it for digester to pin it", repo))
+		r.problemAt(ref, join(rpath, "tag"), fmt.Sprintf("is not set, so Flux pulls %s:latest, whichever it is; set it for digester to pin it", repo))
 		return
 	default:
 		image += ":" + tag

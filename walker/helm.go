@@ -98,7 +98,7 @@ func splitImage(r *results, m *yaml.Node, path string) bool {
 	dpath := join(path, "digest")
 	switch t := scalar(tag); {
 	case t == "" && digest != nil:
-		r.problem(join(path, "tag"), fmt.Sprintf("is empty beside a digest key: the chart picks the tag (often its appVersion), so digester has no tag of %s to pin; set it", ref))
+		r.problemAt(tag, join(path, "tag"), fmt.Sprintf("is empty beside a digest key: the chart picks the tag (often its appVersion), so digester has no tag of %s to pin; set it", ref))
 		return true
 	case t == "":
 		return true // the chart picks the tag; no digest key asks for a pin
@@ -106,12 +106,12 @@ func splitImage(r *results, m *yaml.Node, path string) bool {
 		ref += ":" + t
 	case digest == nil:
 		ref += ":" + t
-		r.problems = append(r.problems, Problem{Kind: NoDigestKey, Path: dpath, Image: ref, Message: fmt.Sprintf(
+		r.problems = append(r.problems, Problem{Kind: NoDigestKey, Path: dpath, Image: ref, Node: m, Message: fmt.Sprintf(
 			"left alone: %s splits the image %s into repository and tag, with no digest key to pin it in; if the chart reads one, add `digest: \"\"` there (%s) and digester fills it in",
 			describePath(path), ref, dpath)})
 		return true
 	case digest.Kind != yaml.ScalarNode:
-		r.problem(dpath, fmt.Sprintf("is %s, want a string", describe(digest)))
+		r.problemAt(digest, dpath, fmt.Sprintf("is %s, want a string", describe(digest)))
 		return true
 	default:
 		ref += ":" + t

@@ -31,16 +31,16 @@ func kptFunctions(w *Walker, r *results, list *yaml.Node, path string) {
 		case img == nil || isNull(img):
 			continue
 		case img.Kind != yaml.ScalarNode || img.ShortTag() != "!!str":
-			r.problem(ipath, fmt.Sprintf("is %s, want a string", describe(img)))
+			r.problemAt(img, ipath, fmt.Sprintf("is %s, want a string", describe(img)))
 			continue
 		case strings.TrimSpace(img.Value) == "":
-			r.problem(ipath, "is empty")
+			r.problemAt(img, ipath, "is empty")
 			continue
 		}
 		holder := commentHolder(list, fn, img)
 		image := kptReference(img.Value, comment(holder), w.kptPrefix)
 		if holder == nil && !strings.Contains(img.Value, "@") && hasTag(image) {
-			r.problem(ipath, "is written in a flow list, where digester cannot keep the function's tag in a line comment beside its pin (kpt 1.0.0-beta.56 refuses repo:tag@digest); write the list as a block list, one function a line")
+			r.problemAt(img, ipath, "is written in a flow list, where digester cannot keep the function's tag in a line comment beside its pin (kpt 1.0.0-beta.56 refuses repo:tag@digest); write the list as a block list, one function a line")
 			continue
 		}
 		r.fields = append(r.fields, Field{Path: ipath, Image: image, Node: img, Kind: KptFunction, Comment: holder})

@@ -2,8 +2,12 @@
 // containers and image volumes of pod specs at the usual places, the places Presets declare for
 // Argo Workflows, Tekton, Prometheus Operator and KEDA (matched on group and kind), fields the
 // caller declares (kpt set-image's additionalImageFields), kustomize images: entries, and the
-// items of a List. One scan of the whole object also reports duplicate keys (an error only when
-// they disagree on an image) and image keys at places it does not pin.
+// items of a List. With presets on, it also finds the other OCI references a package holds, each
+// a Kind of its own that Field.Set writes in its consumer's syntax: Kptfile function images, Helm
+// values that split an image (Flux, Argo CD, kustomize helmCharts, a chart's values file), Flux
+// OCIRepository refs and containers' RELATED_IMAGE_* variables. One scan of the whole object also
+// reports duplicate keys (an error only when they disagree on an image) and image keys at places
+// it does not pin.
 //
 // It works on the parsed YAML tree (go.yaml.in/yaml/v3 nodes, as kyaml exposes them) so that the
 // fields it returns can be rewritten in place, keeping comments, key order and quoting. It knows
@@ -138,6 +142,10 @@ type Problem struct {
 	Image string
 	// Item is the resource inside a List the problem is in; nil for a resource of its own.
 	Item *Item
+	// Node is where the problem is written, for its line and column, when one node says it: the
+	// split image without a digest key, the Kptfile function or variable that cannot be pinned.
+	// Nil for the other problems.
+	Node *yaml.Node
 }
 
 func (p Problem) String() string { return p.Path + ": " + p.Message }
@@ -362,6 +370,11 @@ type results struct {
 
 func (r *results) problem(path, msg string) {
 	r.problems = append(r.problems, Problem{Path: path, Message: msg})
+}
+
+// problemAt is problem, written at n.
+func (r *results) problemAt(n *yaml.Node, path, msg string) {
+	r.problems = append(r.problems, Problem{Path: path, Message: msg, Node: n})
 }
 
 // follow calls emit with every node at path under n, with its dotted path from the object root;
