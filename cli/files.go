@@ -131,21 +131,12 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 		if fd.Object == nil || fd.Pinned == "" {
 			continue
 		}
-		if !fd.Kind.Verbatim() && !fd.Entry {
+		if !fd.Kind.Verbatim() { // kustomize images: entries, Kptfile functions, Helm and Flux digest keys
 			es, err := f.shapeEdits(starts, fd)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, es...)
-			continue
-		}
-		if fd.Entry {
-			e, ok := f.entryEdit(starts, fd)
-			if !ok {
-				return nil, fmt.Errorf("%s:%d:%d: %s %s: the images: entry for %q is not written so that digester can add its digest: in place; add it by hand",
-					f.name, fd.Line, fd.Column, fd.ID, fd.Path, fd.Image)
-			}
-			out = append(out, e)
 			continue
 		}
 		start, ok := valueStart(f.data, starts, fd.Line, fd.Column, fd.Image)
@@ -157,65 +148,6 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 	}
 	slices.SortFunc(out, func(a, b edit) int { return a.start - b.start })
 	return out, nil
-}
-
-// entryEdit adds digest: to the kustomize images: entry a finding names, after its newTag (or
-// its last key): a line of its own in a block mapping, ", digest: '…'" in a flow mapping.
-func (f *file) entryEdit(starts []int, fd pin.Finding) (edit, bool) {
-	_, digest, _ := strings.Cut(fd.Pinned, "@")
-	var entry *yaml.Node
-	for _, d := range f.docs {
-		if entry = nodeAt(d, fd.Line, fd.Column); entry != nil {
-			break
-		}
-	}
-	if entry == nil || entry.Kind != yaml.MappingNode || len(entry.Content) < 2 {
-		return edit{}, false
-	}
-	var key, val *yaml.Node // newTag, or the last key in the file (pin has added digest: to the node)
-	for i := 0; i+1 < len(entry.Content); i += 2 {
-		if k := entry.Content[i]; k.Line > 0 && (key == nil || key.Value != "newTag") {
-			key, val = k, entry.Content[i+1]
-		}
-	}
-	if key == nil {
-		return edit{}, false
-	}
-	start, ok := valueStart(f.data, starts, val.Line, val.Column, val.Value)
-	if !ok || val.Kind != yaml.ScalarNode {
-		return edit{}, false
-	}
-	end := start + len(val.Value)
-	if val.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
-		end++ // the closing quote
-	}
-	if entry.Style&yaml.FlowStyle != 0 {
-		return edit{start: end, end: end, text: ", digest: '" + digest + "'"}, true
-	}
-	eol := bytes.IndexByte(f.data[end:], '\n')
-	nl := "\n"
-	switch {
-	case eol < 0:
-		eol = len(f.data)
-	case eol > 0 && f.data[end+eol-1] == '\r':
-		eol, nl = end+eol-1, "\r\n"
-	default:
-		eol += end
-	}
-	return edit{start: eol, end: eol, text: nl + strings.Repeat(" ", key.Column-1) + "digest: " + digest}, true
-}
-
-// nodeAt returns the mapping node under n that starts at line:column, or nil.
-func nodeAt(n *yaml.Node, line, column int) *yaml.Node {
-	if n.Kind == yaml.MappingNode && n.Line == line && n.Column == column {
-		return n
-	}
-	for _, c := range n.Content {
-		if m := nodeAt(c, line, column); m != nil {
-			return m
-		}
-	}
-	return nil
 }
 
 // apply returns the file's bytes with the edits made.
