@@ -174,7 +174,7 @@ spec:
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 	// One warning for the split image without a digest key, naming where to add one.
-	warning := filepath.Join(dir, "chart/values.yaml") + ":9:5: warning: left alone: exporter.image splits the image docker.io/bitnami/redis-exporter:1.62.0 into repository and tag, with no digest key to pin it in; if the chart reads one, add `digest: \"\"` there (exporter.image.digest) and digester fills it in\n"
+	warning := filepath.Join(dir, "chart/values.yaml") + ":9:5: warning: left alone: the image docker.io/bitnami/redis-exporter:1.62.0 has no digest key to pin it in; if the chart reads one, add `digest: \"\"` at exporter.image.digest\n"
 	if strings.Count(got.stdout, ": warning: ") != 1 || !strings.Contains(got.stdout, warning) {
 		t.Errorf("stdout holds not one warning, %q:\n%s", warning, got.stdout)
 	}

@@ -106,9 +106,8 @@ func splitImage(r *results, m *yaml.Node, path string) bool {
 		ref += ":" + t
 	case digest == nil:
 		ref += ":" + t
-		r.problems = append(r.problems, Problem{Kind: NoDigestKey, Path: dpath, Image: ref, Node: m, Message: fmt.Sprintf(
-			"left alone: %s splits the image %s into repository and tag, with no digest key to pin it in; if the chart reads one, add `digest: \"\"` there (%s) and digester fills it in",
-			describePath(path), ref, dpath)})
+		r.problems = append(r.problems, Problem{Kind: NoDigestKey, Path: path, Image: ref, Node: m, Message: fmt.Sprintf(
+			"left alone: the image %s has no digest key to pin it in; if the chart reads one, add `digest: \"\"` at %s", ref, dpath)})
 		return true
 	case digest.Kind != yaml.ScalarNode:
 		r.problemAt(digest, dpath, fmt.Sprintf("is %s, want a string", describe(digest)))
@@ -139,11 +138,4 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func describePath(path string) string {
-	if path == "" {
-		return "the values file"
-	}
-	return path
 }

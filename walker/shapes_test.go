@@ -106,7 +106,7 @@ spec:
 				{"spec.values.workers[1].image", "acme/pinned:3@" + d1},
 			},
 			wantProblems: []string{
-				"no-digest spec.values.metrics.image.digest: left alone: spec.values.metrics.image splits the image bitnami/exporter:1.0 into repository and tag, with no digest key to pin it in; if the chart reads one, add `digest: \"\"` there (spec.values.metrics.image.digest) and digester fills it in [bitnami/exporter:1.0]",
+				"no-digest spec.values.metrics.image: left alone: the image bitnami/exporter:1.0 has no digest key to pin it in; if the chart reads one, add `digest: \"\"` at spec.values.metrics.image.digest [bitnami/exporter:1.0]",
 				"spec.values.odd.image.tag: is empty beside a digest key: the chart picks the tag (often its appVersion), so digester has no tag of acme/odd to pin; set it",
 			},
 		},

@@ -180,14 +180,7 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 		if err != nil {
 			return deny(resp, fmt.Sprintf("digester: %s: oldObject %v", what, err)), outcomeDenied
 		}
-		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool {
-			ptr, ok := obj.pointers[f.Node]
-			if !ok {
-				return false
-			}
-			was, ok := old.strings[ptr]
-			return ok && was == f.Image
-		}))
+		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool { return obj.unchanged(old, f.Node) }))
 	}
 	rep := pin.New(lookup, h.opts, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
 	h.metrics.pinned(rep.Summary.Pinned)
@@ -197,9 +190,7 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 	for _, f := range rep.Findings {
 		switch {
 		case f.Pinned != "":
-			if ptr, ok := obj.pointers[f.Node]; ok {
-				patch = append(patch, patchOp{Op: "replace", Path: ptr, Value: f.Pinned})
-			}
+			patch = append(patch, obj.patch(f.Node)...)
 		case f.Severity == pin.Error:
 			failures = append(failures, obj.describe(f))
 		case f.Severity == pin.Warning:

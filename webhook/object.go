@@ -19,10 +19,12 @@ import (
 // paths whatever the walker calls them.
 type object struct {
 	node *yaml.Node
-	// pointers maps each string scalar node to its JSON pointer ("/spec/containers/0/image").
+	// pointers maps each scalar and mapping node to its JSON pointer ("/spec/containers/0/image").
 	pointers map[*yaml.Node]string
 	// strings maps each JSON pointer of a string value to the value.
 	strings map[string]string
+	// mappings maps each JSON pointer of an object to its node.
+	mappings map[string]*yaml.Node
 }
 
 // maxDepth bounds nesting; the API server's own JSON decoder stops at 10,000 levels, objects stop
@@ -33,7 +35,7 @@ const maxDepth = 1000
 func parseObject(raw []byte) (*object, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	o := &object{pointers: map[*yaml.Node]string{}, strings: map[string]string{}}
+	o := &object{pointers: map[*yaml.Node]string{}, strings: map[string]string{}, mappings: map[string]*yaml.Node{}}
 	n, err := o.value(dec, "", 0)
 	if err != nil {
 		return nil, err
@@ -61,6 +63,7 @@ func (o *object) value(dec *json.Decoder, ptr string, depth int) (*yaml.Node, er
 		switch t {
 		case '{':
 			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			o.pointers[m], o.mappings[ptr] = ptr, m
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
@@ -97,13 +100,77 @@ func (o *object) value(dec *json.Decoder, ptr string, depth int) (*yaml.Node, er
 		if strings.ContainsAny(string(t), ".eE") {
 			tag = "!!float"
 		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(t)}, nil
+		return o.scalar(ptr, tag, string(t)), nil
 	case bool:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+		return o.scalar(ptr, "!!bool", strconv.FormatBool(t)), nil
 	case nil:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+		return o.scalar(ptr, "!!null", "null"), nil
 	}
 	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+// scalar makes a scalar node that is no string, at ptr.
+func (o *object) scalar(ptr, tag, value string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
+	o.pointers[n] = ptr
+	return n
+}
+
+// patch returns the JSONPatch operations that write what the core set in n, a field's node: a
+// string replaced (a reference, a Kptfile function's value), or, in a mapping, each string
+// value that changed replaced and each key the core added (a digest) added.
+func (o *object) patch(n *yaml.Node) []patchOp {
+	ptr, ok := o.pointers[n]
+	switch {
+	case !ok:
+		return nil
+	case n.Kind == yaml.ScalarNode:
+		return []patchOp{{Op: "replace", Path: ptr, Value: n.Value}}
+	}
+	var ops []patchOp
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		v := n.Content[i+1]
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+			continue
+		}
+		switch at, known := o.pointers[v]; {
+		case !known:
+			ops = append(ops, patchOp{Op: "add", Path: ptr + "/" + escape(n.Content[i].Value), Value: v.Value})
+		case o.strings[at] != v.Value || !o.isString(at):
+			ops = append(ops, patchOp{Op: "replace", Path: at, Value: v.Value})
+		}
+	}
+	return ops
+}
+
+func (o *object) isString(ptr string) bool {
+	_, ok := o.strings[ptr]
+	return ok
+}
+
+// unchanged reports whether the field at n is as it was in old, the object before an UPDATE: a
+// string with the same value, a mapping with the same keys and scalar values.
+func (o *object) unchanged(old *object, n *yaml.Node) bool {
+	ptr, ok := o.pointers[n]
+	switch {
+	case !ok:
+		return false
+	case n.Kind == yaml.ScalarNode:
+		was, ok := old.strings[ptr]
+		return ok && n.Tag == "!!str" && was == n.Value
+	}
+	was := old.mappings[ptr]
+	if was == nil || len(was.Content) != len(n.Content) {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		w := walker.Lookup(was, k.Value)
+		if w == nil || v.Kind != w.Kind || v.Kind == yaml.ScalarNode && (v.Value != w.Value || v.Tag != w.Tag) {
+			return false
+		}
+	}
+	return true
 }
 
 // escape escapes a key for a JSON pointer (RFC 6901).
