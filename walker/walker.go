@@ -281,7 +281,10 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
 			switch {
 			case rl.read != nil:
-				rl.read(w, &r, n, path)
+				// Through a copy: r handed to a function value would go to the heap for every object.
+				sub := results{fields: r.fields, problems: r.problems}
+				rl.read(w, &sub, n, path)
+				r.fields, r.problems = sub.fields, sub.problems
 			case slices.ContainsFunc(r.fields, func(f Field) bool { return f.Path == path }):
 				// a declared field that a default place already found
 			case !rl.podSpec:
@@ -326,9 +329,7 @@ func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
 		containers(r, spec, base+"."+list, list)
 	}
 	if w.presets {
-		for _, list := range w.containerLists {
-			relatedImages(w, r, lookup(spec, list), base+"."+list)
-		}
+		w.podSpecEnv(r, spec, base)
 	}
 	vols := lookup(spec, "volumes")
 	if vols == nil || vols.Kind != yaml.SequenceNode {
