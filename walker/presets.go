@@ -70,7 +70,8 @@ func (p Preset) rules() []rule {
 	return out
 }
 
-// Presets are on by default (WithoutPresets turns them off); the README lists them.
+// Presets are on by default (WithoutPresets turns them off); the README lists them. They are
+// compiled once, by the first New: change them before that, if at all.
 var Presets = []Preset{
 	argo("Workflow", "spec"),
 	argo("WorkflowTemplate", "spec"),

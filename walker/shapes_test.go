@@ -339,3 +339,27 @@ func dropPinned(fields []Field) []Field {
 	}
 	return out
 }
+
+// TestPresetRulesShared: the preset rules every Walker shares are not changed by those that
+// declare fields for a preset's kind: each finds its own, and a Walker without finds none.
+func TestPresetRulesShared(t *testing.T) {
+	const doc = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - plugin: {image: 'plug:1'}\n    other: {image: 'other:1'}\n"
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		t.Fatal(err)
+	}
+	declare := func(path string) *Walker {
+		return New(WithImageFields(ImageField{Group: "argoproj.io", Kind: "Workflow", Path: path}))
+	}
+	plugin, other, none := declare("spec/templates/plugin/image"), declare("spec/templates/other/image"), New()
+	for w, want := range map[*Walker]string{plugin: "plug:1", other: "other:1", none: ""} {
+		fields, _ := w.Walk(&n)
+		var got []string
+		for _, f := range fields {
+			got = append(got, f.Image)
+		}
+		if want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+			t.Errorf("found %v, want %q", got, want)
+		}
+	}
+}

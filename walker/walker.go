@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -175,6 +176,18 @@ type Walker struct {
 	rules map[string][]rule
 }
 
+// presetRules are the rules of Presets by kind, compiled once: a Walker is made for every run (for
+// every admission, in the webhook), and Presets do not change.
+var presetRules = sync.OnceValue(func() map[string][]rule {
+	m := map[string][]rule{}
+	for _, p := range Presets {
+		for _, k := range p.Kinds {
+			m[k] = append(m[k], p.rules()...)
+		}
+	}
+	return m
+})
+
 // Option configures a Walker.
 type Option func(*Walker)
 
@@ -203,13 +216,16 @@ func New(opts ...Option) *Walker {
 	for _, o := range opts {
 		o(w)
 	}
-	w.rules = map[string][]rule{}
-	if w.presets {
-		for _, p := range Presets {
-			for _, k := range p.Kinds {
-				w.rules[k] = append(w.rules[k], p.rules()...)
-			}
+	switch {
+	case w.presets && len(w.fields) == 0:
+		w.rules = presetRules() // shared: a Walker only reads its rules
+	case w.presets:
+		w.rules = map[string][]rule{}
+		for k, rs := range presetRules() {
+			w.rules[k] = rs[:len(rs):len(rs)] // appended to below: copied, not shared
 		}
+	default:
+		w.rules = map[string][]rule{}
 	}
 	for _, f := range w.fields {
 		w.rules[f.Kind] = append(w.rules[f.Kind], rule{group: f.Group, version: f.Version, path: splitPath(f.Path), user: true})
