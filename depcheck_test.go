@@ -9,7 +9,8 @@ import (
 
 // TestImportBoundaries guards the layout the design gives, in the style of go-containerregistry's
 // depcheck_test.go: the core (pin) knows no front end and no configuration parser; walker knows
-// nothing of registries, resolver nothing of YAML; the webhook's handler links no cluster client.
+// nothing of registries, resolver nothing of YAML, imageref (reference syntax) nothing at all; the
+// webhook's handler links no cluster client.
 // Each package's whole dependency graph (go list -deps) is checked, not only its imports.
 func TestImportBoundaries(t *testing.T) {
 	const mod = "github.com/digester/digester"
@@ -18,6 +19,7 @@ func TestImportBoundaries(t *testing.T) {
 		pkg       string
 		forbidden []string // import paths, or prefixes ending in "/"
 	}{
+		{"./imageref", append(frontEnds, mod+"/pin", mod+"/walker", mod+"/resolver", "github.com/google/go-containerregistry/", "sigs.k8s.io/")},
 		{"./pin", append(frontEnds, "k8s.io/client-go/", "github.com/prometheus/")},
 		{"./walker", append(frontEnds, mod+"/pin", mod+"/resolver", "github.com/google/go-containerregistry/")},
 		{"./resolver", append(frontEnds, mod+"/pin", mod+"/walker", "sigs.k8s.io/kustomize/kyaml/", "go.yaml.in/yaml/v3")},

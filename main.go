@@ -12,10 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/kptdev/krm-functions-sdk/go/fn"
 
 	"github.com/digester/digester/cli"
+	"github.com/digester/digester/internal/interrupt"
 	"github.com/digester/digester/internal/krmio"
 )
 
@@ -23,21 +24,35 @@ import (
 var version, commit = "dev", "unknown"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	p := &processor{ctx: ctx, getenv: os.Getenv, stderr: os.Stderr}
+	// SIGINT and SIGTERM cancel ctx; a run still busy 1.5 s later is ended with exit 1, but never
+	// while the command line replaces files or the function writes its output.
+	ctx, done := interrupt.Context(context.Background(), os.Stderr, os.Exit)
+	var code int
 	if len(os.Args) > 1 {
-		code := cli.Main(ctx, os.Args[1:], cli.Env{
+		code = cli.Main(ctx, os.Args[1:], cli.Env{
 			Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version, Commit: commit,
 		})
-		stop()
-		os.Exit(code)
+	} else {
+		code = runFunction(&processor{ctx: ctx, getenv: os.Getenv, stderr: os.Stderr}, os.Stdin, os.Stdout, os.Stderr)
 	}
+	done()
+	os.Exit(code)
+}
+
+// runFunction runs p as a KRM function: a ResourceList on stdin, the pinned one on stdout, and
+// the exit code. A panic (a bug) is exit 1 with a message that says where, and nothing on stdout.
+func runFunction(p fn.ResourceListProcessor, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "digester: internal error (a bug in digester: please report it, with the input): %v, at %s\n", r, cli.PanicSite())
+			code = 1
+		}
+	}()
 	// A ResourceList on stdin, as AsMain reads it; when the SDK cannot parse it, say which item is wrong.
-	in, err := io.ReadAll(os.Stdin)
+	in, err := io.ReadAll(stdin)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "digester: read stdin:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "digester: read stdin:", err)
+		return 1
 	}
 	out, err := krmio.Run(p, in) // fn.Run, with results written cheaply (docs/performance.md)
 	if out == nil && err != nil {
@@ -45,12 +60,13 @@ func main() {
 			err = e
 		}
 	}
-	os.Stdout.Write(out)
+	interrupt.Critical(func() { stdout.Write(out) })
 	if err != nil {
 		if out != nil {
 			err = fmt.Errorf("failed: see the error results above; the package is returned unchanged")
 		}
-		fmt.Fprintln(os.Stderr, "digester:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "digester:", err)
+		return 1
 	}
+	return 0
 }

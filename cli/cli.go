@@ -9,7 +9,9 @@
 // value is written back by inserting "@sha256:…" after the value's own bytes: everything else in a
 // file, comments, quoting, indentation, line endings, stays byte for byte. Runs are all or
 // nothing: when an image cannot be pinned, or a value cannot be edited in place, no file is
-// written. "-" reads YAML documents on stdin and writes them, pinned, on stdout.
+// written, and the files are replaced together or not at all (package filetx: a file changed since
+// it was read is not overwritten, a failure part way puts back what was done). "-" reads YAML
+// documents on stdin and writes them, pinned, on stdout.
 package cli
 
 import (
@@ -18,11 +20,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/digester/digester/config"
+	"github.com/digester/digester/internal/filetx"
+	"github.com/digester/digester/internal/interrupt"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 )
@@ -46,8 +52,15 @@ const (
 	ExitUsage = 2 // the command line or its configuration is wrong
 )
 
-// Main runs the command line args (without the program name) and returns the exit code.
-func Main(ctx context.Context, args []string, env Env) int {
+// Main runs the command line args (without the program name) and returns the exit code. A panic
+// (a bug) is an error: exit 1, and a message that says where it happened.
+func Main(ctx context.Context, args []string, env Env) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(env.Stderr, "digester: internal error (a bug in digester: please report it, with the input): %v, at %s\n", r, PanicSite())
+			code = ExitFail
+		}
+	}()
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
@@ -62,6 +75,26 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return ExitOK
 	default:
 		return usageError(env, hint(cmd))
+	}
+}
+
+// PanicSite names the function and line a panic being recovered came from: the first frame
+// below the runtime's panic machinery. Call it from the deferred function that recovers.
+func PanicSite() string {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	inPanic := false
+	for {
+		fr, more := frames.Next()
+		switch {
+		case fr.Function == "runtime.gopanic" || strings.HasPrefix(fr.Function, "runtime.panic"):
+			inPanic = true
+		case inPanic && !strings.HasPrefix(fr.Function, "runtime."):
+			return fmt.Sprintf("%s (%s:%d)", fr.Function[strings.LastIndex(fr.Function, "/")+1:], filepath.Base(fr.File), fr.Line)
+		}
+		if !more {
+			return "an unknown place"
+		}
 	}
 }
 
@@ -161,11 +194,11 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	}
 
 	// Read every file before anything is pinned: a file that does not parse fails the run.
-	files, stdin, err := readAll(f.paths, env.Stdin)
+	files, stdin, roots, err := readAll(f.paths, env.Stdin)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) && errors.Is(err, os.ErrNotExist) {
-			return usageError(env, fmt.Sprintf("%s: %s: no such file or directory", cmd, pe.Path))
+		var missing *missingPath
+		if errors.As(err, &missing) {
+			return usageError(env, fmt.Sprintf("%s: %s: no such file or directory", cmd, missing.path))
 		}
 		fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 		return ExitFail
@@ -178,19 +211,18 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 
 	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
 	rep := pin.New(lookup, cfg.Options).Run(ctx, objs)
+	summary, ok := rep.Summary.String(), rep.OK()
 
 	out := env.Stdout
 	if stdin != nil { // stdout carries the YAML
 		out = env.Stderr
 	}
-	code := ExitOK
-	if !rep.OK() {
-		code = ExitFail
-	}
-	if !check && rep.OK() {
-		if err := writeAll(files, rep, locks, f.paths); err != nil {
-			fmt.Fprintf(env.Stderr, "digester: %v\n", err)
-			code = ExitFail
+	if !check && ok {
+		if err := writeAll(ctx, files, rep, locks, f.paths, roots); err != nil {
+			summary, ok = unwritten(rep, err, locks), false
+			if stdin != nil {
+				stdin.pinned = nil
+			}
 		}
 	}
 	if stdin != nil && !check {
@@ -198,14 +230,17 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 		if stdin.pinned != nil {
 			data = stdin.pinned
 		}
-		env.Stdout.Write(data)
+		interrupt.Critical(func() { env.Stdout.Write(data) })
 	}
-	if err := printReport(out, f.output, rep, cfg.Report == config.ReportFields); err != nil {
+	if err := printReport(out, f.output, rep, summary, ok, cfg.Report == config.ReportFields); err != nil {
 		fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 		return ExitFail
 	}
-	fmt.Fprintf(env.Stderr, "digester: %s\n", rep.Summary)
-	return code
+	fmt.Fprintf(env.Stderr, "digester: %s\n", summary)
+	if !ok {
+		return ExitFail
+	}
+	return ExitOK
 }
 
 // input is a file with, once computed, its pinned bytes.
@@ -214,8 +249,10 @@ type input struct {
 	pinned []byte
 }
 
-// readAll reads every file under paths, each once; "-" is stdin, returned also as stdin.
-func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *input, err error) {
+// readAll reads every file under paths, each once however many names lead to it; "-" is stdin,
+// returned also as stdin. roots are the paths given, their symbolic links resolved: digester
+// writes only under them.
+func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *input, roots []string, err error) {
 	seen := map[string]bool{}
 	for _, p := range paths {
 		if p == "-" {
@@ -224,45 +261,91 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 			}
 			data, err := io.ReadAll(stdinReader)
 			if err != nil {
-				return nil, nil, fmt.Errorf("read stdin: %w", err)
+				return nil, nil, nil, fmt.Errorf("read stdin: %w", err)
 			}
 			stdin = &input{file: &file{name: "<stdin>", data: data}}
 			if err := stdin.parse(); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			files = append(files, stdin)
 			continue
 		}
+		root, err := resolve(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		roots = append(roots, root)
 		names, err := yamlFiles(p)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, name := range names {
-			abs, err := filepath.Abs(name)
-			if err != nil {
-				return nil, nil, err
+			real, err := realPath(name, p, root)
+			var missing *missingPath
+			if errors.As(err, &missing) {
+				err = fmt.Errorf("%s: deleted while digester read the package", name)
 			}
-			if seen[abs] {
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if seen[real] {
 				continue
 			}
-			seen[abs] = true
-			fi, err := os.Stat(abs)
+			seen[real] = true
+			data, snap, err := filetx.Read(name)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			data, err := os.ReadFile(abs)
-			if err != nil {
-				return nil, nil, err
-			}
-			fl := &input{file: &file{name: name, path: abs, mode: fi.Mode().Perm(), data: data}}
+			fl := &input{file: &file{name: name, path: name, real: real, snap: snap, data: data}}
 			if err := fl.parse(); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			markValues(fl.file)
 			files = append(files, fl)
 		}
 	}
-	return files, stdin, nil
+	return files, stdin, roots, nil
+}
+
+// realPath returns the real path of name, a file found under the PATH p whose real path is root:
+// root joined with name's path under p, unless name itself is a symbolic link (the walk of a
+// directory does not follow links to directories, so only the file's own name can be one).
+func realPath(name, p, root string) (string, error) {
+	fi, err := os.Lstat(name)
+	if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+		if name == p {
+			return root, nil
+		}
+		if rel, err := filepath.Rel(p, name); err == nil && filepath.IsLocal(rel) {
+			return filepath.Join(root, rel), nil
+		}
+	}
+	return resolve(name)
+}
+
+// missingPath is a PATH given on the command line that does not exist: a usage error.
+type missingPath struct{ path string }
+
+func (e *missingPath) Error() string { return e.path + ": no such file or directory" }
+
+// resolve returns the absolute path of the file at name with its symbolic links resolved. A name
+// that does not exist is a missingPath; a symbolic link to nothing is an error naming both.
+func resolve(name string) (string, error) {
+	real, err := filepath.EvalSymlinks(name)
+	if err == nil {
+		return filepath.Abs(real)
+	}
+	if _, lerr := os.Lstat(name); errors.Is(lerr, fs.ErrNotExist) {
+		return "", &missingPath{name}
+	}
+	target, lerr := os.Readlink(name)
+	switch {
+	case lerr == nil && errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist", name, target)
+	case lerr == nil:
+		return "", fmt.Errorf("%s is a symbolic link to %s, which cannot be followed: %w", name, target, err)
+	}
+	return "", err
 }
 
 // snapshotLocks records each DigestLock object as YAML before the run, to see which the run changed.
@@ -276,77 +359,4 @@ func snapshotLocks(files []*input) map[*pin.Object]string {
 		}
 	}
 	return locks
-}
-
-// writeAll works out every file's new bytes first, and only then writes the files that changed.
-// A value that cannot be edited in place fails the run with no file written. A file holding a
-// DigestLock that the run changed is written out whole from its nodes (the lock is digester's own
-// file); a lock the run created goes to the first directory given, or after the documents on
-// stdout.
-func writeAll(files []*input, rep *pin.Report, locks map[*pin.Object]string, paths []string) error {
-	byFile := map[string][]pin.Finding{}
-	for _, f := range rep.Findings {
-		if f.Object != nil && f.Pinned != "" {
-			byFile[f.Object.File] = append(byFile[f.Object.File], f)
-		}
-	}
-	changedLock := map[string]bool{}
-	for o, before := range locks {
-		if encode(o.Node) != before {
-			changedLock[o.File] = true
-		}
-	}
-	var stdin *input
-	for _, fl := range files {
-		if fl.path == "" {
-			stdin = fl
-		}
-		if changedLock[fl.name] {
-			fl.pinned = fl.encode()
-			continue
-		}
-		edits, err := fl.edits(byFile[fl.name])
-		if err != nil {
-			return fmt.Errorf("%w; no file was written", err)
-		}
-		if len(edits) > 0 {
-			fl.pinned = fl.apply(edits)
-		}
-	}
-	var created []*input
-	for _, o := range rep.Created {
-		dir := ""
-		for _, p := range paths {
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				dir = p
-				break
-			}
-		}
-		doc := []byte(encode(o.Node))
-		switch {
-		case dir != "":
-			name := filepath.Join(dir, filepath.FromSlash(o.File))
-			created = append(created, &input{file: &file{name: name, path: name, mode: 0o644}, pinned: doc})
-		case stdin != nil:
-			base := stdin.data
-			if stdin.pinned != nil {
-				base = stdin.pinned
-			}
-			stdin.pinned = append(append(append([]byte{}, base...), []byte("---\n")...), doc...)
-		default:
-			return fmt.Errorf("cannot write the new DigestLock %s: name a directory (the package) or -; no file was written", o.File)
-		}
-	}
-	for _, fl := range append(files, created...) {
-		if fl.pinned == nil || fl.path == "" {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(fl.path), 0o755); err != nil {
-			return err
-		}
-		if err := fl.write(fl.pinned); err != nil {
-			return fmt.Errorf("write %s: %w", fl.name, err)
-		}
-	}
-	return nil
 }

@@ -22,7 +22,13 @@ import (
 // Transport routes every registry host to it. It returns the digest of each reference pushed.
 func testRegistry(t *testing.T, refs ...string) (*registrytest.Registry, map[string]string) {
 	t.Helper()
-	reg := registrytest.New(registrytest.WithTLS())
+	return testRegistryWith(t, nil, refs...)
+}
+
+// testRegistryWith is testRegistry with more options, such as a middleware.
+func testRegistryWith(t *testing.T, opts []registrytest.Option, refs ...string) (*registrytest.Registry, map[string]string) {
+	t.Helper()
+	reg := registrytest.New(append([]registrytest.Option{registrytest.WithTLS()}, opts...)...)
 	t.Cleanup(reg.Close)
 	digests := map[string]string{}
 	for n, ref := range refs {
@@ -362,22 +368,74 @@ func TestPinFailure(t *testing.T) {
 		}
 	})
 
-	t.Run("a value that cannot be edited in place", func(t *testing.T) {
-		dir := t.TempDir()
-		block := map[string]string{
-			"a.yaml": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27\n",
-			"b.yaml": "kind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: b\n    image: >-\n      nginx:1.27\n",
-		}
-		testfiles.Write(t, dir, block)
-		got := runCLI(t, reg, "", "pin", dir)
-		want := "digester: " + filepath.Join(dir, "b.yaml") + `:6:12: Pod b spec.containers[0].image: the value "nginx:1.27" is not written as a plain or quoted string on one line, so digester cannot pin it in place; write it on one line; no file was written` + "\n"
-		if first, _, _ := strings.Cut(got.stderr, "\n"); got.code != 1 || first+"\n" != want {
-			t.Errorf("exit %d, stderr %q; want 1, %q", got.code, got.stderr, want)
-		}
-		if diff := cmp.Diff(block, testfiles.Read(t, dir)); diff != "" {
-			t.Errorf("files changed (-want +got):\n%s", diff)
-		}
-	})
+	// A value that cannot be edited in place: no file is written, and no output says "pinned".
+	block := map[string]string{
+		"a.yaml": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: a\n    image: nginx:1.27\n",
+		"b.yaml": "kind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: b\n    image: >-\n      nginx:1.27\n",
+	}
+	const blockMsg = `the value "nginx:1.27" is a block scalar (>), so digester cannot pin it in place; write it as a plain or quoted string on one line`
+	const unwritten = "digester: pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)\n"
+	for _, tt := range []struct {
+		output string
+		want   func(dir string) result
+	}{
+		{"text", func(dir string) result {
+			return result{1, filepath.Join(dir, "b.yaml") + ":6:12: error: " + blockMsg + "\n", unwritten}
+		}},
+		{"github", func(dir string) result {
+			return result{1, "::error file=" + strings.ReplaceAll(filepath.Join(dir, "b.yaml"), ":", "%3A") + ",line=6,col=12,title=digester::" + blockMsg + "\n", unwritten}
+		}},
+		{"json", func(dir string) result {
+			return result{1, `{
+  "ok": false,
+  "summary": {
+    "message": "pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)",
+    "pinned": 0,
+    "fromLock": 0,
+    "alreadyPinned": 0,
+    "skipped": 0,
+    "templated": 0,
+    "verified": 0,
+    "refreshed": 0,
+    "failed": 1,
+    "unpinned": 0,
+    "stale": 0,
+    "distinctReferences": 1,
+    "registryRequests": 2,
+    "onErrorWarn": false,
+    "check": false
+  },
+  "findings": [
+    {
+      "severity": "error",
+      "message": "` + strings.ReplaceAll(blockMsg, `"`, `\"`) + `",
+      "file": "` + filepath.Join(dir, "b.yaml") + `",
+      "line": 6,
+      "column": 12,
+      "resource": {
+        "kind": "Pod",
+        "name": "b"
+      },
+      "path": "spec.containers[0].image",
+      "image": "nginx:1.27"
+    }
+  ]
+}
+`, unwritten}
+		}},
+	} {
+		t.Run("unedited-"+tt.output, func(t *testing.T) {
+			dir := t.TempDir()
+			testfiles.Write(t, dir, block)
+			got := runCLI(t, reg, "", "pin", "--output", tt.output, dir)
+			if diff := cmp.Diff(tt.want(dir), got, cmp.AllowUnexported(result{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(block, testfiles.Read(t, dir)); diff != "" {
+				t.Errorf("files changed (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 // TestCheck: check changes nothing, prints one file:line:col per unpinned field, exits 1 if any,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/digester/digester/internal/filetx"
 	"github.com/digester/digester/pin"
 )
 
@@ -22,10 +24,11 @@ import (
 type file struct {
 	name string // as shown in findings: the path as given, joined with the file's path under it
 	path string // where it is written back; "" for stdin
-	mode os.FileMode
+	real string // path, its symbolic links resolved
+	snap filetx.Snapshot
 	data []byte
 	objs []*pin.Object
-	docs []*yaml.Node // every document, for writing the file out whole
+	docs []*yaml.Node // every document
 
 	pristine []*yaml.Node // every document as the file has it, parsed again when needed (insert.go)
 }
@@ -118,12 +121,15 @@ func listItems(root *yaml.Node) []*yaml.Node {
 type edit struct {
 	start, end int    // the value's bytes, quotes excluded
 	text       string // what replaces them: the pinned reference
+	fd         pin.Finding
 }
 
 // edits finds, in the file's bytes, each value that the run pinned (or refreshed) and returns the
-// replacements that pin them. Only the value's own bytes are touched, so comments, quoting, indentation and
-// line endings stay exactly as they were. A value written in a form that cannot be edited in
-// place (a block scalar, an escape sequence, a value over several lines) is an error naming it.
+// replacements that pin them, in order. Only the value's own bytes are touched, so comments,
+// quoting, indentation and line endings stay exactly as they were. A value written in a form that
+// cannot be edited in place (an alias, a block scalar, an escape sequence, a value over several
+// lines) is an error naming it and saying which. A value reached twice (through an alias or a
+// merge key) is edited once; two different edits of the same bytes are an error.
 func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 	starts := lineStarts(f.data)
 	var out []edit
@@ -139,28 +145,122 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 			out = append(out, es...)
 			continue
 		}
-		start, ok := valueStart(f.data, starts, fd.Line, fd.Column, fd.Image)
-		if !ok {
-			return nil, fmt.Errorf("%s:%d:%d: %s %s: the value %q is not written as a plain or quoted string on one line, so digester cannot pin it in place; write it on one line",
-				f.name, fd.Line, fd.Column, fd.ID, fd.Path, fd.Image)
+		start, err := f.valueAt(starts, fd, findings)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, edit{start: start, end: start + len(fd.Image), text: fd.Pinned})
+		out = append(out, edit{start: start, end: start + len(fd.Image), text: fd.Pinned, fd: fd})
 	}
-	slices.SortFunc(out, func(a, b edit) int { return a.start - b.start })
+	slices.SortStableFunc(out, func(a, b edit) int { return cmp.Or(a.start-b.start, a.end-b.end) })
+	out = slices.CompactFunc(out, func(a, b edit) bool { return a.start == b.start && a.end == b.end && a.text == b.text })
+	for i := 1; i < len(out); i++ {
+		if a, b := out[i-1], out[i]; b.start < a.end || b.start == a.start {
+			return nil, &fieldError{b.fd, fmt.Sprintf("its value is also that of %s %s (line %d), and the two would be pinned differently (%s, %s); write each in its own place",
+				a.fd.ID, a.fd.Path, a.fd.Line, b.text, a.text)}
+		}
+	}
 	return out, nil
 }
 
-// apply returns the file's bytes with the edits made.
-func (f *file) apply(edits []edit) []byte {
-	var b bytes.Buffer
-	last := 0
-	for _, e := range edits {
-		b.Write(f.data[last:e.start])
-		b.WriteString(e.text)
-		last = e.end
+// fieldError is an image field whose pin cannot be written: the finding locates it.
+type fieldError struct {
+	fd  pin.Finding
+	msg string
+}
+
+func (e *fieldError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s %s: %s", e.fd.Object.File, e.fd.Line, e.fd.Column, e.fd.ID, e.fd.Path, e.msg)
+}
+
+// valueAt returns the offset of the image value a finding names in the file's bytes, or an error
+// that says how the value is written, when it is not as a plain or quoted string on one line with
+// only a !!str tag or an anchor no other field shares.
+func (f *file) valueAt(starts []int, fd pin.Finding, all []pin.Finding) (int, error) {
+	off, ok := offset(f.data, starts, fd.Line, fd.Column)
+	if !ok {
+		return 0, &fieldError{fd, fmt.Sprintf("the value %q is not where the YAML parser put it, so digester cannot pin it in place", fd.Image)}
 	}
-	b.Write(f.data[last:])
-	return b.Bytes()
+	fail := func(how string) (int, error) {
+		return 0, &fieldError{fd, fmt.Sprintf("the value %q %s", fd.Image, how)}
+	}
+	for props := 0; props < 2; props++ { // a tag and an anchor, in either order
+		rest := f.data[off:]
+		if len(rest) == 0 || rest[0] != '!' && rest[0] != '&' {
+			break
+		}
+		token := rest[:tokenEnd(rest)]
+		if token[0] == '!' && string(token) != "!!str" && string(token) != "!<tag:yaml.org,2002:str>" {
+			return fail(fmt.Sprintf("is written with the explicit tag %s, so digester cannot pin it in place; write it without the tag", token))
+		}
+		if token[0] == '&' {
+			if how := f.shared(fd, string(token[1:]), all); how != "" {
+				return fail(how)
+			}
+		}
+		off += len(token)
+		for off < len(f.data) && (f.data[off] == ' ' || f.data[off] == '\t') {
+			off++
+		}
+	}
+	start, how := valueStart(f.data, off, fd.Image)
+	if how != "" {
+		return fail(how)
+	}
+	return start, nil
+}
+
+// tokenEnd returns the length of the tag, anchor or alias at the start of b.
+func tokenEnd(b []byte) int {
+	if bytes.HasPrefix(b, []byte("!<")) { // a verbatim tag: !<tag:yaml.org,2002:str>
+		if i := bytes.IndexByte(b, '>'); i > 0 {
+			return i + 1
+		}
+	}
+	for i, c := range b {
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// shared says why an anchored value cannot be pinned: an alias uses it, and not every use of it
+// (the anchor's own place and each alias) is an image field the run pinned to the same reference,
+// as far as the findings tell. It is "" when every use is, or there is no alias.
+func (f *file) shared(fd pin.Finding, anchor string, all []pin.Finding) string {
+	var aliases []*yaml.Node
+	for _, d := range f.docs {
+		aliases = appendAliases(aliases, d, fd.Node)
+	}
+	if len(aliases) == 0 {
+		return ""
+	}
+	uses := 0
+	for _, o := range all {
+		if o.Node == fd.Node && o.Pinned == fd.Pinned {
+			uses++
+		}
+	}
+	if uses >= len(aliases)+1 {
+		return ""
+	}
+	a := aliases[0]
+	return fmt.Sprintf("is the anchor &%s (line %d), which the alias *%s at line %d also uses, and digester changes a shared value only when every use of it is an image field it pins: write the image itself in place of *%s",
+		anchor, fd.Line, anchor, a.Line, anchor)
+}
+
+// appendAliases appends the alias nodes under n that refer to target.
+func appendAliases(out []*yaml.Node, n, target *yaml.Node) []*yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == target {
+			out = append(out, n)
+		}
+		return out
+	}
+	for _, c := range n.Content {
+		out = appendAliases(out, c, target)
+	}
+	return out
 }
 
 // lineStarts returns the byte offset at which each line starts (index 0 is line 1).
@@ -174,14 +274,16 @@ func lineStarts(data []byte) []int {
 	return starts
 }
 
-// valueStart returns the byte offset at which the text of value starts, its node being at
-// line:column (1-based; the column counts characters, as the YAML parser does). The value must be
-// there as written: plain, or in single or double quotes with nothing escaped, on one line.
-func valueStart(data []byte, starts []int, line, column int, value string) (int, bool) {
+// offset returns the byte offset of line:column (1-based; the column counts characters, as the
+// YAML parser does, and a byte order mark at the start of the file is no character).
+func offset(data []byte, starts []int, line, column int) (int, bool) {
 	if line < 1 || line > len(starts) || column < 1 {
 		return 0, false
 	}
 	off := starts[line-1]
+	if line == 1 && bytes.HasPrefix(data, []byte("\ufeff")) {
+		off += 3
+	}
 	for range column - 1 {
 		if off >= len(data) || data[off] == '\n' {
 			return 0, false
@@ -189,23 +291,49 @@ func valueStart(data []byte, starts []int, line, column int, value string) (int,
 		_, size := utf8.DecodeRune(data[off:])
 		off += size
 	}
+	return off, true
+}
+
+// valueStart returns the byte offset at which the text of value starts, its node starting at off.
+// The value must be there as written: plain, or in single or double quotes with nothing escaped,
+// on one line. Otherwise how says how it is written instead, as the end of a sentence about it.
+func valueStart(data []byte, off int, value string) (start int, how string) {
+	const fix = ", so digester cannot pin it in place; write it as a plain or quoted string on one line"
 	rest := data[off:]
-	if len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
-		q := rest[0]
-		if !bytes.HasPrefix(rest[1:], []byte(value)) || len(rest) < len(value)+2 || rest[len(value)+1] != q ||
-			strings.ContainsRune(value, rune(q)) || q == '"' && strings.Contains(value, `\`) {
-			return 0, false
-		}
-		return off + 1, true
+	line := rest
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		line = rest[:i]
 	}
-	if !bytes.HasPrefix(rest, []byte(value)) {
-		return 0, false
+	switch {
+	case len(rest) == 0:
+		return 0, "is not where the YAML parser put it" + fix
+	case rest[0] == '*':
+		return 0, "is an alias, " + string(rest[:tokenEnd(rest)]) + ", so digester cannot pin it in place; write the image itself"
+	case rest[0] == '|' || rest[0] == '>':
+		return 0, "is a block scalar (" + string(rest[:1]) + ")" + fix
+	case rest[0] == '"' || rest[0] == '\'':
+		q := rest[0]
+		for i := 1; i < len(line); i++ {
+			switch {
+			case q == '"' && line[i] == '\\', q == '\'' && line[i] == '\'' && i+1 < len(line) && line[i+1] == '\'':
+				return 0, "holds an escape sequence" + fix
+			case line[i] == q:
+				if string(line[1:i]) != value {
+					return 0, "is not written as the YAML parser read it" + fix
+				}
+				return off + 1, ""
+			}
+		}
+		return 0, "spans several lines" + fix
 	}
 	end := off + len(value)
-	if end < len(data) && !strings.ContainsRune(" \t\r\n#,]}", rune(data[end])) {
-		return 0, false
+	if bytes.HasPrefix(rest, []byte(value)) && (end == len(data) || strings.IndexByte(" \t\r\n#,]}", data[end]) >= 0) {
+		return off, ""
 	}
-	return off, true
+	if len(line) < len(value) {
+		return 0, "spans several lines" + fix
+	}
+	return 0, "is not written as the YAML parser read it" + fix
 }
 
 // isLock reports whether n is a DigestLock (see package pin).
@@ -231,39 +359,4 @@ func encode(n *yaml.Node) string {
 		n = n.Content[0]
 	}
 	return kyaml.NewRNode(n).MustString()
-}
-
-// encode writes every document of the file from its nodes, keeping its line endings.
-func (f *file) encode() []byte {
-	var docs []string
-	for _, d := range f.docs {
-		docs = append(docs, encode(d))
-	}
-	out := strings.Join(docs, "---\n")
-	if bytes.Contains(f.data, []byte("\r\n")) {
-		out = strings.ReplaceAll(out, "\n", "\r\n")
-	}
-	return []byte(out)
-}
-
-// write replaces the file's content with data, through a temporary file renamed over it, so that
-// a file is never left half written.
-func (f *file) write(data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".digester-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(f.mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), f.path)
 }

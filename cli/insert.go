@@ -7,7 +7,6 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -34,7 +33,10 @@ func (f *file) shapeEdits(starts []int, fd pin.Finding) ([]edit, error) {
 	}
 	es, err := nodeEdits(f.data, starts, f.pristine, f.docs, fd.Node, fd.Line, fd.Column)
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: %s %s: %v; write it so, or pin it by hand", f.name, fd.Line, fd.Column, fd.ID, fd.Path, err)
+		return nil, &fieldError{fd, err.Error()}
+	}
+	for i := range es {
+		es[i].fd = fd
 	}
 	return es, nil
 }
@@ -63,7 +65,7 @@ func parseDocs(data []byte) ([]*yaml.Node, error) {
 func nodeEdits(data []byte, starts []int, old, cur []*yaml.Node, now *yaml.Node, line, column int) ([]edit, error) {
 	was := findNode(old, line, column, now.Kind)
 	if was == nil {
-		return nil, errors.New("it is not where the YAML parser put it")
+		return nil, errors.New("the field is not where the YAML parser put it, so digester cannot pin it in place")
 	}
 	var out []edit
 	switch now.Kind {
@@ -105,11 +107,11 @@ func mappingEdits(data []byte, starts []int, was, now *yaml.Node) ([]edit, error
 			}
 			out = append(out, e)
 		case oldK == nil && i == 0:
-			return nil, fmt.Errorf("key %s would come first in its mapping, where digester does not add one", k.Value)
+			return nil, fmt.Errorf("digester would add the key %s first in its mapping, which it does not do; add it by hand", k.Value)
 		case oldK == nil:
 			prevK, prevV := pair(was, now.Content[i-2].Value)
 			if prevK == nil || v.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("digester cannot add key %s in place", k.Value)
+				return nil, fmt.Errorf("digester cannot add the key %s in place; add it by hand", k.Value)
 			}
 			e, err := insertAfter(data, starts, prevK, prevV, k.Value, v.Value, flow)
 			if err != nil {
@@ -237,6 +239,9 @@ func replaceScalar(data []byte, starts []int, key, n *yaml.Node, value string, f
 		}
 		return edit{start: start + 1, end: end - 1, text: value}, nil
 	}
+	if n.Tag == "!!str" && plainSafe.MatchString(value) { // a plain string stays plain, as Set keeps it
+		return edit{start: start, end: end, text: value}, nil
+	}
 	return edit{start: start, end: end, text: render(value, flow)}, nil
 }
 
@@ -244,7 +249,7 @@ func replaceScalar(data []byte, starts []int, key, n *yaml.Node, value string, f
 // own at prevKey's indentation in a block mapping, after a comma in a flow one.
 func insertAfter(data []byte, starts []int, prevKey, prevValue *yaml.Node, key, value string, flow bool) (edit, error) {
 	if prevValue.Kind != yaml.ScalarNode {
-		return edit{}, fmt.Errorf("key %s would follow %s, whose value is not a scalar, where digester does not add a key", key, prevKey.Value)
+		return edit{}, fmt.Errorf("the key %s would follow %s, whose value is not a scalar, where digester does not add a key; add it by hand", key, prevKey.Value)
 	}
 	var end int
 	var err error
@@ -286,58 +291,41 @@ func render(value string, flow bool) string {
 }
 
 // scalarSpan returns the bytes of scalar n, its quotes included: plain, or in quotes, on one line
-// as the parser read it, with no tag, anchor or alias in front.
+// as the parser read it, with no tag, anchor or alias in front. A key's text ends at its colon.
 func scalarSpan(data []byte, starts []int, n *yaml.Node) (int, int, error) {
-	off, ok := charOffset(data, starts, n.Line, n.Column)
+	const fix = ", so digester cannot pin it in place; write it as a plain or quoted string on one line"
 	fail := func(how string) (int, int, error) {
 		return 0, 0, fmt.Errorf("the value %q at line %d %s", n.Value, n.Line, how)
 	}
+	off, ok := offset(data, starts, n.Line, n.Column)
 	if !ok {
-		return fail("is not where the YAML parser put it")
+		return fail("is not where the YAML parser put it" + fix)
 	}
 	rest := data[off:]
 	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 		rest = rest[:i]
 	}
 	switch {
-	case len(rest) > 0 && strings.IndexByte("!&*|>", rest[0]) >= 0:
-		return fail("is written with a tag, an anchor, an alias or as a block scalar, which digester does not edit in place")
+	case len(rest) > 0 && (rest[0] == '|' || rest[0] == '>'):
+		return fail("is a block scalar (" + string(rest[:1]) + ")" + fix)
+	case len(rest) > 0 && (rest[0] == '!' || rest[0] == '&' || rest[0] == '*'):
+		return fail("is written with a tag, an anchor or an alias" + fix)
 	case len(rest) > 0 && (rest[0] == '"' || rest[0] == '\''):
 		q := rest[0]
 		for i := 1; i < len(rest); i++ {
 			switch {
 			case q == '"' && rest[i] == '\\', q == '\'' && rest[i] == '\'' && i+1 < len(rest) && rest[i+1] == '\'':
-				return fail("holds an escape sequence, which digester does not edit in place")
+				return fail("holds an escape sequence" + fix)
 			case rest[i] == q:
 				if string(rest[1:i]) != n.Value {
-					return fail("is not written as the YAML parser read it")
+					return fail("is not written as the YAML parser read it" + fix)
 				}
 				return off, off + i + 1, nil
 			}
 		}
-		return fail("spans several lines")
+		return fail("spans several lines" + fix)
 	case bytes.HasPrefix(rest, []byte(n.Value)) && (len(rest) == len(n.Value) || strings.IndexByte(" \t\r#,]}:", rest[len(n.Value)]) >= 0):
 		return off, off + len(n.Value), nil
 	}
-	return fail("is not written on one line as the YAML parser read it")
-}
-
-// charOffset returns the byte offset of line:column (1-based; the column counts characters, as
-// the YAML parser does, a byte order mark at the start of the file none).
-func charOffset(data []byte, starts []int, line, column int) (int, bool) {
-	if line < 1 || line > len(starts) || column < 1 {
-		return 0, false
-	}
-	off := starts[line-1]
-	if line == 1 && bytes.HasPrefix(data, []byte("\ufeff")) {
-		off += 3
-	}
-	for range column - 1 {
-		if off >= len(data) || data[off] == '\n' {
-			return 0, false
-		}
-		_, size := utf8.DecodeRune(data[off:])
-		off += size
-	}
-	return off, true
+	return fail("is not written on one line as the YAML parser read it" + fix)
 }

@@ -14,9 +14,9 @@ import (
 // which editors and CI logs link to the place), "github" (GitHub Actions workflow commands, which
 // annotate the pull request) or "json" (every field, for tools). Text and github print one line
 // per group (pin.Report.Groups) unless perField.
-func printReport(w io.Writer, format string, rep *pin.Report, perField bool) error {
+func printReport(w io.Writer, format string, rep *pin.Report, summary string, ok, perField bool) error {
 	if format == "json" {
-		return writeJSON(w, rep)
+		return writeJSON(w, rep, summary, ok)
 	}
 	groups := rep.Groups()
 	if perField {
@@ -91,23 +91,25 @@ type jsonFinding struct {
 }
 
 // writeJSON writes every finding and the summary as one JSON object.
-func writeJSON(w io.Writer, rep *pin.Report) error {
+func writeJSON(w io.Writer, rep *pin.Report, summary string, ok bool) error {
 	out := struct {
 		OK       bool          `json:"ok"`
 		Summary  any           `json:"summary"`
 		Findings []jsonFinding `json:"findings"`
 	}{
-		OK: rep.OK(),
+		OK: ok,
 		Summary: struct {
 			Message string `json:"message"`
 			pin.Summary
-		}{rep.Summary.String(), rep.Summary},
+		}{summary, rep.Summary},
 		Findings: []jsonFinding{},
 	}
 	for _, f := range rep.Findings {
 		j := jsonFinding{Severity: f.Severity.String(), Message: f.Message, Line: f.Line, Column: f.Column, Path: f.Path, Image: f.Image, Pinned: f.Pinned}
 		if f.Object != nil {
 			j.File = f.Object.File
+		}
+		if f.Object != nil && f.ID != (pin.ID{}) {
 			j.Resource = &struct {
 				APIVersion string `json:"apiVersion,omitempty"`
 				Kind       string `json:"kind,omitempty"`
@@ -119,6 +121,7 @@ func writeJSON(w io.Writer, rep *pin.Report) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "(>)" as written, not "(\u003e)"
 	return enc.Encode(out)
 }
 

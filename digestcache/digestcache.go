@@ -4,12 +4,15 @@
 // lookup, and admissions within the TTL cost none.
 //
 // Failures are never remembered: the callers waiting on a failed lookup share its error, and the
-// next caller looks the reference up again.
+// next caller looks the reference up again. With WithStaleIfError, a failed lookup of a reference
+// resolved a short while ago is answered with that digest instead, marked stale (RecordStale).
 package digestcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,22 +31,29 @@ type Resolver interface {
 
 // Cache is a Resolver that remembers digests. It is safe for concurrent use.
 type Cache struct {
-	next Resolver
-	ttl  time.Duration
-	now  func() time.Time
+	next         Resolver
+	ttl          time.Duration
+	staleIfError time.Duration
+	now          func() time.Time
 
-	lookups, hits atomic.Int64
+	lookups, hits, stale atomic.Int64
 
 	mu        sync.Mutex
 	entries   map[string]*entry // by normalised reference: nginx and docker.io/library/nginx:latest are one
 	lastSweep time.Time
 }
 
-// entry is one lookup, in flight until done is closed; res and expires are set before.
+// entry is one lookup, in flight until done is closed; res, resolved and expires are set before.
 type entry struct {
-	done    chan struct{}
-	res     resolver.Result
-	expires time.Time
+	done     chan struct{}
+	res      resolver.Result
+	resolved time.Time // when res's digest was looked up
+	expires  time.Time
+	// failed is the error of this entry's lookup when res is an earlier lookup's digest served
+	// stale in its place (WithStaleIfError); nil otherwise.
+	failed error
+	// prev is the expired entry this lookup replaces, whose digest may be served stale if it fails.
+	prev *entry
 }
 
 // Option configures a Cache.
@@ -52,6 +62,23 @@ type Option func(*Cache)
 // WithTTL sets how long a digest is reused (default DefaultTTL). Zero or less disables the cache;
 // concurrent callers still share one lookup.
 func WithTTL(d time.Duration) Option { return func(c *Cache) { c.ttl = d } }
+
+// WithStaleIfError makes a failed lookup answer with the digest the reference last resolved to, if
+// that was less than d ago, instead of the error: the registry's outage then does not refuse what
+// it admitted a moment earlier. d counts from the digest's resolution, not from the end of its
+// TTL as RFC 5861's stale-if-error counts from staleness, so that d alone bounds how old a digest
+// may be served, whatever the TTL; a d not longer than the TTL therefore never applies.
+//
+// Only failures in which the registry gave no answer about the reference are covered: it could not
+// be reached, timed out, or answered 5xx, 408 or 429. An answer that the tag is gone or the
+// credentials are refused (any other 4xx) is the registry's word, and is returned as it is. A
+// reference never resolved still fails. Stale answers are counted (StaleHits) and can be collected
+// per call (RecordStale).
+//
+// Entries are then kept for max(TTL, d) after their resolution, and dropped by the sweep that runs
+// at most once per TTL (per d with the cache disabled): memory holds one entry for each distinct
+// reference resolved in the last max(TTL, d) plus one sweep period.
+func WithStaleIfError(d time.Duration) Option { return func(c *Cache) { c.staleIfError = d } }
 
 // WithClock sets where the time comes from (default time.Now), for tests.
 func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
@@ -74,6 +101,48 @@ func (c *Cache) Lookups() int64 { return c.lookups.Load() }
 // Hits counts the references answered from the cache or by another caller's lookup.
 func (c *Cache) Hits() int64 { return c.hits.Load() }
 
+// StaleHits counts the references answered with a stale digest after a failed lookup
+// (WithStaleIfError), once for each caller so answered.
+func (c *Cache) StaleHits() int64 { return c.stale.Load() }
+
+// Stale is a reference answered with an earlier digest because its lookup failed.
+type Stale struct {
+	// Ref is the reference as the caller spelled it.
+	Ref string
+	// Digest is the digest served, resolved at Resolved.
+	Digest   string
+	Resolved time.Time
+	// Err is why the lookup failed.
+	Err error
+}
+
+type recorderKey struct{}
+
+type recorder struct {
+	mu    sync.Mutex
+	stale []Stale
+}
+
+// RecordStale returns a context that collects the stale answers of every Resolve called with it
+// (or a context derived from it), and a function that returns those collected so far. A front end
+// records one admission's, to warn about each.
+func RecordStale(ctx context.Context) (context.Context, func() []Stale) {
+	r := &recorder{}
+	return context.WithValue(ctx, recorderKey{}, r), func() []Stale {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return append([]Stale(nil), r.stale...)
+	}
+}
+
+func record(ctx context.Context, s Stale) {
+	if r, ok := ctx.Value(recorderKey{}).(*recorder); ok {
+		r.mu.Lock()
+		r.stale = append(r.stale, s)
+		r.mu.Unlock()
+	}
+}
+
 // Resolve returns a result for every reference in refs: from the cache, from a lookup another
 // caller has in flight, or from one lookup of all the rest through next. A lookup this call starts
 // runs to its end (bounded by ctx's deadline) even if ctx is cancelled, since other callers may be
@@ -91,12 +160,16 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 		}
 		k := key(s)
 		e := c.entries[k]
+		var prev *entry
 		if e != nil && !e.expires.IsZero() && !now.Before(e.expires) {
 			delete(c.entries, k)
-			e = nil
+			prev, e = e, nil
 		}
 		if e == nil {
 			e = &entry{done: make(chan struct{})}
+			if c.staleIfError > 0 {
+				e.prev = prev
+			}
 			c.entries[k] = e
 			mine = append(mine, s)
 			owned = append(owned, e)
@@ -117,15 +190,12 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 		}
 		res := c.next.Resolve(lctx, mine)
 		c.mu.Lock()
-		expires := c.now().Add(c.ttl)
+		now := c.now()
 		for i, s := range mine {
-			e := owned[i]
-			e.res = res[s]
-			e.expires = expires
-			if (e.res.Err != nil || c.ttl <= 0) && c.entries[key(s)] == e {
+			if !c.settle(owned[i], res[s], now) && c.entries[key(s)] == owned[i] {
 				delete(c.entries, key(s))
 			}
-			close(e.done)
+			close(owned[i].done)
 		}
 		c.mu.Unlock()
 	}
@@ -135,6 +205,10 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 		select {
 		case <-e.done:
 			out[s] = e.res
+			if e.failed != nil {
+				c.stale.Add(1)
+				record(ctx, Stale{Ref: s, Digest: e.res.Digest, Resolved: e.resolved, Err: e.failed})
+			}
 		case <-ctx.Done():
 			out[s] = resolver.Result{Err: fmt.Errorf("gave up waiting for the lookup of %s: %w", s, ctx.Err())}
 		}
@@ -142,15 +216,53 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 	return out
 }
 
-// sweep drops expired entries, at most once per TTL, so that images seen once do not stay forever.
-// c.mu is held.
+// settle stores the result r of e's lookup, finished at now, and reports whether e stays in the
+// cache. A digest stays for the TTL, or as long as it may be served stale. A failure with a recent
+// enough digest before it (WithStaleIfError) answers with that digest, expired at once so that the
+// next caller looks again; any other failure is dropped. c.mu is held.
+func (c *Cache) settle(e *entry, r resolver.Result, now time.Time) bool {
+	prev := e.prev
+	e.prev = nil
+	switch {
+	case r.Err == nil:
+		e.res, e.resolved, e.expires = r, now, now.Add(c.ttl)
+		return c.ttl > 0 || c.staleIfError > 0
+	case prev != nil && prev.res.Err == nil && now.Sub(prev.resolved) < c.staleIfError && unanswered(r.Err):
+		e.res = resolver.Result{Digest: prev.res.Digest, Mirror: prev.res.Mirror}
+		e.resolved, e.expires, e.failed = prev.resolved, now, r.Err
+		return true
+	default:
+		e.res, e.expires = r, now
+		return false
+	}
+}
+
+// unanswered reports whether err is a failure in which the registry said nothing about the
+// reference: no answer, a timeout, 5xx, 408 or 429. Any other 4xx (tag or repository not found,
+// credentials refused) is an answer.
+func unanswered(err error) bool {
+	var re *resolver.Error
+	if !errors.As(err, &re) || re.StatusCode == 0 {
+		return true
+	}
+	code := re.StatusCode
+	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code < 400
+}
+
+// sweep drops the entries past their keeping time (the TTL, or the stale-if-error window if
+// longer), at most once per TTL (per stale-if-error window with the cache disabled), so that images
+// seen once do not stay forever. c.mu is held.
 func (c *Cache) sweep(now time.Time) {
-	if c.ttl <= 0 || now.Sub(c.lastSweep) < c.ttl {
+	every, keep := c.ttl, max(c.ttl, c.staleIfError)
+	if every <= 0 {
+		every = c.staleIfError
+	}
+	if every <= 0 || now.Sub(c.lastSweep) < every {
 		return
 	}
 	c.lastSweep = now
 	for k, e := range c.entries {
-		if !e.expires.IsZero() && !now.Before(e.expires) {
+		if !e.expires.IsZero() && !now.Before(e.resolved.Add(keep)) {
 			delete(c.entries, k)
 		}
 	}

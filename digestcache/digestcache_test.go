@@ -14,13 +14,14 @@ import (
 	"github.com/digester/digester/resolver"
 )
 
-// fake answers "sha256:<n>" for the n-th lookup of a reference, or fails while failing is set,
-// and records the references each call asked for.
+// fake answers "sha256:<n>" for the n-th lookup of a reference, or fails while failing is set
+// (with err, or "registry down"), and records the references each call asked for.
 type fake struct {
 	mu      sync.Mutex
 	calls   [][]string
 	n       int
 	failing bool
+	err     error
 	gate    chan struct{} // if not nil, Resolve waits for it to close
 }
 
@@ -35,7 +36,11 @@ func (f *fake) Resolve(ctx context.Context, refs []string) map[string]resolver.R
 	for _, r := range refs {
 		f.n++
 		if f.failing {
-			out[r] = resolver.Result{Err: errors.New("registry down")}
+			err := f.err
+			if err == nil {
+				err = errors.New("registry down")
+			}
+			out[r] = resolver.Result{Err: err}
 			continue
 		}
 		out[r] = resolver.Result{Digest: "sha256:" + string(rune('0'+f.n))}

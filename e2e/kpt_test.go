@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -254,22 +255,18 @@ onError: fail
 	}
 }
 
-// examplePackage copies the repository's own kpt package (root Kptfile, .krmignore and example/)
-// to dir, moving its images from localhost:5000 to the test registry, and puts the binary where
-// the Kptfile's exec path, resolved against dir, points. It pushes every image but those in
-// unpushed, and returns the files digester must leave when every lookup succeeds.
+// examplePackage copies the repository's example package (example/, but its lock, whose digests
+// are not the test registry's) to dir/example, moving its images from localhost:5000 to the test
+// registry, and puts the binary where its Kptfile's exec path, resolved against dir, points. It
+// pushes every image but those in unpushed, and returns the files digester must leave when every
+// lookup succeeds.
 func (s space) examplePackage(t *testing.T, dir string, unpushed ...string) (want map[string]string) {
 	t.Helper()
 	files := map[string]string{}
-	for _, name := range []string{"Kptfile", ".krmignore"} {
-		b, err := os.ReadFile(filepath.Join(repoRoot, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = string(b)
-	}
 	for name, content := range readFiles(t, filepath.Join(repoRoot, "example")) {
-		files[filepath.Join("example", name)] = strings.ReplaceAll(content, "localhost:5000/", s.image(""))
+		if name != "digests.lock.yaml" {
+			files[filepath.Join("example", name)] = strings.ReplaceAll(content, "localhost:5000/", s.image(""))
+		}
 	}
 
 	// Every image field on the test registry, pushed with the four media types in turn.
@@ -307,17 +304,17 @@ func (s space) examplePackage(t *testing.T, dir string, unpushed ...string) (wan
 	}
 	writeFiles(t, dir, files)
 
-	kptfile, err := yaml.Parse(files["Kptfile"])
+	kptfile, err := yaml.Parse(files["example/Kptfile"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	mutators, err := kptfile.Pipe(yaml.Lookup("pipeline", "mutators"))
 	if err != nil || mutators == nil {
-		t.Fatalf("the repository's Kptfile has no pipeline mutators: %v", err)
+		t.Fatalf("example/Kptfile has no pipeline mutators: %v", err)
 	}
 	execs, err := mutators.ElementValues("exec")
 	if err != nil || len(execs) != 1 || filepath.IsAbs(execs[0]) {
-		t.Fatalf("the repository's Kptfile should run one mutator with a relative exec path, has %q (%v)", execs, err)
+		t.Fatalf("example/Kptfile should run one mutator with a relative exec path, has %q (%v)", execs, err)
 	}
 	bin := filepath.Join(dir, execs[0])
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
@@ -333,14 +330,14 @@ func (s space) examplePackage(t *testing.T, dir string, unpushed ...string) (wan
 // not), and the rest of the line.
 var imageLine = regexp.MustCompile(`(?m)^([ \t]*(?:- )?image: ["']?)([^\s"'#]+)(.*)$`)
 
-// TestKptRender runs the repository's own Kptfile pipeline on a copy of example/, as a user
-// runs it from the repository root.
+// TestKptRender runs example/'s Kptfile pipeline on a copy of it, as a user runs it from the
+// repository root.
 func TestKptRender(t *testing.T) {
 	t.Parallel()
 	kpt := tool(t, "kpt")
 	dir := t.TempDir()
 	want := newSpace(t).examplePackage(t, dir)
-	out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec")
+	out := run(t, env{}, nil, dir, kpt, "fn", "render", "example", "--allow-exec")
 	if out.code != 0 {
 		t.Fatalf("kpt fn render exited %d:\n%s%s", out.code, out.stdout, out.stderr)
 	}
@@ -400,7 +397,7 @@ func TestKptFailingLookup(t *testing.T) {
 		s := newSpace(t)
 		s.examplePackage(t, dir, "shop/report:2.0")
 		before := readFiles(t, dir)
-		out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec")
+		out := run(t, env{}, nil, dir, kpt, "fn", "render", "example", "--allow-exec")
 		if out.code == 0 {
 			t.Fatalf("kpt fn render succeeded on a missing image:\n%s", out.stderr)
 		}
@@ -415,31 +412,28 @@ func TestKptFailingLookup(t *testing.T) {
 	})
 }
 
-// TestRepoKptfileOffline runs the repository's own pipeline as a fresh clone has it (Kptfile,
-// .krmignore, digests.lock.yaml and example/ as committed), with nothing serving localhost:5000:
-// every image is pinned from the lock, with no registry request, and the lock stays as it is.
-func TestRepoKptfileOffline(t *testing.T) {
+// TestFreshCloneOffline runs the README's claim as it words it: on a fresh clone (git clone of this
+// repository's HEAD), the README's command builds digester and pins example/ from its lock, with
+// no network: Go may download nothing (GOPROXY=off), every HTTP request goes to a proxy that does
+// not exist, and nothing serves localhost:5000. Every image is pinned from the lock, the lock stays
+// as it is, and kpt reports no registry request.
+func TestFreshCloneOffline(t *testing.T) {
 	t.Parallel()
 	kpt := tool(t, "kpt")
-	dir := t.TempDir()
-	files := map[string]string{}
-	for _, name := range []string{"Kptfile", ".krmignore", "digests.lock.yaml"} {
-		b, err := os.ReadFile(filepath.Join(repoRoot, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = string(b)
-	}
-	for name, content := range readFiles(t, filepath.Join(repoRoot, "example")) {
-		files[filepath.Join("example", name)] = content
-	}
-	writeFiles(t, dir, files)
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(digester, filepath.Join(dir, "bin", "digester")); err != nil {
-		t.Fatal(err)
+	m := regexp.MustCompile("on a fresh clone\\s+`([^`]+)` pins it from the lock, offline").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README no longer says which command pins example/ on a fresh clone")
 	}
+	command := string(m[1])
+	dir := filepath.Join(t.TempDir(), "digester")
+	if out, err := exec.Command("git", "clone", "-q", repoRoot, dir).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	files := readFiles(t, filepath.Join(dir, "example"))
 
 	// What the lock says, applied to every image field of example/.
 	lock, err := yaml.Parse(files["digests.lock.yaml"])
@@ -458,7 +452,7 @@ func TestRepoKptfileOffline(t *testing.T) {
 	fields, distinct := 0, map[string]bool{} // example/ writes each reference one way
 	for name, content := range files {
 		want[name] = content
-		if !strings.HasPrefix(name, "example") {
+		if name == "digests.lock.yaml" || name == "Kptfile" {
 			continue
 		}
 		want[name] = imageLine.ReplaceAllStringFunc(content, func(line string) string {
@@ -477,16 +471,17 @@ func TestRepoKptfileOffline(t *testing.T) {
 		t.Fatal("example/ has no image fields")
 	}
 
-	out := run(t, env{}, nil, dir, kpt, "fn", "render", "--allow-exec", "--results-dir", filepath.Join(dir, "results"))
-	if out.code != 0 {
-		t.Fatalf("kpt fn render exited %d:\n%s%s", out.code, out.stdout, out.stderr)
+	results := filepath.Join(t.TempDir(), "results")
+	sh := exec.Command("bash", "-e", "-c", command+" --results-dir "+results)
+	sh.Dir = dir
+	sh.Env = append(os.Environ(), "PATH="+filepath.Dir(kpt)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"GOPROXY=off", "GOFLAGS=-mod=readonly", "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "NO_PROXY=", "no_proxy=")
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
 	}
-	results := readFiles(t, filepath.Join(dir, "results"))["results.yaml"]
-	if summary := fmt.Sprintf("pinned %d image fields (%d distinct references, 0 registry requests); 0 already pinned, 0 skipped by prefix; %d pinned from the lock", fields, len(distinct), fields); !strings.Contains(results, summary) {
-		t.Errorf("results lack %q:\n%s", summary, results)
+	summary := readFiles(t, results)["results.yaml"]
+	if want := fmt.Sprintf("pinned %d image fields (%d distinct references, 0 registry requests); 0 already pinned, 0 skipped by prefix; %d pinned from the lock", fields, len(distinct), fields); !strings.Contains(summary, want) {
+		t.Errorf("results lack %q:\n%s", want, summary)
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
-		t.Fatal(err)
-	}
-	checkFiles(t, dir, want)
+	checkFiles(t, filepath.Join(dir, "example"), want)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 )
 
@@ -23,7 +24,7 @@ func (r *run) lookUp(ctx context.Context) {
 	r.resolved = r.resolve(ctx, refs)
 	var old []string
 	for _, t := range r.moved() {
-		old = append(old, repository(t.tag)+"@"+t.digest)
+		old = append(old, imageref.Repository(t.tag)+"@"+t.digest)
 	}
 	r.old = r.resolve(ctx, old)
 	r.children = map[string]map[string]string{}
@@ -32,8 +33,13 @@ func (r *run) lookUp(ctx context.Context) {
 		return
 	}
 	// One GET per index. On failure the pin is reported stale, as it would be without the lister.
+	// Without a platform, a moved pin may be one platform's image of the tag's index; with one,
+	// the pin may be an index whose image for the platform is the tag's now.
 	for _, t := range r.moved() {
-		idx := repository(t.tag) + "@" + r.resolved[t.lookup].Digest
+		idx := imageref.Repository(t.tag) + "@" + r.resolved[t.lookup].Digest
+		if r.opts.Platform != nil {
+			idx = imageref.Repository(t.tag) + "@" + t.digest
+		}
 		if _, done := r.children[idx]; !done {
 			r.children[idx], _ = lister.Platforms(ctx, idx)
 		}
@@ -69,13 +75,11 @@ func (r *run) decide() {
 		got, img := r.resolved[t.lookup], t.field.Image
 		switch {
 		case t.lookup == "": // from the lock
-			r.changes = append(r.changes, change{t, resolver.Pin(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
-			r.used[img] = t.locked
+			r.changes = append(r.changes, change{t, imageref.WithDigest(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
 		case got.Err != nil:
 			r.lookupFailed(t, got.Err)
 		case t.digest == "" && t.locked != "" && got.Digest != t.locked && r.opts.Pinned == PinnedVerify:
 			r.failed(CauseStale, t.use, fmt.Sprintf("stale lock entry: the lock pins %s to %s, but the tag now points to %s", img, t.locked, got.Digest))
-			r.used[img] = t.locked
 		case t.digest == "":
 			r.pinTag(t, got)
 		case t.tag == "": // repo@digest, served
@@ -85,7 +89,7 @@ func (r *run) decide() {
 			}
 		case got.Digest == t.digest:
 			s.Verified++
-			r.used[t.tag] = t.digest
+			r.confirm(t.tag, t.digest)
 		default:
 			r.tagMoved(t, got.Digest)
 		}
@@ -103,12 +107,6 @@ func (r *run) lookupFailed(t *task, err error) {
 	if ref, perr := resolver.Parse(t.lookup); perr == nil {
 		f.Registry = ref.Context().RegistryStr()
 	}
-	switch {
-	case t.digest == "" && t.locked != "":
-		r.used[t.field.Image] = t.locked
-	case t.digest != "" && t.tag != "":
-		r.used[t.tag] = t.digest
-	}
 }
 
 // pinTag pins an unpinned field to its tag's digest.
@@ -121,30 +119,37 @@ func (r *run) pinTag(t *task, got resolver.Result) {
 	if got.Mirror != "" {
 		msg += " (answered by mirror " + got.Mirror + ")"
 	}
-	r.changes = append(r.changes, change{t: t, to: resolver.Pin(img, got.Digest), msg: msg})
-	r.used[img] = got.Digest
+	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(img, got.Digest), msg: msg})
+	r.confirm(img, got.Digest)
 }
 
 // tagMoved handles a tag@digest pin whose tag now points to now: one platform's image of the
-// tag's index (a warning, when strict), a stale pin (an error, when strict), or a refresh.
+// tag's index (a warning, when strict), a multi-arch index whose image for the run's platform is
+// now (current, for that platform), a stale pin (an error, when strict), or a refresh.
 func (r *run) tagMoved(t *task, now string) {
-	why := fmt.Sprintf("%s is pinned to %s, but the tag now points to %s", t.tag, t.digest, now)
-	if o := r.old[repository(t.tag)+"@"+t.digest]; o.Err != nil {
-		why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
-	}
-	switch p, child := r.children[repository(t.tag)+"@"+now][t.digest]; {
-	case child && r.strict():
+	repo := imageref.Repository(t.tag)
+	if p, child := r.children[repo+"@"+now][t.digest]; child && r.strict() {
 		r.rep.Summary.Verified++
-		r.used[t.tag] = t.digest
+		r.confirm(t.tag, now)
 		r.add(Warning, CauseDisagreement, t.use, fmt.Sprintf("%s is pinned to %s, the %s image of the multi-arch tag (%s): nodes of other platforms cannot run it",
 			t.tag, t.digest, p, now), "")
-	case r.strict():
-		r.failed(CauseStale, t.use, "stale pin: "+why)
-		r.used[t.tag] = t.digest
-	default:
-		r.changes = append(r.changes, change{t: t, to: resolver.Pin(t.tag, now), msg: "refreshed: " + why})
-		r.used[t.tag] = now
+		return
 	}
+	if p, ok := r.children[repo+"@"+t.digest][now]; ok && p == r.platform() {
+		r.rep.Summary.Verified++ // the pinned index gives this platform's nodes the image the tag gives them now
+		r.confirm(t.tag, now)
+		return
+	}
+	why := fmt.Sprintf("%s is pinned to %s, but the tag now points to %s", t.tag, t.digest, now)
+	if o := r.old[repo+"@"+t.digest]; o.Err != nil {
+		why += fmt.Sprintf(" (and the repository does not serve %s)", t.digest)
+	}
+	if r.strict() {
+		r.failed(CauseStale, t.use, "stale pin: "+why)
+		return
+	}
+	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(t.tag, now), msg: "refreshed: " + why})
+	r.confirm(t.tag, now)
 }
 
 // apply sets every decided change in its node and reports it.

@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -21,10 +22,17 @@ const (
 	LockKind       = "DigestLock"
 )
 
+// LockEntry is what a DigestLock says of one reference: its digest, and the platform the digest
+// was resolved for ("linux/arm64"; "" for none: the tag's own digest, a multi-arch index's or a
+// single-platform image's). A lock written before platforms were recorded reads as "".
+type LockEntry struct {
+	Digest, Platform string
+}
+
 // lock is a DigestLock read from a package: its entries and its node.
 type lock struct {
 	obj     *Object
-	entries map[string]string // reference as written -> digest
+	entries map[string]LockEntry // by reference as written
 }
 
 // IsLock reports whether m, a mapping (or a document holding one), is a DigestLock.
@@ -34,8 +42,8 @@ func IsLock(m *yaml.Node) bool {
 }
 
 // ParseLock reads a DigestLock written as YAML (as a ConfigMap publishes one) and returns its
-// entries: each reference as written and its digest.
-func ParseLock(data []byte) (map[string]string, error) {
+// entries by reference as written.
+func ParseLock(data []byte) (map[string]LockEntry, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
@@ -51,10 +59,11 @@ func ParseLock(data []byte) (map[string]string, error) {
 	return entries, nil
 }
 
-// lockEntries reads a DigestLock's images, a list of {image, digest}; a malformed entry is an
-// error naming its index, since a lock that is read wrong pins wrong.
-func lockEntries(m *yaml.Node) (map[string]string, error) {
-	entries := map[string]string{}
+// lockEntries reads a DigestLock's images, a list of {image, digest, platform}; a malformed
+// entry, or two spellings of one reference with different digests, is an error naming them, since
+// a lock that is read wrong pins wrong.
+func lockEntries(m *yaml.Node) (map[string]LockEntry, error) {
+	entries := map[string]LockEntry{}
 	images := walker.Lookup(m, "images")
 	if images == nil || images.Kind == yaml.ScalarNode && images.Tag == "!!null" {
 		return entries, nil
@@ -62,34 +71,61 @@ func lockEntries(m *yaml.Node) (map[string]string, error) {
 	if images.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("images is not a list")
 	}
+	first := map[string]int{} // normalised reference -> index of its first entry
 	for i, e := range images.Content {
-		img, d := walker.Scalar(walker.Lookup(e, "image")), walker.Scalar(walker.Lookup(e, "digest"))
-		switch {
-		case e.Kind != yaml.MappingNode || img == "" || d == "":
-			return nil, fmt.Errorf("images[%d] needs an image and a digest", i)
-		case !digestRE(d):
-			return nil, fmt.Errorf("images[%d] (%s): %q is not a digest (sha256: and 64 lowercase hex digits)", i, img, d)
-		case strings.Contains(img, "@"):
-			return nil, fmt.Errorf("images[%d]: %q carries a digest already; the lock maps tags to digests", i, img)
-		case entries[img] != "" && entries[img] != d:
-			return nil, fmt.Errorf("images[%d]: %s is listed twice with different digests", i, img)
+		img, err := lockEntry(e)
+		if err != nil {
+			return nil, fmt.Errorf("images[%d]%s", i, err)
 		}
-		entries[img] = d
+		n := normalise(img.image)
+		if j, seen := first[n]; seen {
+			if other := entries[walker.Scalar(walker.Lookup(images.Content[j], "image"))]; other != img.LockEntry {
+				return nil, fmt.Errorf("images[%d] (%s) and images[%d] (%s) are one reference with different entries (%s, %s): remove one",
+					j, walker.Scalar(walker.Lookup(images.Content[j], "image")), i, img.image, describeEntry(other), describeEntry(img.LockEntry))
+			}
+		} else {
+			first[n] = i
+		}
+		entries[img.image] = img.LockEntry
 	}
 	return entries, nil
 }
 
-func digestRE(s string) bool {
-	hex, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(hex) != 64 {
-		return false
+type namedEntry struct {
+	image string
+	LockEntry
+}
+
+// lockEntry reads one entry of a DigestLock's images; an error starts with what follows
+// "images[i]" in a message.
+func lockEntry(e *yaml.Node) (namedEntry, error) {
+	img := walker.Scalar(walker.Lookup(e, "image"))
+	d := walker.Scalar(walker.Lookup(e, "digest"))
+	p := walker.Scalar(walker.Lookup(e, "platform"))
+	switch {
+	case e.Kind != yaml.MappingNode || img == "" || d == "":
+		return namedEntry{}, fmt.Errorf(" needs an image and a digest")
+	case !imageref.ValidDigest(d):
+		return namedEntry{}, fmt.Errorf(" (%s): %q is not a digest (sha256: and 64, or sha512: and 128, lowercase hex digits)", img, d)
+	case strings.Contains(img, "@"):
+		return namedEntry{}, fmt.Errorf(": %q carries a digest already; the lock maps tags to digests", img)
 	}
-	for _, c := range hex {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
+	if p != "" {
+		pl, err := resolver.ParsePlatform(p)
+		if err != nil {
+			return namedEntry{}, fmt.Errorf(" (%s): %v", img, err)
 		}
+		p = pl.String()
 	}
-	return true
+	return namedEntry{img, LockEntry{Digest: d, Platform: p}}, nil
+}
+
+// describeEntry is an entry in words: its digest, and its platform if it has one.
+func describeEntry(e LockEntry) string {
+	if e.Platform == "" {
+		return e.Digest
+	}
+	return e.Digest + " for " + e.Platform
 }
 
 // readLock finds the package's DigestLock. A malformed lock, or two, fail the run: pinning from a
@@ -115,34 +151,72 @@ func (r *run) readLock(objs []*Object) {
 	if r.lock == nil && r.opts.Lock == LockFrozen {
 		r.failed(CauseLock, use{}, "lock: frozen, but the package has no DigestLock (run once with lock: update to create "+r.opts.LockFile+")")
 	}
-	r.byName = map[string]string{}
+	r.byName = map[string]LockEntry{}
 	if r.lock != nil {
-		for img, d := range r.lock.entries {
-			r.byName[normalise(img)] = d
+		for img, e := range r.lock.entries {
+			r.byName[normalise(img)] = e
 		}
 	}
 }
 
-// writeLock brings the lock up to date with the references the package uses, creating it under
-// lock: update, and reports what changed.
+// platform is the run's platform as the lock records it: "" for none.
+func (r *run) platform() string {
+	if r.opts.Platform == nil {
+		return ""
+	}
+	return r.opts.Platform.String()
+}
+
+// confirm records that this run resolved or verified ref (a tag, as written) to digest for its
+// platform: the lock will say so.
+func (r *run) confirm(ref, digest string) {
+	if lockable(ref) {
+		r.resolvedLock[ref] = LockEntry{Digest: digest, Platform: r.platform()}
+	}
+}
+
+// lockable reports whether a reference may have a lock entry: one without a digest. A reference
+// without a tag (nginx) is locked as it is written, for its implicit tag, latest; once pinned
+// (nginx@sha256:…) the field still uses that entry, so it stays.
+func lockable(ref string) bool { return ref != "" && !strings.Contains(ref, "@") }
+
+// entries is the lock this run leaves: every entry of the package's lock whose reference a field
+// still uses (skipped, templated, failed or kept alike: skipping is not forgetting), with what
+// this run resolved or verified written over it, in the lock's own spelling where it has one.
+func (r *run) entries() map[string]LockEntry {
+	out := map[string]LockEntry{}
+	if r.lock != nil {
+		for k, e := range r.lock.entries {
+			if r.inUse[normalise(k)] {
+				out[k] = e
+			}
+		}
+	}
+	for k, e := range canonical(r.resolvedLock, out) {
+		out[k] = e
+	}
+	return out
+}
+
+// writeLock brings the lock up to date, creating it under lock: update, and reports what changed.
 func (r *run) writeLock() {
 	lk := r.lock
 	if lk == nil && r.opts.Lock != LockUpdate || r.opts.Lock == LockFrozen {
 		return
 	}
-	var before map[string]string
+	var before map[string]LockEntry
 	if lk != nil {
 		before = lk.entries
 	}
-	used := canonical(r.used, before)
-	added, changed, dropped := lockDiff(before, used)
+	after := r.entries()
+	added, changed, dropped := lockDiff(before, after)
 	switch {
 	case lk == nil:
-		obj := newLock(r.opts.LockFile, used)
+		obj := newLock(r.opts.LockFile, after)
 		r.rep.Created = append(r.rep.Created, obj)
-		r.add(Info, "", use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(used), "reference"), "")
+		r.add(Info, "", use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(after), "reference"), "")
 	case added+changed+dropped > 0:
-		lk.setImages(used)
+		lk.setImages(after)
 		r.add(Info, "", use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
 			fmt.Sprintf("updated the lock: %d added, %d changed, %d dropped", added, changed, dropped), "")
 	}
@@ -154,25 +228,25 @@ func (r *run) checkLock() {
 	if lk == nil {
 		return
 	}
-	added, changed, dropped := lockDiff(lk.entries, canonical(r.used, lk.entries))
+	added, changed, dropped := lockDiff(lk.entries, r.entries())
 	if added+changed+dropped > 0 {
 		r.failed(CauseUnpinned, use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
 			fmt.Sprintf("the lock is out of date: pinning would add %d, change %d and drop %d entries", added, changed, dropped))
 	}
 }
 
-// canonical keys used by one spelling per reference: the lock's own where it has one, else the
-// shortest, so that nginx:1.27 and docker.io/library/nginx:1.27 make one entry and
-// an existing lock keeps its spelling.
-func canonical(used, locked map[string]string) map[string]string {
+// canonical keys entries by one spelling per reference: the lock's own where it has one, else the
+// shortest, so that nginx:1.27 and docker.io/library/nginx:1.27 make one entry and an existing
+// lock keeps its spelling.
+func canonical(entries, locked map[string]LockEntry) map[string]LockEntry {
 	keyOf := map[string]string{} // normalised reference -> key
 	for _, k := range slices.Sorted(maps.Keys(locked)) {
 		if n := normalise(k); keyOf[n] == "" {
 			keyOf[n] = k
 		}
 	}
-	out := make(map[string]string, len(used))
-	keys := slices.SortedFunc(maps.Keys(used), func(a, b string) int { // shortest spelling first
+	out := make(map[string]LockEntry, len(entries))
+	keys := slices.SortedFunc(maps.Keys(entries), func(a, b string) int { // shortest spelling first
 		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 	})
 	for _, k := range keys {
@@ -180,7 +254,7 @@ func canonical(used, locked map[string]string) map[string]string {
 		if keyOf[n] == "" {
 			keyOf[n] = k
 		}
-		out[keyOf[n]] = used[k]
+		out[keyOf[n]] = entries[k]
 	}
 	return out
 }
@@ -194,7 +268,7 @@ func normalise(ref string) string {
 	return ref
 }
 
-func lockDiff(before, after map[string]string) (added, changed, dropped int) {
+func lockDiff(before, after map[string]LockEntry) (added, changed, dropped int) {
 	for k, v := range after {
 		switch b, ok := before[k]; {
 		case !ok:
@@ -220,16 +294,20 @@ func orNone(s string) string {
 
 // lockNode builds a DigestLock's images with entries sorted by reference: the same package always
 // gives the same bytes, so a refresh is a reviewable diff.
-func lockNode(entries map[string]string) *yaml.Node {
+func lockNode(entries map[string]LockEntry) *yaml.Node {
 	images := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 	for _, r := range slices.Sorted(maps.Keys(entries)) {
-		images.Content = append(images.Content, mappingOf("image", r, "digest", entries[r]))
+		e := mappingOf("image", r, "digest", entries[r].Digest)
+		if p := entries[r].Platform; p != "" {
+			e.Content = append(e.Content, str("platform"), str(p))
+		}
+		images.Content = append(images.Content, e)
 	}
 	return images
 }
 
 // newLock makes a DigestLock object for file.
-func newLock(file string, entries map[string]string) *Object {
+func newLock(file string, entries map[string]LockEntry) *Object {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	add := func(k string, v *yaml.Node) {
 		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
@@ -258,7 +336,7 @@ func mappingOf(kv ...string) *yaml.Node {
 }
 
 // setImages replaces the lock's images with entries, in place.
-func (l *lock) setImages(entries map[string]string) {
+func (l *lock) setImages(entries map[string]LockEntry) {
 	m := mapping(l.obj.Node)
 	images := lockNode(entries)
 	for i := 0; i+1 < len(m.Content); i += 2 {

@@ -97,10 +97,10 @@ func TestLockEntries(t *testing.T) {
 		mutate func(*pin.Options)
 		want   map[string]string
 	}{{
-		name:   "update: tag@digest pins are kept with their tag, repo@digest pins have no tag to key",
-		docs:   []string{pod("a", "nginx:1.27@"+ng), pod("b", "ghcr.io/acme/app@"+app), pod("c", "docker.io/library/nginx:1.27")},
+		name:   "update: only what the run resolved is locked: a kept tag@digest pin is not confirmed, a repo@digest pin has no tag",
+		docs:   []string{pod("a", "nginx:1.27@"+other), pod("b", "ghcr.io/acme/app@"+app), pod("c", "docker.io/library/nginx:1.27")},
 		mutate: func(c *pin.Options) { c.Lock = pin.LockUpdate },
-		want:   map[string]string{"nginx:1.27": ng},
+		want:   map[string]string{"docker.io/library/nginx:1.27": ng},
 	}, {
 		name: "an existing lock keeps its spelling and matches others",
 		docs: []string{pod("a", "docker.io/library/nginx:1.27"), lockDoc("index.docker.io/library/nginx:1.27", ng)},

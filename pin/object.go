@@ -87,23 +87,3 @@ func column(n *yaml.Node) int {
 	}
 	return n.Column
 }
-
-// cutDigest splits repo[:tag]@digest.
-func cutDigest(ref string) (name, digest string, ok bool) {
-	return strings.Cut(ref, "@")
-}
-
-// explicitTag reports whether a reference without digest names a tag ("nginx:1.27", not "nginx"
-// or "localhost:5000/app").
-func explicitTag(ref string) bool {
-	i := strings.LastIndex(ref, ":")
-	return i > strings.LastIndex(ref, "/")
-}
-
-// repository is ref without its tag.
-func repository(ref string) string {
-	if explicitTag(ref) {
-		return ref[:strings.LastIndex(ref, ":")]
-	}
-	return ref
-}

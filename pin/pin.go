@@ -15,9 +15,12 @@
 package pin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
 )
@@ -33,8 +36,9 @@ type use struct {
 type task struct {
 	use
 	// tag is the reference without its digest, "" for a repo@digest pin; digest is the field's
-	// pin, "" for an unpinned field; locked is the lock's digest for the reference, if any.
-	tag, digest, locked string
+	// pin, "" for an unpinned field; locked is the lock's digest for the reference, if it has one
+	// for the run's platform, and lockedFor the platform of an entry it has for another.
+	tag, digest, locked, lockedFor string
 	// lookup is the reference to resolve, "" when the lock answers; name is its normalised form,
 	// which counts distinct references.
 	lookup, name string
@@ -55,10 +59,13 @@ type run struct {
 	fail Severity // Error, or Warning under on-error: warn
 
 	lock   *lock
-	byName map[string]string // normalised reference -> the lock's digest
+	byName map[string]LockEntry // normalised reference -> the lock's entry
 	tasks  []*task
-	// used is every reference the package uses, as written, and its digest: the lock to be.
-	used map[string]string
+	// inUse holds the normalised references (with a tag) of every image field, whatever becomes
+	// of it; resolvedLock, what this run resolved or verified, by reference as written: the lock
+	// to be is made of both (see entries).
+	inUse        map[string]bool
+	resolvedLock map[string]LockEntry
 
 	resolved, old map[string]resolver.Result
 	children      map[string]map[string]string // index repo@digest -> image digest -> platform
@@ -71,7 +78,7 @@ type run struct {
 func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
-		fail: Error, used: map[string]string{}}
+		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
@@ -161,7 +168,7 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 	case walker.Ambiguous:
 		r.failed(CauseAmbiguous, u, pr.Message)
 	case walker.Unlisted:
-		if _, err := resolver.Parse(pr.Image); err != nil || resolver.HasDigest(pr.Image) || unlisted[pr.Message] {
+		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || unlisted[pr.Message] {
 			return // not a reference, or nothing lost by leaving it
 		}
 		unlisted[pr.Message] = true
@@ -184,6 +191,9 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 // an error already reported), or a task for lookUp.
 func (r *run) classify(u use) *task {
 	s, f, o := &r.rep.Summary, u.field, r.opts
+	if tag, _, _ := strings.Cut(f.Image, "@"); lockable(tag) {
+		r.inUse[normalise(tag)] = true // whatever becomes of the field, its lock entry stays
+	}
 	if hasPrefix(f.Image, o.SkipPrefixes) || r.leave != nil && r.leave(u.obj, f) {
 		s.Skipped++
 		return nil
@@ -203,16 +213,20 @@ func (r *run) classify(u use) *task {
 		return nil
 	}
 	t := &task{use: u, tag: f.Image, name: ref.Name()}
-	if resolver.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
-		t.tag, t.digest, _ = cutDigest(f.Image)
-		if !explicitTag(t.tag) {
+	if imageref.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
+		t.tag, t.digest, _ = strings.Cut(f.Image, "@")
+		if !imageref.HasTag(t.tag) {
 			t.tag = ""
 		} else if o.Pinned != PinnedKeep || r.lock != nil {
 			t.name = normalise(t.tag)
 		}
 	}
-	if t.tag != "" && r.lock != nil {
-		t.locked = r.byName[t.name]
+	if e, ok := r.byName[t.name]; ok && lockable(t.tag) {
+		if e.Platform == r.platform() {
+			t.locked = e.Digest
+		} else {
+			t.lockedFor = cmp.Or(e.Platform, "no platform (the multi-arch index)")
+		}
 	}
 	return r.route(t)
 }
@@ -224,21 +238,22 @@ func (r *run) route(t *task) *task {
 	switch {
 	case t.digest == "" && o.Mode == ModeCheck:
 		r.failed(CauseUnpinned, t.use, fmt.Sprintf("not pinned: %s has no digest (digester would pin it)", img))
-		if t.locked != "" {
-			r.used[img] = t.locked // pin mode would pin it from the lock, which keeps the entry
+		if t.lockedFor != "" {
+			r.resolvedLock[img] = LockEntry{Platform: r.platform()} // pin mode would resolve it anew for this platform
 		}
 		return nil
 	case t.digest != "" && o.Pinned == PinnedKeep:
 		r.rep.Summary.AlreadyPinned++
-		if t.tag != "" {
-			r.used[t.tag] = t.digest
-			if t.locked != "" && t.locked != t.digest {
-				r.add(Warning, CauseDisagreement, t.use, fmt.Sprintf("%s is pinned to %s here, but the lock says %s (pinned: refresh aligns them)", t.tag, t.digest, t.locked), "")
-			}
+		if t.locked != "" && t.locked != t.digest {
+			r.add(Warning, CauseDisagreement, t.use, fmt.Sprintf("%s is pinned to %s here, but the lock says %s (pinned: refresh aligns them)", t.tag, t.digest, t.locked), "")
 		}
 		return nil
 	case t.digest == "" && t.locked != "" && o.Pinned == PinnedKeep:
 		// pinned from the lock, no request
+	case t.digest == "" && o.Lock == LockFrozen && t.lockedFor != "":
+		r.failed(CauseNotInLock, t.use, fmt.Sprintf("not in the lock for %s: the lock's entry for %s was resolved for %s, and lock: frozen sends no registry request (run with lock: update to resolve it for this platform)",
+			cmp.Or(r.platform(), "no platform"), img, t.lockedFor))
+		return nil
 	case t.digest == "" && o.Lock == LockFrozen:
 		r.failed(CauseNotInLock, t.use, fmt.Sprintf("not in the lock: %s has no entry in the package's DigestLock, and lock: frozen sends no registry request (run with lock: update to add it)", img))
 		return nil

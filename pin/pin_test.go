@@ -363,7 +363,7 @@ func TestLockErrors(t *testing.T) {
 	}{
 		{"not a list", []string{head + "images: nginx\n"}, "the DigestLock cannot be read: images is not a list"},
 		{"no digest", []string{head + "images:\n- image: nginx:1.27\n"}, "the DigestLock cannot be read: images[0] needs an image and a digest"},
-		{"bad digest", []string{head + "images:\n- image: nginx:1.27\n  digest: sha256:abc\n"}, `the DigestLock cannot be read: images[0] (nginx:1.27): "sha256:abc" is not a digest (sha256: and 64 lowercase hex digits)`},
+		{"bad digest", []string{head + "images:\n- image: nginx:1.27\n  digest: sha256:abc\n"}, `the DigestLock cannot be read: images[0] (nginx:1.27): "sha256:abc" is not a digest (sha256: and 64, or sha512: and 128, lowercase hex digits)`},
 		{"pinned key", []string{head + "images:\n- image: nginx@sha256:" + strings.Repeat("c", 64) + "\n  digest: sha256:" + strings.Repeat("c", 64) + "\n"}, "carries a digest already"},
 		{"two locks", []string{good, good}, "a second DigestLock: the package may hold one (the first is in b.yaml)"},
 	} {

@@ -1,9 +1,7 @@
 package pin
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -69,8 +67,10 @@ const (
 	CauseUnauthorized Cause = "unauthorized"  // the registry wants credentials it was not given, or refused them
 	CauseNotFound     Cause = "not-found"     // no such tag, manifest or repository
 	CauseRateLimited  Cause = "rate-limited"  // the registry asked to come back later
-	CauseUnreachable  Cause = "unreachable"   // the registry could not be reached, or timed out
+	CauseUnreachable  Cause = "unreachable"   // the registry could not be reached, or its TLS refused
+	CauseTimeout      Cause = "timeout"       // the registry did not answer in time, or the run was stopped
 	CauseCredentials  Cause = "credentials"   // reading the credentials for the registry failed
+	CausePlatform     Cause = "platform"      // the tag has no image for the platform asked
 	CauseRegistry     Cause = "registry"      // any other failure of the registry or of its answer
 	CauseInvalid      Cause = "invalid"       // the value is not an image reference digester can look up
 	CauseTemplate     Cause = "template"      // the value holds a template variable
@@ -85,30 +85,27 @@ const (
 	CauseDisagreement Cause = "disagreement"  // a pin disagrees with the lock, or is one platform's image
 	CauseNoTag        Cause = "no-tag"        // refresh: a repo@digest pin has no tag to follow
 	CauseNoDigestKey  Cause = "no-digest-key" // a Helm split image has no digest key to pin it in
-	CauseOther        Cause = "other"
 )
 
-// causeOf classifies a lookup's error.
+// causeOf classifies a lookup's error by the resolver's typed cause.
 func causeOf(err error) Cause {
-	var re *resolver.Error
-	if !errors.As(err, &re) {
-		return CauseInvalid // Resolve's only other errors are references that do not parse
-	}
-	switch re.StatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	switch resolver.CauseOf(err) {
+	case resolver.Unauthorized:
 		return CauseUnauthorized
-	case http.StatusNotFound:
+	case resolver.NotFound:
 		return CauseNotFound
-	case http.StatusTooManyRequests:
+	case resolver.RateLimited:
 		return CauseRateLimited
-	}
-	switch msg := re.Error(); {
-	case strings.HasPrefix(msg, "unauthorized"):
-		return CauseUnauthorized
-	case strings.HasPrefix(msg, "cannot connect"), strings.HasPrefix(msg, "timed out"):
+	case resolver.Unreachable, resolver.TLSFailure:
 		return CauseUnreachable
-	case strings.Contains(msg, "credential"):
+	case resolver.Timeout, resolver.Canceled:
+		return CauseTimeout
+	case resolver.Credentials:
 		return CauseCredentials
+	case resolver.Invalid:
+		return CauseInvalid
+	case resolver.Platform:
+		return CausePlatform
 	}
 	return CauseRegistry
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/digester/digester/imageref"
 )
 
 // maxManifestBytes bounds a manifest body: registries refuse manifests over 4 MiB.
@@ -38,8 +40,6 @@ var manifestTypes = []string{
 }
 
 var acceptHeader = strings.Join(manifestTypes, ",")
-
-var digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
 
 // registry is the state of one registry: the repositories asked of it, and its session.
 type registry struct {
@@ -120,7 +120,7 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) (*session, error)
 		reg = name.Registry{}
 		var err error
 		if reg, err = name.NewRegistry(host, name.Insecure); err != nil {
-			return nil, err
+			return nil, fail(Invalid, host, "%v", err)
 		}
 	}
 	var rt http.RoundTripper = &guard{inner: r.base, insecure: r.allowPlainHTTP}
@@ -135,7 +135,7 @@ func (r *Resolver) handshake(ctx context.Context, g *registry) (*session, error)
 	}
 	cfg, err := authn.Authorization(ctx, auth)
 	if err != nil {
-		return nil, fmt.Errorf("read credentials for registry %s: %w", host, err)
+		return nil, fail(Credentials, host, "read credentials for registry %s: %v", host, err)
 	}
 	s.anonymous = *cfg == authn.AuthConfig{}
 	secrets := []string{cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken}
@@ -221,7 +221,9 @@ func (r *Resolver) lookupWith(ctx context.Context, g *session, target name.Refer
 	pinned := HasDigest(target.String())
 	if want := target.Identifier(); err == nil && pinned && d != want {
 		repo := target.Context().RepositoryStr()
-		return "", fmt.Errorf("registry %s sent digest %s for manifest %s of repository %s: refusing to pin", g.name.RegistryStr(), d, want, repo)
+		e := fail(Mismatch, g.name.RegistryStr(), "registry %s sent digest %s for manifest %s of repository %s: refusing to pin", g.name.RegistryStr(), d, want, repo)
+		e.Repository, e.Tag = repo, want
+		return "", e
 	}
 	if err == nil && !pinned && r.platform != nil {
 		return r.forPlatform(ctx, g, target, d)
@@ -241,7 +243,7 @@ func (r *Resolver) fetch(ctx context.Context, g *session, target name.Reference)
 	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
-		if d := resp.Header.Get("Docker-Content-Digest"); digestRE.MatchString(d) && isManifestType(resp.Header.Get("Content-Type")) {
+		if d := resp.Header.Get("Docker-Content-Digest"); imageref.ValidDigest(d) && isManifestType(resp.Header.Get("Content-Type")) {
 			return d, nil
 		}
 	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
@@ -276,9 +278,9 @@ var missingHelperRE = regexp.MustCompile(`exec: "(docker-credential-[^"]+)": exe
 // credentialError explains why the credentials for host could not be read.
 func credentialError(host string, err error) error {
 	if m := missingHelperRE.FindStringSubmatch(err.Error()); m != nil {
-		return &Error{Registry: host, msg: fmt.Sprintf("credential helper %s is not installed: the docker config names it for registry %s, but it is not on PATH (install it, or remove it from credHelpers or credsStore in the docker config)", m[1], host)}
+		return &Error{Cause: Credentials, Registry: host, msg: fmt.Sprintf("credential helper %s is not installed: the docker config names it for registry %s, but it is not on PATH (install it, or remove it from credHelpers or credsStore in the docker config)", m[1], host)}
 	}
-	return fmt.Errorf("read credentials for registry %s: %w", host, err)
+	return fail(Credentials, host, "read credentials for registry %s: %v", host, err)
 }
 
 // tagsBody returns the error body of a tag list request for repo when the registry answers it
@@ -301,34 +303,50 @@ func (r *Resolver) tagsBody(ctx context.Context, g *session, repo string) []byte
 func verify(host string, h http.Header, body []byte) (string, error) {
 	ct := h.Get("Content-Type")
 	if len(body) > maxManifestBytes {
-		return "", fmt.Errorf("registry %s sent more than %d MiB for a manifest: not a manifest", host, maxManifestBytes>>20)
+		return "", fail(BadResponse, host, "registry %s sent more than %d MiB for a manifest: not a manifest", host, maxManifestBytes>>20)
 	}
 	if mt, _, _ := mime.ParseMediaType(ct); mt == "text/html" || !json.Valid(body) {
-		return "", fmt.Errorf("registry %s answered with %s that is not a manifest (a proxy or login page in the way?)", host, orUnknown(ct))
+		return "", fail(BadResponse, host, "registry %s answered with %s that is not a manifest (a proxy or login page in the way?)", host, orUnknown(ct))
 	}
 	var m struct {
 		SchemaVersion int    `json:"schemaVersion"`
 		MediaType     string `json:"mediaType"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil || m.SchemaVersion != 2 {
-		return "", fmt.Errorf("registry %s answered with a document that is not an image manifest (schemaVersion %d, want 2)", host, m.SchemaVersion)
+		return "", fail(BadResponse, host, "registry %s answered with a document that is not an image manifest (schemaVersion %d, want 2)", host, m.SchemaVersion)
 	}
 	if !isManifestType(ct) && !isManifestType(m.MediaType) {
-		return "", fmt.Errorf("registry %s answered with unsupported manifest type %s", host, orUnknown(ct))
+		return "", fail(BadResponse, host, "registry %s answered with unsupported manifest type %s", host, orUnknown(ct))
 	}
-	sum := sha256.Sum256(body)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if hd := h.Get("Docker-Content-Digest"); digestRE.MatchString(hd) {
-		want := digest
-		if strings.HasPrefix(hd, "sha512:") {
-			s := sha512.Sum512(body)
-			want = "sha512:" + hex.EncodeToString(s[:])
-		}
-		if hd != want {
-			return "", fmt.Errorf("registry %s sent digest %s for a manifest that hashes to %s: refusing to pin", host, hd, want)
+	digest := digestOf("sha256", body)
+	if hd := h.Get("Docker-Content-Digest"); imageref.ValidDigest(hd) {
+		algo, _, _ := strings.Cut(hd, ":")
+		if want := digestOf(algo, body); hd != want {
+			return "", fail(Mismatch, host, "registry %s sent digest %s for a manifest that hashes to %s: refusing to pin", host, hd, want)
 		}
 	}
 	return digest, nil
+}
+
+// digestOf is the digest of content under algo, sha256 or sha512: the algorithms
+// imageref.ValidDigest accepts.
+func digestOf(algo string, content []byte) string {
+	if algo == "sha512" {
+		sum := sha512.Sum512(content)
+		return "sha512:" + hex.EncodeToString(sum[:])
+	}
+	sum := sha256.Sum256(content)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// isIndexType reports whether mt is the media type of an index (a multi-arch image).
+func isIndexType(mt string) bool {
+	return mt == manifestTypes[0] || mt == manifestTypes[1]
+}
+
+// isImageType reports whether mt is the media type of an image manifest.
+func isImageType(mt string) bool {
+	return mt == manifestTypes[2] || mt == manifestTypes[3]
 }
 
 func isManifestType(ct string) bool {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/digester/digester/imageref"
 )
 
 // Mirror is a registry that serves another registry's repositories, under an optional path
@@ -51,17 +53,17 @@ func ParseMirror(s string) (Mirror, error) {
 	return Mirror{Host: host, Prefix: prefix}, nil
 }
 
-// ParseRegistry reads a registry host as the key of a mirror list and returns its canonical name:
-// "docker.io" and "index.docker.io" are both "index.docker.io".
+// ParseRegistry reads a registry host as the key of a mirror list and returns its canonical name
+// (imageref.CanonicalRegistry): "docker.io", "Docker.io", "docker.io." and "registry-1.docker.io"
+// are all "index.docker.io", "Quay.IO" is "quay.io".
 func ParseRegistry(s string) (string, error) {
 	if strings.Contains(s, "/") || !looksLikeHost(s) {
 		return "", fmt.Errorf("%q is not a registry host (write host or host:port, as in docker.io or registry.example:5000)", s)
 	}
-	reg, err := name.NewRegistry(s, name.StrictValidation)
-	if err != nil {
+	if _, err := name.NewRegistry(s, name.StrictValidation); err != nil {
 		return "", fmt.Errorf("%q is not a registry host: %w", s, err)
 	}
-	return reg.RegistryStr(), nil
+	return imageref.CanonicalRegistry(s), nil
 }
 
 // looksLikeHost reports whether s would be read as a registry host at the start of a reference.
@@ -77,7 +79,8 @@ func looksLikeHost(s string) bool {
 }
 
 // Mirrors maps a registry's canonical name ("index.docker.io", see ParseRegistry) to its mirrors,
-// in the order they are tried.
+// in the order they are tried. A reference's registry is matched by its canonical name too, so
+// that every spelling of a registry goes to its mirrors.
 type Mirrors map[string][]Mirror
 
 // Add parses registry and mirror and appends the mirror to the registry's list, unless it is
@@ -106,7 +109,11 @@ func (ms Mirrors) Add(registry, mirror string) error {
 // reference as written: a mirror serves the same content.
 func WithMirrors(ms Mirrors, fallback bool) Option {
 	return func(r *Resolver) {
-		r.mirrors, r.mirrorFallback = ms, fallback
+		r.mirrors, r.mirrorFallback = Mirrors{}, fallback
+		for reg, list := range ms {
+			key := imageref.CanonicalRegistry(reg)
+			r.mirrors[key] = append(r.mirrors[key], list...)
+		}
 	}
 }
 
@@ -119,8 +126,7 @@ type source struct {
 
 // sources lists where ref is looked up, in order.
 func (r *Resolver) sources(ref name.Reference) []source {
-	upstream := ref.Context().RegistryStr()
-	ms := r.mirrors[upstream]
+	ms := r.mirrors[imageref.CanonicalRegistry(ref.Context().RegistryStr())]
 	if len(ms) == 0 {
 		return []source{{ref: ref}}
 	}
@@ -134,8 +140,12 @@ func (r *Resolver) sources(ref name.Reference) []source {
 		if HasDigest(ref.String()) {
 			sep = "@"
 		}
+		var serr error
 		mref, err := name.ParseReference(m.Host+"/"+repo+sep+ref.Identifier(), name.WeakValidation)
-		out = append(out, source{ref: mref, mirror: m.String(), err: err})
+		if err != nil {
+			serr = &Error{Cause: Invalid, Registry: m.Host, msg: err.Error()}
+		}
+		out = append(out, source{ref: mref, mirror: m.String(), err: serr})
 	}
 	if r.mirrorFallback {
 		out = append(out, source{ref: ref})
@@ -202,5 +212,5 @@ func (r *Resolver) resolveFrom(ctx context.Context, ref name.Reference, srcs []s
 			break
 		}
 	}
-	return "", "", fail
+	return "", "", &Error{Cause: CauseOf(fail.Unwrap()), Registry: fail.registry, msg: fail.Error(), wrapped: fail}
 }

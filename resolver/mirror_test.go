@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -199,6 +200,10 @@ func TestParseMirror(t *testing.T) {
 	for _, tc := range []struct{ in, want, err string }{
 		{in: "docker.io", want: "index.docker.io"},
 		{in: "index.docker.io", want: "index.docker.io"},
+		{in: "registry-1.docker.io", want: "index.docker.io"},
+		{in: "Docker.io", want: "index.docker.io"},
+		{in: "docker.io.", want: "index.docker.io"},
+		{in: "Quay.IO", want: "quay.io"},
 		{in: "quay.io", want: "quay.io"},
 		{in: "localhost:5000", want: "localhost:5000"},
 		{in: "docker.io/library", err: `"docker.io/library" is not a registry host (write host or host:port, as in docker.io or registry.example:5000)`},
@@ -213,4 +218,89 @@ func TestParseMirror(t *testing.T) {
 			t.Errorf("ParseRegistry(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
+}
+
+// TestMirrorsEverySpelling: with mirrors for docker.io and registry.example and fallback off,
+// every spelling of those registries (Docker Hub's three host names, capitals, a trailing dot)
+// goes to the mirror, as the repository the mirror serves (Docker Hub's library/ namespace
+// included), and the upstream registry gets no request at all.
+func TestMirrorsEverySpelling(t *testing.T) {
+	upstream, mirror := registrytest.New(registrytest.WithTLS()), registrytest.New()
+	defer upstream.Close()
+	defer mirror.Close()
+	// Each serves its own content, so a digest says who answered.
+	d, err := mirror.PushImages(types.OCIManifestSchema1, "library/nginx:1.27", "team/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upstream.PushImages(types.OCIManifestSchema1, "docker.io/library/nginx:1.27", "registry.example/team/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	// Every host but the mirror's is the upstream registry, over TLS it trusts.
+	rt := upstream.Transport()
+	rt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != mirror.Host {
+			addr = upstream.Host
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	ms := resolver.Mirrors{}
+	for _, reg := range []string{"docker.io", "registry.example"} {
+		if err := ms.Add(reg, mirror.Host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolve := func(refs ...string) map[string]resolver.Result {
+		return newResolver(resolver.WithTransport(rt), resolver.WithMirrors(ms, false)).Resolve(context.Background(), refs)
+	}
+	nginx := []string{
+		"nginx:1.27", "library/nginx:1.27", "docker.io/nginx:1.27", "docker.io/library/nginx:1.27",
+		"index.docker.io/library/nginx:1.27", "registry-1.docker.io/library/nginx:1.27", "registry-1.docker.io/nginx:1.27",
+		"Docker.io/library/nginx:1.27", "DOCKER.IO/nginx:1.27", "docker.io./library/nginx:1.27", "docker.io./nginx:1.27",
+		"Index.Docker.IO./library/nginx:1.27", "Registry-1.Docker.io./nginx:1.27",
+	}
+	app := []string{"registry.example/team/app:1", "Registry.EXAMPLE/team/app:1", "registry.example./team/app:1"}
+	want := func(ref string) resolver.Result {
+		if slices.Contains(app, ref) {
+			return resolver.Result{Digest: d["team/app:1"], Mirror: mirror.Host}
+		}
+		return resolver.Result{Digest: d["library/nginx:1.27"], Mirror: mirror.Host}
+	}
+	for _, ref := range append(slices.Clone(nginx), app...) {
+		t.Run(ref, func(t *testing.T) {
+			upstream.Reset()
+			mirror.Reset()
+			if diff := cmp.Diff(want(ref), resolve(ref)[ref]); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			if n := upstream.Count("", ""); n != 0 {
+				t.Errorf("the upstream registry got %d requests, want none: %v", n, upstream.Requests())
+			}
+			if n := mirror.Count(http.MethodHead, "manifest"); n != 1 {
+				t.Errorf("the mirror got %d manifest HEADs, want 1: %v", n, mirror.Requests())
+			}
+		})
+	}
+	t.Run("Docker Hub's spellings at once are one lookup", func(t *testing.T) {
+		upstream.Reset()
+		mirror.Reset()
+		res := resolve(append(slices.Clone(nginx), app...)...)
+		for ref, got := range res {
+			if diff := cmp.Diff(want(ref), got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", ref, diff)
+			}
+		}
+		if n := upstream.Count("", ""); n != 0 {
+			t.Errorf("the upstream registry got %d requests, want none", n)
+		}
+		n := 0
+		for _, q := range mirror.Requests() {
+			if q.Method == http.MethodHead && q.Path == "/v2/library/nginx/manifests/1.27" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("the mirror got %d HEADs of library/nginx:1.27, want 1: %v", n, mirror.Requests())
+		}
+	})
 }

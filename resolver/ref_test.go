@@ -1,6 +1,8 @@
 package resolver_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,3 +37,41 @@ func TestParseMessages(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestParseDockerHubSpellings: every spelling of Docker Hub's host is Docker Hub, with its
+// library/ namespace for official images, so that all share one lookup, one lock entry and the
+// mirrors of docker.io; other hosts keep their name.
+func TestParseDockerHubSpellings(t *testing.T) {
+	got := map[string]string{}
+	want := map[string]string{}
+	for _, ref := range []string{
+		"nginx:1.27", "docker.io/nginx:1.27", "docker.io/library/nginx:1.27", "index.docker.io/nginx:1.27",
+		"registry-1.docker.io/nginx:1.27", "registry-1.docker.io/library/nginx:1.27", "Docker.io/nginx:1.27",
+		"DOCKER.IO./library/nginx:1.27", "docker.io./nginx:1.27", "Registry-1.Docker.IO/nginx:1.27",
+	} {
+		want[ref] = "index.docker.io/library/nginx:1.27"
+		r, err := resolver.Parse(ref)
+		got[ref] = fmt.Sprint(err)
+		if err == nil {
+			got[ref] = r.Name()
+		}
+	}
+	for ref, name := range map[string]string{
+		"docker.io:443/nginx:1.27":    "docker.io:443/nginx:1.27", // another address, as go-containerregistry and docker read it
+		"hub.docker.io/nginx:1.27":    "hub.docker.io/nginx:1.27",
+		"Quay.IO/team/app:1":          "Quay.IO/team/app:1",
+		"docker.io/team/app@" + zeros: "index.docker.io/team/app@" + zeros,
+	} {
+		want[ref] = name
+		r, err := resolver.Parse(ref)
+		got[ref] = fmt.Sprint(err)
+		if err == nil {
+			got[ref] = r.Name()
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("normalised names (-want +got):\n%s", diff)
+	}
+}
+
+var zeros = "sha256:" + strings.Repeat("0", 64)

@@ -202,7 +202,7 @@ type cancelBody struct {
 
 func (b *cancelBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
-		return 0, fmt.Errorf("registry %s sent a response larger than %d MiB: stopped reading", b.host, maxManifestBytes>>20)
+		return 0, &tooLargeError{host: b.host}
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
@@ -219,6 +219,13 @@ func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
+}
+
+// tooLargeError is a response body cut off after maxBodyBytes.
+type tooLargeError struct{ host string }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("registry %s sent a response larger than %d MiB: stopped reading", e.host, maxManifestBytes>>20)
 }
 
 // TimeoutError is a registry request that got no complete answer in time.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/imageref"
 )
 
 // DefaultKptImagePrefix is what kpt puts in front of a function image named without "/" (such
@@ -39,7 +41,7 @@ func kptFunctions(w *Walker, r *results, list *yaml.Node, path string) {
 		}
 		holder := commentHolder(list, fn, img)
 		image := kptReference(img.Value, comment(holder), w.kptPrefix)
-		if holder == nil && !strings.Contains(img.Value, "@") && hasTag(image) {
+		if holder == nil && !imageref.HasDigest(img.Value) && imageref.HasTag(image) {
 			r.problemAt(img, ipath, "is written in a flow list, where digester cannot keep the function's tag in a line comment beside its pin (kpt 1.0.0-beta.56 refuses repo:tag@digest); write the list as a block list, one function a line")
 			continue
 		}
@@ -91,9 +93,9 @@ func kptReference(value, lineComment, prefix string) string {
 	if !strings.Contains(ref, "/") {
 		ref = prefix + "/" + ref
 	}
-	name, digest, pinned := strings.Cut(ref, "@")
-	if tag := commentTag(lineComment); pinned && tag != "" && !hasTag(name) {
-		ref = name + ":" + tag + "@" + digest
+	name, tag, digest := imageref.Split(ref)
+	if c := commentTag(lineComment); digest != "" && tag == "" && c != "" {
+		ref = name + ":" + c + "@" + digest
 	}
 	return ref
 }
@@ -112,16 +114,11 @@ func commentTag(c string) string {
 // line comment. A value written as repo:tag@digest, which kpt accepts since 1.0.0-beta.59,
 // stays in that form.
 func setKptFunction(f Field, to string) {
-	name, digest, _ := strings.Cut(to, "@")
-	if before, _, pinned := strings.Cut(f.Node.Value, "@"); pinned && hasTag(before) {
+	if imageref.HasDigest(f.Node.Value) && imageref.HasTag(f.Node.Value) {
 		f.Node.Value = to
 		return
 	}
-	repo, tag := name, ""
-	if hasTag(name) {
-		i := strings.LastIndex(name, ":")
-		repo, tag = name[:i], name[i+1:]
-	}
+	repo, tag, digest := imageref.Split(to)
 	f.Node.Value = repo + "@" + digest
 	if tag == "" || f.Comment == nil || commentTag(f.Comment.LineComment) == tag {
 		return

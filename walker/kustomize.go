@@ -2,9 +2,10 @@ package walker
 
 import (
 	"strconv"
-	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/imageref"
 )
 
 // KustomizeImages reads the images: entries of obj as those of a Kustomization, whatever its kind:
@@ -52,7 +53,7 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 			continue
 		case newTag != "":
 			ref += ":" + newTag
-		case !hasTag(repo):
+		case !imageref.HasTag(repo) && !imageref.HasDigest(repo):
 			r.problem(path, "has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are")
 			continue
 		}
@@ -60,20 +61,27 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 	}
 }
 
-// hasTag reports whether a repository reference ends in ":tag".
-func hasTag(repo string) bool {
-	return strings.LastIndex(repo, ":") > strings.LastIndex(repo, "/")
-}
-
-// setKey sets key to a string value in mapping m: in place if it exists (in its quotes, if it
-// has any), else after the key named after (at the end if there is none).
+// setKey sets key to a string value in mapping m: in place if it exists, else after the key
+// named after (at the end if there is none). The value is written as a text editor would write
+// it: in its quotes if it has any, plain if it was a plain string, and, where it was null or is
+// new, plain in a block mapping and in single quotes in a flow mapping.
 func setKey(m *yaml.Node, key, value, after string) {
+	style := yaml.Style(0)
+	if m.Style&yaml.FlowStyle != 0 {
+		style = yaml.SingleQuotedStyle
+	}
 	at := len(m.Content)
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		switch m.Content[i].Value {
 		case key:
 			v := m.Content[i+1]
-			v.Value, v.Tag, v.Style = value, "!!str", v.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle)
+			switch {
+			case v.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0:
+				style = v.Style & (yaml.SingleQuotedStyle | yaml.DoubleQuotedStyle)
+			case v.ShortTag() == "!!str":
+				style = 0
+			}
+			v.Value, v.Tag, v.Style = value, "!!str", style
 			return
 		case after:
 			at = i + 2
@@ -81,7 +89,7 @@ func setKey(m *yaml.Node, key, value, after string) {
 	}
 	kv := []*yaml.Node{
 		{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
-		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Style: style},
 	}
 	m.Content = append(m.Content[:at], append(kv, m.Content[at:]...)...)
 }

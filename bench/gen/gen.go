@@ -309,7 +309,7 @@ func (p *Package) Check(out []byte, m Mode) error {
 	case Check:
 		pinned, wantSummary = 0, "check passed: nothing to pin (0 distinct references, 0 registry requests)"
 	case Lock:
-		wantSummary = fmt.Sprintf("pinned %d image fields (0 distinct references, 0 registry requests); %d already pinned, 0 skipped by prefix; %d pinned from the lock", pinned, p.Pinned, pinned)
+		wantSummary = fmt.Sprintf("pinned %d image fields (%d distinct references, 0 registry requests); %d already pinned, 0 skipped by prefix; %d pinned from the lock", pinned, p.Distinct, p.Pinned, pinned)
 	}
 	for _, r := range rl.Results {
 		switch {

@@ -207,25 +207,33 @@ func startWebhookLog(t *testing.T, args ...string) (url, log string) {
 	return base + "/v1/mutate", logFile.Name()
 }
 
-// configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, calling url
-// (trusting the API server's CA) instead of the in-cluster Service, with failurePolicy policy and,
-// if selector is not nil, that namespaceSelector.
+// configuration returns deploy/webhook's MutatingWebhookConfiguration, named name, its webhooks
+// calling url (trusting the API server's CA) instead of the in-cluster Service, with failurePolicy
+// policy and, if selector is not nil, that namespaceSelector.
 func configuration(t *testing.T, name, url, policy string, selector map[string]any) string {
+	t.Helper()
+	return configurationWith(t, name, url, policy, selector, nil)
+}
+
+// configurationWith is configuration with the kpt setters given values applied first.
+func configurationWith(t *testing.T, name, url, policy string, selector map[string]any, setters map[string]string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy/webhook/mutatingwebhookconfiguration.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mwc map[string]any
-	if err := yaml.Unmarshal(b, &mwc); err != nil {
+	if err := yaml.Unmarshal([]byte(applySetters(t, string(b), setters)), &mwc); err != nil {
 		t.Fatal(err)
 	}
 	mwc["metadata"] = map[string]any{"name": name}
-	hook := mwc["webhooks"].([]any)[0].(map[string]any)
-	hook["clientConfig"] = map[string]any{"url": url, "caBundle": api.CA.CertPEM}
-	hook["failurePolicy"] = policy
-	if selector != nil {
-		hook["namespaceSelector"] = selector
+	for _, h := range mwc["webhooks"].([]any) {
+		hook := h.(map[string]any)
+		hook["clientConfig"] = map[string]any{"url": url, "caBundle": api.CA.CertPEM}
+		hook["failurePolicy"] = policy
+		if selector != nil {
+			hook["namespaceSelector"] = selector
+		}
 	}
 	out, err := json.Marshal(mwc)
 	if err != nil {
@@ -481,7 +489,8 @@ spec:
 		"mutatingwebhookconfiguration.admissionregistration.k8s.io/digester created (server dry run)",
 		"poddisruptionbudget.policy/digester-webhook created (server dry run)",
 		// applied for real by TestMain, which runs the webhook with this ServiceAccount and RBAC
-		"clusterrole.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\nclusterrolebinding.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)",
+		"clusterrole.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\nclusterrolebinding.rbac.authorization.k8s.io/digester-webhook unchanged (server dry run)\n" +
+			"role.rbac.authorization.k8s.io/digester-webhook-lock unchanged (server dry run)\nrolebinding.rbac.authorization.k8s.io/digester-webhook-lock unchanged (server dry run)",
 		"service/digester-webhook created (server dry run)",
 		"serviceaccount/digester-webhook unchanged (server dry run)",
 	}
@@ -495,8 +504,8 @@ spec:
 		t.Fatalf("%s build (run ./scripts/install-deps.sh if it is missing): %v", kustomize, err)
 	}
 	out := mustKubectl(t, string(built), "apply", "--dry-run=server", "-f", "-")
-	if n := strings.Count(out, "(server dry run)"); n != 11 {
-		t.Errorf("kustomize build applied %d objects, want 11:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 13 {
+		t.Errorf("kustomize build applied %d objects, want 13:\n%s", n, out)
 	}
 }
 

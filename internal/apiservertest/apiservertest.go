@@ -3,10 +3,12 @@
 // certificate authority, a serving certificate for 127.0.0.1, a service-account signing key and a
 // static admin token, and a kubeconfig for kubectl.
 //
-// There is no controller-manager and no scheduler: objects are stored and admitted (webhooks
-// included) but nothing acts on them, which is what admission tests need. Namespaces get no
-// default ServiceAccount by themselves; CreateNamespace makes one, as the ServiceAccount admission
-// plugin requires it for Pods.
+// There is no scheduler and, unless a test starts one (StartControllerManager), no
+// controller-manager: objects are stored and admitted (webhooks included) but nothing acts on
+// them, which is what admission tests need. With the controller-manager, built into bin/ too, its
+// deployment and replicaset controllers turn a Deployment into a ReplicaSet and Pods (Pending:
+// there is no scheduler or kubelet). Namespaces get no default ServiceAccount by themselves;
+// CreateNamespace makes one, as the ServiceAccount admission plugin requires it for Pods.
 package apiservertest
 
 import (
@@ -44,11 +46,14 @@ type Server struct {
 	// CA signed the API server's certificate; tests can issue webhook certificates from it.
 	CA *testcerts.CA
 
+	root    string
 	dir     string
 	etcd    *process
 	api     *process
+	kcm     *process
 	apiLog  string
 	etcdLog string
+	kcmLog  string
 }
 
 type process struct {
@@ -75,7 +80,7 @@ func Start(root, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, apiLog: filepath.Join(dir, "kube-apiserver.log"), etcdLog: filepath.Join(dir, "etcd.log")}
+	s := &Server{root: root, dir: dir, apiLog: filepath.Join(dir, "kube-apiserver.log"), etcdLog: filepath.Join(dir, "etcd.log")}
 	ok := false
 	defer func() {
 		if !ok {
@@ -179,15 +184,56 @@ current-context: test
 	return s, nil
 }
 
-// Close stops kube-apiserver, then etcd (with etcd gone first, kube-apiserver retries for minutes).
+// Controllers are the controllers StartControllerManager runs: those that turn a Deployment into a
+// ReplicaSet and its Pods.
+const Controllers = "deployment-controller,replicaset-controller"
+
+// StartControllerManager starts kube-controller-manager from root/bin against the server, running
+// Controllers as the admin user, without leader election or a serving port. It returns once the
+// process runs; its controllers act within seconds. StopControllerManager stops it, and Close
+// stops it first.
+func (s *Server) StartControllerManager() error {
+	if s.kcm != nil {
+		return fmt.Errorf("kube-controller-manager is already running")
+	}
+	bin := filepath.Join(s.root, "bin", "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s is missing: run ./scripts/install-deps.sh (make deps), which builds it from tools/apiserver", bin)
+	}
+	s.kcmLog = filepath.Join(s.dir, "kube-controller-manager.log")
+	p, err := start(s.kcmLog, bin, "--kubeconfig="+s.Kubeconfig, "--controllers="+Controllers,
+		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0")
+	if err != nil {
+		return err
+	}
+	s.kcm = p
+	return nil
+}
+
+// StopControllerManager stops kube-controller-manager if it runs; objects it made stay.
+func (s *Server) StopControllerManager() {
+	s.kcm.stop()
+	s.kcm = nil
+}
+
+// ControllerManagerLog returns the last n bytes of kube-controller-manager's log, for a failing
+// test to show.
+func (s *Server) ControllerManagerLog(n int) string { return lastBytes(s.kcmLog, n) }
+
+// Close stops kube-controller-manager if it runs, then kube-apiserver, then etcd (with etcd gone
+// first, kube-apiserver retries for minutes; with kube-apiserver gone first, the controller-manager
+// would retry too).
 func (s *Server) Close() {
+	s.kcm.stop()
 	s.api.stop()
 	s.etcd.stop()
 }
 
 // Log returns the last n bytes of the API server's log, for a failing test to show.
-func (s *Server) Log(n int) string {
-	b, _ := os.ReadFile(s.apiLog)
+func (s *Server) Log(n int) string { return lastBytes(s.apiLog, n) }
+
+func lastBytes(file string, n int) string {
+	b, _ := os.ReadFile(file)
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/digester/digester/internal/filetx"
+	"github.com/digester/digester/pin"
+)
+
+// writeAll works out every file's new bytes, stages each in a filetx.Tx and commits them: all
+// files or none. A value that cannot be edited in place, a file outside the paths given behind a
+// symbolic link, a new lock whose file exists, or a file that changed during the run fails the
+// run with no file written. A DigestLock the run changed gets new images: and nothing else of
+// its file changes; a lock the run created goes to the first directory given, or after the
+// documents on stdout. Pinned stdin is left in stdin.pinned for the caller to print.
+func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*pin.Object]string, paths, roots []string) error {
+	byFile := map[string][]pin.Finding{}
+	for _, f := range rep.Findings {
+		if f.Object != nil && f.Pinned != "" {
+			byFile[f.Object.File] = append(byFile[f.Object.File], f)
+		}
+	}
+	changedLocks := map[string][]*pin.Object{}
+	for o, before := range locks {
+		if encode(o.Node) != before {
+			changedLocks[o.File] = append(changedLocks[o.File], o)
+		}
+	}
+	var stdin *input
+	for _, fl := range files {
+		if fl.path == "" {
+			stdin = fl
+		}
+		if err := fl.render(byFile[fl.name], changedLocks[fl.name]); err != nil {
+			return err
+		}
+	}
+	created, err := createdLocks(rep, files, stdin, paths)
+	if err != nil {
+		return err
+	}
+
+	var tx filetx.Tx
+	defer tx.Abort()
+	for _, fl := range append(files, created...) {
+		if fl.pinned == nil || fl.path == "" {
+			continue
+		}
+		if fl.real != "" && !within(fl.real, roots) {
+			return &fileError{fl.name, fmt.Sprintf("is a symbolic link to %s, outside the paths given, and digester writes only under them: give %s (or its directory) as a PATH too, or replace the link by the file",
+				fl.real, fl.real)}
+		}
+		if err := tx.Stage(fl.name, fl.snap, fl.pinned); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// render sets the file's pinned bytes, if the run changed it: its bytes with the values that
+// findings pinned edited in place, and the images: of each changed lock written anew.
+func (fl *input) render(findings []pin.Finding, locks []*pin.Object) error {
+	edits, err := fl.edits(findings)
+	if err != nil {
+		return err
+	}
+	for _, o := range locks {
+		e, err := fl.lockEdit(o)
+		if err != nil {
+			return err
+		}
+		edits = append(edits, e)
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(edits, func(a, b edit) int { return a.start - b.start })
+	if fl.pinned, err = fl.apply(edits); err != nil {
+		return err
+	}
+	if len(locks) > 0 {
+		return checkLocks(fl)
+	}
+	return nil
+}
+
+// fileError is a file that cannot be written, and why.
+type fileError struct{ name, msg string }
+
+func (e *fileError) Error() string { return e.name + ": " + e.msg }
+
+// within reports whether the file at real (symbolic links resolved) is under one of roots.
+func within(real string, roots []string) bool {
+	for _, r := range roots {
+		if real == r || strings.HasPrefix(real, r+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// createdLocks returns the files of the DigestLocks the run created: in the first directory
+// given, which must not hold a file of that name already; or appended to stdin's documents.
+func createdLocks(rep *pin.Report, files []*input, stdin *input, paths []string) ([]*input, error) {
+	var created []*input
+	for _, o := range rep.Created {
+		dir := ""
+		for _, p := range paths {
+			if fi, err := os.Stat(p); p != "-" && err == nil && fi.IsDir() {
+				dir = p
+				break
+			}
+		}
+		doc := []byte(encode(o.Node))
+		switch {
+		case dir != "":
+			name := filepath.Join(dir, filepath.FromSlash(o.File))
+			if _, err := os.Lstat(name); err == nil {
+				return nil, &fileError{name, "exists and " + holds(name, files) + ", so the new DigestLock is not written over it: digester writes a lock only over a DigestLock or as a new file; name another file with --lock-file, or move this one"}
+			}
+			created = append(created, &input{file: &file{name: name, path: name}, pinned: doc})
+		case stdin != nil:
+			base := stdin.data
+			if stdin.pinned != nil {
+				base = stdin.pinned
+			}
+			stdin.pinned = append(append(append([]byte{}, base...), []byte("---\n")...), doc...)
+		default:
+			return nil, fmt.Errorf("cannot write the new DigestLock %s: name a directory (the package) or -", o.File)
+		}
+	}
+	return created, nil
+}
+
+// holds says what the file at name holds, as read in files.
+func holds(name string, files []*input) string {
+	real, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return "is not a file digester read"
+	}
+	for _, fl := range files {
+		if fl.real != real {
+			continue
+		}
+		var kinds []string
+		for _, o := range fl.objs {
+			id := pin.ID{}
+			if m := o.Node; m != nil {
+				id = identity(m)
+			}
+			kinds = append(kinds, strings.TrimSpace(id.String()))
+		}
+		if len(kinds) == 0 {
+			return "holds no resource"
+		}
+		return "holds " + strings.Join(kinds, ", ")
+	}
+	return "is not among the files digester read"
+}
+
+// identity reads the kind and name of a resource node.
+func identity(n *yaml.Node) pin.ID {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	var id pin.ID
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		switch k, v := n.Content[i].Value, n.Content[i+1]; k {
+		case "kind":
+			id.Kind = v.Value
+		case "metadata":
+			for j := 0; v.Kind == yaml.MappingNode && j+1 < len(v.Content); j += 2 {
+				switch v.Content[j].Value {
+				case "name":
+					id.Name = v.Content[j+1].Value
+				case "namespace":
+					id.Namespace = v.Content[j+1].Value
+				}
+			}
+		}
+	}
+	return id
+}
+
+// apply returns the file's bytes with the edits, in order and not overlapping, made.
+func (f *file) apply(edits []edit) ([]byte, error) {
+	var b bytes.Buffer
+	last := 0
+	for _, e := range edits {
+		if e.start < last || e.end > len(f.data) || e.start > e.end {
+			return nil, &fileError{f.name, fmt.Sprintf("two edits of the same bytes (at offset %d): digester cannot write both", e.start)}
+		}
+		b.Write(f.data[last:e.start])
+		b.WriteString(e.text)
+		last = e.end
+	}
+	b.Write(f.data[last:])
+	return b.Bytes(), nil
+}
+
+// unwritten makes the report say that no file was written, and why: the findings that said a
+// field was pinned or a lock written go, an error finding for each reason comes, and the counts
+// of pins are zero. It returns the summary to print; the run has failed, on-error: warn or not.
+func unwritten(rep *pin.Report, err error, locks map[*pin.Object]string) string {
+	isLock := func(o *pin.Object) bool {
+		_, ok := locks[o]
+		return ok || slices.Contains(rep.Created, o)
+	}
+	rep.Findings = slices.DeleteFunc(rep.Findings, func(f pin.Finding) bool {
+		return f.Severity == pin.Info && (f.Pinned != "" || f.Object != nil && isLock(f.Object))
+	})
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		rep.Findings = append(rep.Findings, errorFinding(e))
+	}
+	s := &rep.Summary
+	s.Failed += len(errs)
+	s.Pinned, s.FromLock, s.Refreshed = 0, 0, 0
+	why := "the error above"
+	if len(errs) > 1 {
+		why = fmt.Sprintf("the %d errors above", len(errs))
+	}
+	return fmt.Sprintf("pinned nothing: no file was written, for %s (%s, %s)", why,
+		plural(s.Distinct, "distinct reference"), plural(int(s.Requests), "registry request"))
+}
+
+// errorFinding is a write error as a finding, located at its field or file where it names one.
+func errorFinding(err error) pin.Finding {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		f := fe.fd
+		return pin.Finding{Severity: pin.Error, Message: fe.msg, Object: f.Object, ID: f.ID, Path: f.Path,
+			Line: f.Line, Column: f.Column, Image: f.Image, Node: f.Node}
+	}
+	var name, msg string
+	var file *fileError
+	var changed *filetx.ChangedError
+	var stage *filetx.StageError
+	var commit *filetx.CommitError
+	switch {
+	case errors.As(err, &file):
+		name, msg = file.name, file.msg
+	case errors.As(err, &stage):
+		name, msg = stage.Path, stage.Err.Error()
+	case errors.As(err, &commit):
+		name, msg = commit.Path, strings.TrimPrefix(commit.Error(), "write "+commit.Path+": ")
+	case errors.As(err, &changed):
+		name, msg = changed.Path, strings.TrimPrefix(changed.Error(), changed.Path+" ")+": run digester again"
+	default:
+		return pin.Finding{Severity: pin.Error, Message: err.Error()}
+	}
+	return pin.Finding{Severity: pin.Error, Message: msg, Object: &pin.Object{File: name}}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

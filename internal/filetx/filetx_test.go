@@ -1,0 +1,310 @@
+package filetx
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// tree returns every file and symbolic link under dir: content for files, "-> target" for links.
+// Temporary files and backups left behind show up in it.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			out[rel] = "-> " + target
+			return err
+		case d.IsDir():
+			out[rel+"/"] = ""
+		default:
+			b, err := os.ReadFile(p)
+			out[rel] = string(b)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func write(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, p string) Snapshot {
+	t.Helper()
+	_, snap, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// fixture is a directory with a file replaced by rename (a.yaml), one written in place for its
+// second hard link (b.yaml, also hard/b.yaml), one behind a symbolic link (link.yaml ->
+// c.yaml), and the name of a new file in a directory that does not exist yet (new/d.yaml).
+type fixture struct {
+	dir  string
+	tx   *Tx
+	want map[string]string // the tree after a successful commit
+	orig map[string]string // the tree before
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"hard"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(dir, "a.yaml"), "a\n")
+	write(t, filepath.Join(dir, "b.yaml"), "b\n")
+	write(t, filepath.Join(dir, "c.yaml"), "c\n")
+	if err := os.Link(filepath.Join(dir, "b.yaml"), filepath.Join(dir, "hard", "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("c.yaml", filepath.Join(dir, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dir: dir, tx: &Tx{}, orig: tree(t, dir)}
+	stage := func(name string, snap Snapshot, data string) {
+		if err := f.tx.Stage(filepath.Join(dir, name), snap, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stage("a.yaml", read(t, filepath.Join(dir, "a.yaml")), "a pinned\n")
+	stage("b.yaml", read(t, filepath.Join(dir, "b.yaml")), "b pinned, longer\n")
+	stage("link.yaml", read(t, filepath.Join(dir, "link.yaml")), "c pinned\n")
+	stage("new/d.yaml", Snapshot{}, "d\n")
+	f.want = map[string]string{
+		"a.yaml": "a pinned\n", "b.yaml": "b pinned, longer\n", "hard/": "", "hard/b.yaml": "b pinned, longer\n",
+		"c.yaml": "c pinned\n", "link.yaml": "-> c.yaml", "new/": "", "new/d.yaml": "d\n",
+	}
+	return f
+}
+
+// TestCommit: every staged file is written as its kind requires, and nothing else is left.
+func TestCommit(t *testing.T) {
+	f := newFixture(t)
+	a, _ := os.Stat(filepath.Join(f.dir, "a.yaml"))
+	if err := f.tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f.want, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+	b1, _ := os.Stat(filepath.Join(f.dir, "b.yaml"))
+	b2, _ := os.Stat(filepath.Join(f.dir, "hard", "b.yaml"))
+	if !os.SameFile(b1, b2) {
+		t.Error("b.yaml and hard/b.yaml are no longer one file")
+	}
+	if a2, _ := os.Stat(filepath.Join(f.dir, "a.yaml")); os.SameFile(a, a2) {
+		t.Error("a.yaml was written in place, not replaced")
+	}
+}
+
+// TestCommitKeepsOwnerAndMode: the replacement has the original's owner, group and mode,
+// set-user-ID, set-group-ID and sticky bits included.
+func TestCommitKeepsOwnerAndMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	write(t, p, "a\n")
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = 1234, 5678
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const mode = fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky | 0o640
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	tx := &Tx{}
+	if err := tx.Stage(p, read(t, p), []byte("b\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	type meta struct {
+		Mode     fs.FileMode
+		UID, GID int
+	}
+	if diff := cmp.Diff(meta{mode, uid, gid}, meta{fi.Mode(), int(st.Uid), int(st.Gid)}); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestCommitRefusesChangedFiles: a file that changed since it was read, in any way, fails the
+// commit with an error naming it, and no file is written.
+func TestCommitRefusesChangedFiles(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		file string
+		act  func(t *testing.T, p string)
+		what string
+	}{
+		{"appended", "a.yaml", func(t *testing.T, p string) {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("more\n")
+			f.Close()
+		}, "changed"},
+		{"same size and time, other bytes", "a.yaml", func(t *testing.T, p string) {
+			fi, _ := os.Stat(p)
+			write(t, p, "A\n")
+			os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}, "changed"},
+		{"touched", "b.yaml", func(t *testing.T, p string) {
+			now := time.Now().Add(time.Hour)
+			os.Chtimes(p, now, now)
+		}, "changed"},
+		{"through its link", "link.yaml", func(t *testing.T, p string) { write(t, p, "C\n") }, "changed"},
+		{"deleted", "a.yaml", func(t *testing.T, p string) { os.Remove(p) }, "was deleted or moved away"},
+		{"created", "new/d.yaml", func(t *testing.T, p string) { write(t, p, "mine\n") }, "was created"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			p := filepath.Join(f.dir, tt.file)
+			tt.act(t, p)
+			before := tree(t, f.dir)
+			for k := range before { // the staged temporary files go with the failed commit
+				if strings.Contains(k, ".digester-") {
+					delete(before, k)
+				}
+			}
+			if _, ok := before["new/d.yaml"]; !ok { // and the directory made for new/d.yaml
+				delete(before, "new/")
+			}
+			err := f.tx.Commit(context.Background())
+			var ce *ChangedError
+			if !errors.As(err, &ce) || ce.Path != p || ce.What != tt.what {
+				t.Fatalf("err = %v; want a ChangedError for %s: %s", err, p, tt.what)
+			}
+			if diff := cmp.Diff(before, tree(t, f.dir)); diff != "" {
+				t.Errorf("tree (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCommitRollsBack: when a replacement fails after others were done, those are put back —
+// a renamed file as the very inode it was, a file written in place byte for byte, a new file
+// and its new directory removed — and no temporary file or backup is left.
+func TestCommitRollsBack(t *testing.T) {
+	f := newFixture(t)
+	p := filepath.Join(f.dir, "z.yaml") // staged last, after every other kind was written
+	write(t, p, "z\n")
+	if err := f.tx.Stage(p, read(t, p), []byte("z pinned\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.orig["z.yaml"] = "z\n"
+	a, _ := os.Stat(filepath.Join(f.dir, "a.yaml"))
+	f.tx.rename = func(oldpath, newpath string) error {
+		if newpath == p {
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.ENOSPC}
+		}
+		return os.Rename(oldpath, newpath)
+	}
+	err := f.tx.Commit(context.Background())
+	want := "write " + p + ": cannot replace it: no space left on device; the 4 files written before it were put back"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	if diff := cmp.Diff(f.orig, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+	if a2, _ := os.Stat(filepath.Join(f.dir, "a.yaml")); !os.SameFile(a, a2) {
+		t.Error("a.yaml was put back as a copy, not as the file it was")
+	}
+}
+
+// TestCommitCanceled: a commit whose context is done writes nothing.
+func TestCommitCanceled(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.tx.Commit(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if diff := cmp.Diff(f.orig, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}
+
+// TestStageFails: a file that cannot be staged is an error naming it; Abort then leaves the
+// tree as it was, the earlier files' temporary files included.
+func TestStageFails(t *testing.T) {
+	f := newFixture(t)
+	bad := filepath.Join(f.dir, "a.yaml", "x.yaml") // under a file
+	err := f.tx.Stage(bad, Snapshot{}, []byte("x\n"))
+	var se *StageError
+	if !errors.As(err, &se) || se.Path != bad || !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("err = %v; want a StageError for %s: not a directory", err, bad)
+	}
+	f.tx.Abort()
+	if diff := cmp.Diff(f.orig, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+	if err := f.tx.Commit(context.Background()); err != nil { // an empty Tx commits nothing
+		t.Error(err)
+	}
+	if diff := cmp.Diff(f.orig, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree after an empty commit (-want +got):\n%s", diff)
+	}
+}
+
+// TestStageWritesOnlyTemporaryFiles: Stage writes nothing but its own hidden files (and the
+// directory of a new file), which Abort removes.
+func TestStageWritesOnlyTemporaryFiles(t *testing.T) {
+	f := newFixture(t)
+	got := tree(t, f.dir)
+	var extra []string
+	for k, v := range got {
+		if o, ok := f.orig[k]; !ok || o != v {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(extra)
+	for _, k := range extra {
+		if base := filepath.Base(strings.TrimSuffix(k, "/")); !strings.HasPrefix(base, ".") || !strings.Contains(base, ".digester-") {
+			if k != "new/" { // the new file's directory, made by Stage
+				t.Errorf("Stage wrote %s", k)
+			}
+		}
+	}
+	f.tx.Abort()
+	if diff := cmp.Diff(f.orig, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree after Abort (-want +got):\n%s", diff)
+	}
+}
