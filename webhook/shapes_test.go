@@ -36,11 +36,11 @@ func TestAdmitShapes(t *testing.T) {
 		warnings           []string
 	}{
 		{
-			name:   "HelmRelease: the digest key, in values; a number tag read as written; one without a digest key warned of",
-			kind:   "HelmRelease",
-			object: `{"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease","metadata":{"name":"web"},"spec":{"values":{"image":{"registry":"docker.io","repository":"bitnami/nginx","tag":1.27,"digest":""},"sidecar":{"image":{"repository":"nginx","tag":"1.27"}}}}}`,
-			wantOps: []map[string]string{replace("/spec/values/image/digest", d["bitnami/nginx:1.27"])},
-			want:    `{"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease","metadata":{"name":"web"},"spec":{"values":{"image":{"registry":"docker.io","repository":"bitnami/nginx","tag":1.27,"digest":"` + d["bitnami/nginx:1.27"] + `"},"sidecar":{"image":{"repository":"nginx","tag":"1.27"}}}}}`,
+			name:     "HelmRelease: the digest key, in values; a number tag read as written; one without a digest key warned of",
+			kind:     "HelmRelease",
+			object:   `{"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease","metadata":{"name":"web"},"spec":{"values":{"image":{"registry":"docker.io","repository":"bitnami/nginx","tag":1.27,"digest":""},"sidecar":{"image":{"repository":"nginx","tag":"1.27"}}}}}`,
+			wantOps:  []map[string]string{replace("/spec/values/image/digest", d["bitnami/nginx:1.27"])},
+			want:     `{"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease","metadata":{"name":"web"},"spec":{"values":{"image":{"registry":"docker.io","repository":"bitnami/nginx","tag":1.27,"digest":"` + d["bitnami/nginx:1.27"] + `"},"sidecar":{"image":{"repository":"nginx","tag":"1.27"}}}}}`,
 			warnings: []string{"digester: spec.values.sidecar.image: left alone: the image nginx:1.27 has no digest key to pin it in; if the chart reads one, add `digest: \"\"` at spec.values.sidecar.image.digest"},
 		},
 		{
