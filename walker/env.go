@@ -13,22 +13,6 @@ import (
 // operator deploys (the Operator SDK and OLM convention).
 const relatedImagePrefix = "RELATED_IMAGE_"
 
-// podSpecEnv reads the RELATED_IMAGE_* variables of the containers of a pod spec at base. Paths
-// are built only for what is found: most containers have none.
-func (w *Walker) podSpecEnv(r *results, spec *yaml.Node, base string) {
-	for _, list := range w.containerLists {
-		seq := lookup(spec, list)
-		if seq == nil || seq.Kind != yaml.SequenceNode {
-			continue
-		}
-		for i, c := range seq.Content {
-			if env := lookup(c, "env"); env != nil {
-				containerEnv(r, env, base, list, i)
-			}
-		}
-	}
-}
-
 // relatedImages reads the RELATED_IMAGE_* variables of a container, or of each container in a
 // list, at path.
 func relatedImages(_ *Walker, r *results, n *yaml.Node, path string) {

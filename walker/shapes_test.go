@@ -183,8 +183,8 @@ spec:
 `,
 			want: []found{
 				{"spec.template.spec.containers[0].image", "operator:1"},
-				{"spec.template.spec.initContainers[0].image", "init:1"},
 				{"spec.template.spec.containers[0].env[1].value", "quay.io/acme/db:15"},
+				{"spec.template.spec.initContainers[0].image", "init:1"},
 				{"spec.template.spec.initContainers[0].env[0].value", "busybox:1.36"},
 			},
 			wantProblems: []string{

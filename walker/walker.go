@@ -342,10 +342,7 @@ func (w *Walker) match(grp, version, kind string) ([]rule, bool) {
 // podSpec reads the images of a pod spec's containers and image volumes.
 func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
 	for _, list := range w.containerLists {
-		containers(r, spec, base+"."+list, list)
-	}
-	if w.presets {
-		w.podSpecEnv(r, spec, base)
+		containers(r, spec, base+"."+list, list, w.presets)
 	}
 	vols := lookup(spec, "volumes")
 	if vols == nil || vols.Kind != yaml.SequenceNode {
@@ -425,7 +422,8 @@ func scalar(n *yaml.Node) string {
 }
 
 // containers reads the image of every container in spec[list].
-func containers(r *results, spec *yaml.Node, path, list string) {
+// With related, the values of their RELATED_IMAGE_* variables are fields too.
+func containers(r *results, spec *yaml.Node, path, list string, related bool) {
 	seq := lookup(spec, list)
 	if seq == nil || isNull(seq) {
 		return
@@ -452,6 +450,11 @@ func containers(r *results, spec *yaml.Node, path, list string) {
 			r.problem(ipath, fmt.Sprintf("container %s has an empty image", containerName(c)))
 		default:
 			r.fields = append(r.fields, Field{Path: ipath, Image: img.Value, Node: img})
+		}
+		if related {
+			if env := lookup(c, "env"); env != nil {
+				containerEnv(r, env, path, "", i)
+			}
 		}
 	}
 }
