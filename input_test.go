@@ -68,7 +68,7 @@ func TestBadInput(t *testing.T) {
 			name:       "duplicate image keys that disagree",
 			in:         pod("    containers:\n    - name: a\n      image: " + img + "\n      image: " + reg.Host + "/app:v2\n"),
 			wantCode:   1,
-			wantStderr: `[error] v1/Pod/ns/p spec.containers[0].image: key "image" appears twice (lines 9 and 10 of the resource) with different images`,
+			wantStderr: `[error] v1/Pod/ns/p spec.containers[0].image: key "image" appears twice, here and 1 line above, with different images`,
 			unchanged:  true,
 		},
 		{
@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 			wantCode: 0,
 			wantOut: []string{
 				"      image: " + img + "\n      image: " + img + "@" + d.String() + "\n",
-				`message: key "name" appears twice (lines 8 and 9 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`message: key "name" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{

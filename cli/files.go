@@ -145,7 +145,7 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 			out = append(out, es...)
 			continue
 		}
-		start, err := f.valueAt(starts, fd, findings)
+		start, err := f.valueAt(starts, fd)
 		if err != nil {
 			return nil, err
 		}
@@ -174,8 +174,8 @@ func (e *fieldError) Error() string {
 
 // valueAt returns the offset of the image value a finding names in the file's bytes, or an error
 // that says how the value is written, when it is not as a plain or quoted string on one line with
-// only a !!str tag or an anchor no other field shares.
-func (f *file) valueAt(starts []int, fd pin.Finding, all []pin.Finding) (int, error) {
+// only a !!str tag or an anchor.
+func (f *file) valueAt(starts []int, fd pin.Finding) (int, error) {
 	off, ok := offset(f.data, starts, fd.Line, fd.Column)
 	if !ok {
 		return 0, &fieldError{fd, fmt.Sprintf("the value %q is not where the YAML parser put it, so digester cannot pin it in place", fd.Image)}
@@ -192,11 +192,8 @@ func (f *file) valueAt(starts []int, fd pin.Finding, all []pin.Finding) (int, er
 		if token[0] == '!' && string(token) != "!!str" && string(token) != "!<tag:yaml.org,2002:str>" {
 			return fail(fmt.Sprintf("is written with the explicit tag %s, so digester cannot pin it in place; write it without the tag", token))
 		}
-		if token[0] == '&' {
-			if how := f.shared(fd, string(token[1:]), all); how != "" {
-				return fail(how)
-			}
-		}
+		// An anchor is pinned where it is written: the walker returns an anchored value as a
+		// field only when every use of it is an image field (else a Shared problem), once.
 		off += len(token)
 		for off < len(f.data) && (f.data[off] == ' ' || f.data[off] == '\t') {
 			off++
@@ -222,45 +219,6 @@ func tokenEnd(b []byte) int {
 		}
 	}
 	return len(b)
-}
-
-// shared says why an anchored value cannot be pinned: an alias uses it, and not every use of it
-// (the anchor's own place and each alias) is an image field the run pinned to the same reference,
-// as far as the findings tell. It is "" when every use is, or there is no alias.
-func (f *file) shared(fd pin.Finding, anchor string, all []pin.Finding) string {
-	var aliases []*yaml.Node
-	for _, d := range f.docs {
-		aliases = appendAliases(aliases, d, fd.Node)
-	}
-	if len(aliases) == 0 {
-		return ""
-	}
-	uses := 0
-	for _, o := range all {
-		if o.Node == fd.Node && o.Pinned == fd.Pinned {
-			uses++
-		}
-	}
-	if uses >= len(aliases)+1 {
-		return ""
-	}
-	a := aliases[0]
-	return fmt.Sprintf("is the anchor &%s (line %d), which the alias *%s at line %d also uses, and digester changes a shared value only when every use of it is an image field it pins: write the image itself in place of *%s",
-		anchor, fd.Line, anchor, a.Line, anchor)
-}
-
-// appendAliases appends the alias nodes under n that refer to target.
-func appendAliases(out []*yaml.Node, n, target *yaml.Node) []*yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		if n.Alias == target {
-			out = append(out, n)
-		}
-		return out
-	}
-	for _, c := range n.Content {
-		out = appendAliases(out, c, target)
-	}
-	return out
 }
 
 // lineStarts returns the byte offset at which each line starts (index 0 is line 1).

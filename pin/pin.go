@@ -167,6 +167,12 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 	switch pr.Kind {
 	case walker.Ambiguous:
 		r.failed(CauseAmbiguous, u, pr.Message)
+	case walker.Tagged:
+		r.failed(CauseTagged, u, pr.Message)
+	case walker.Shared:
+		r.failed(CauseShared, u, pr.Message)
+	case walker.Expansion:
+		r.failed(CauseExpansion, u, pr.Message)
 	case walker.Unlisted:
 		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || unlisted[pr.Message] {
 			return // not a reference, or nothing lost by leaving it

@@ -175,8 +175,8 @@ func TestRun(t *testing.T) {
 		wantOK:      true,
 		wantSummary: pin.Summary{Pinned: 1, Distinct: 1, Requests: 2},
 		wantFindings: []finding{
-			{"warning", "Pod a", "a.yaml", "metadata.labels", "", "", `key "labels" appears twice (lines 5 and 6 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`},
-			{"warning", "Pod a", "a.yaml", "spec.containers[0].image", "", "", `key "image" appears twice (lines 10 and 11 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`},
+			{"warning", "Pod a", "a.yaml", "metadata.labels", "", "", `key "labels" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`},
+			{"warning", "Pod a", "a.yaml", "spec.containers[0].image", "", "", `key "image" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`},
 			{"info", "Pod a", "a.yaml", "spec.containers[0].image", "nginx:1.27", "nginx:1.27@" + d["nginx:1.27"], "pinned nginx:1.27 to " + d["nginx:1.27"]},
 		},
 		wantDocs: []string{strings.TrimSuffix(dupPod, "\n") + "@" + d["nginx:1.27"] + "\n"}, // the last counts
@@ -185,7 +185,7 @@ func TestRun(t *testing.T) {
 		docs:        []string{"apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n    image: ghcr.io/acme/app:2\n"},
 		wantSummary: pin.Summary{Failed: 1},
 		wantFindings: []finding{
-			{"error", "Pod a", "a.yaml", "spec.containers[0].image", "", "", `key "image" appears twice (lines 8 and 9 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`},
+			{"error", "Pod a", "a.yaml", "spec.containers[0].image", "", "", `key "image" appears twice, here and 1 line above, with different images: kubectl would keep the last, digester does not guess; remove one`},
 		},
 		wantDocs: []string{"apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n    image: ghcr.io/acme/app:2\n"},
 	}, {

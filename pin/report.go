@@ -76,6 +76,9 @@ const (
 	CauseTemplate     Cause = "template"      // the value holds a template variable
 	CauseUnreadable   Cause = "unreadable"    // a field where an image belongs cannot be read as one
 	CauseAmbiguous    Cause = "ambiguous"     // duplicate keys disagree on an image
+	CauseTagged       Cause = "tagged"        // an image written with a YAML tag other than !!str
+	CauseShared       Cause = "shared"        // an image's anchor is also used where no image belongs
+	CauseExpansion    Cause = "expansion"     // aliases expand the resource past what kubectl decodes
 	CauseDuplicate    Cause = "duplicate"     // a key appears twice (the last counts)
 	CauseUnlisted     Cause = "unlisted"      // an image key at a place digester does not pin
 	CauseUnpinned     Cause = "unpinned"      // check: the field has no digest

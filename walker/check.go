@@ -9,6 +9,11 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
+// notImages are keys whose values hold image: keys that name no container image: annotations,
+// and the Ceph RBD volume sources of pod specs and PersistentVolumes, whose image is a RADOS
+// block device. They are neither pinned nor reported.
+var notImages = map[string]bool{"annotations": true, "rbd": true}
+
 // maxDepth bounds the scan of a resource; kubectl's own decoder stops far earlier.
 const maxDepth = 10000
 
@@ -20,31 +25,62 @@ func (w *Walker) check(obj *yaml.Node, grp, kind string, data []string, fields [
 	// A document without apiVersion and kind (a Helm values file, a tool's config) is no resource:
 	// its image keys are nobody's image fields, and no declaration could name its kind.
 	s.walk(obj, 0, grp == "" && kind == "" && lookup(obj, "apiVersion") == nil)
+	if len(s.dups) == 0 && len(s.unlisted) == 0 {
+		return fields, problems
+	}
+	// Every mapping named below found in one more pass, and every test of one path against many
+	// a set look-up: the check stays linear in the resource, however many keys repeat.
+	where := map[*yaml.Node][]frame{}
 	for _, d := range s.dups {
-		frames, _ := locate(obj, d.in, nil, 0)
-		at := path(frames, d.first.Value)
-		lines := fmt.Sprintf("lines %d and %d of the resource", d.first.Line-obj.Line+1, d.last.Line-obj.Line+1)
-		if decides(fields, at) && !slices.EqualFunc(images(d.firstValue, nil), images(d.lastValue, nil), sameRef) {
-			problems = append(problems, Problem{Kind: Ambiguous, Path: at, Message: fmt.Sprintf(
-				"key %q appears twice (%s) with different images: kubectl would keep the last, digester does not guess; remove one",
-				d.first.Value, lines)})
-			fields = slices.DeleteFunc(fields, func(f Field) bool { return under(f.Path, at) })
+		where[d.in] = nil
+	}
+	for _, u := range s.unlisted {
+		where[u.in] = nil
+	}
+	locateAll(obj, where)
+	found, ambiguous := paths{}, paths{}
+	for _, f := range fields {
+		found.addWithPrefixes(f.Path)
+	}
+	for _, d := range s.dups {
+		at := path(where[d.in], d.first.Value)
+		if found[at] && !ambiguous.covers(at) && !slices.EqualFunc(images(d.firstValue, nil), images(d.lastValue, nil), sameRef) {
+			problems = append(problems, Problem{Kind: Ambiguous, Path: at, Node: d.last, Message: fmt.Sprintf(
+				"key %q appears twice, %s, with different images: kubectl would keep the last, digester does not guess; remove one",
+				d.first.Value, twice(d))})
+			ambiguous[at] = true
 			continue
 		}
-		problems = append(problems, Problem{Kind: Duplicate, Path: at, Message: fmt.Sprintf(
-			"key %q appears twice (%s); the last value counts, as with kubectl, and the duplicate is left as it is", d.first.Value, lines)})
+		problems = append(problems, Problem{Kind: Duplicate, Path: at, Node: d.last, Message: fmt.Sprintf(
+			"key %q appears twice, %s; the last value counts, as with kubectl, and the duplicate is left as it is", d.first.Value, twice(d))})
 	}
-	reported := len(problems)
+	fields = slices.DeleteFunc(fields, func(f Field) bool { return ambiguous.covers(f.Path) })
+	reported := paths{}
+	for _, p := range problems {
+		reported[p.Path] = true
+	}
 	for _, u := range s.unlisted {
-		frames, _ := locate(obj, u.in, nil, 0)
+		frames := where[u.in]
 		at := path(frames, u.key.Value)
-		if slices.ContainsFunc(problems[:reported], func(p Problem) bool { return under(at, p.Path) }) {
+		if reported.covers(at) {
 			continue // already reported as a field that cannot be read
 		}
 		problems = append(problems, Problem{Kind: Unlisted, Path: at, Image: u.node.Value,
 			Message: unlistedMessage(grp, kind, pattern(frames, u.key.Value))})
 	}
 	return fields, problems
+}
+
+// twice says where the two copies of a duplicate key are, from the later one (the problem's
+// Node, where front ends that know the file put their file:line:col).
+func twice(d dup) string {
+	if n := d.last.Line - d.first.Line; n != 0 {
+		if n == 1 {
+			return "here and 1 line above"
+		}
+		return fmt.Sprintf("here and %d lines above", n)
+	}
+	return fmt.Sprintf("on one line, at columns %d and %d", d.first.Column, d.last.Column)
 }
 
 // unlistedMessage is the same for every resource of a kind with an image key at one place.
@@ -63,14 +99,31 @@ func unlistedMessage(grp, kind, pattern string) string {
 	return fmt.Sprintf("left alone: digester does not pin %s in %s; to pin it, add {%s} to additionalImageFields", pattern, what, decl)
 }
 
-// decides reports whether the value at path holds one of the fields found.
-func decides(fields []Field, path string) bool {
-	return slices.ContainsFunc(fields, func(f Field) bool { return under(f.Path, path) })
+// paths is a set of field paths.
+type paths map[string]bool
+
+// addWithPrefixes adds p and every path above it: spec.containers[0].image adds spec,
+// spec.containers, spec.containers[0] and itself.
+func (ps paths) addWithPrefixes(p string) {
+	for i := 1; i < len(p); i++ {
+		if p[i] == '.' || p[i] == '[' {
+			ps[p[:i]] = true
+		}
+	}
+	ps[p] = true
 }
 
-// under reports whether path is at or below prefix.
-func under(path, prefix string) bool {
-	return path == prefix || strings.HasPrefix(path, prefix) && (path[len(prefix)] == '.' || path[len(prefix)] == '[')
+// covers reports whether p or a path above it is in the set.
+func (ps paths) covers(p string) bool {
+	if len(ps) == 0 {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		if (p[i] == '.' || p[i] == '[') && ps[p[:i]] {
+			return true
+		}
+	}
+	return ps[p]
 }
 
 // images collects the strings that decide images below n: a scalar itself, or the values of
@@ -132,6 +185,7 @@ type unlisted struct {
 // scanned where it is defined).
 type scanner struct {
 	fields   []Field
+	nodes    map[*yaml.Node]bool // the fields' nodes, when there are many
 	data     []string
 	dups     []dup
 	unlisted []unlisted
@@ -161,7 +215,7 @@ func (s *scanner) walk(n *yaml.Node, depth int, quiet bool) {
 					s.unlisted = append(s.unlisted, unlisted{in: n, key: k, node: v})
 				}
 			case v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode:
-				s.walk(v, depth+1, quiet || shadowed || k.Value == "annotations" || slices.Contains(s.data, k.Value))
+				s.walk(v, depth+1, quiet || shadowed || notImages[k.Value] || slices.Contains(s.data, k.Value))
 			}
 		}
 	case yaml.SequenceNode:
@@ -178,37 +232,57 @@ func (s *scanner) walk(n *yaml.Node, depth int, quiet bool) {
 }
 
 func (s *scanner) isField(n *yaml.Node) bool {
-	return slices.ContainsFunc(s.fields, func(f Field) bool { return f.Node == n })
+	if len(s.fields) <= 16 {
+		return containsNode(s.fields, n)
+	}
+	if s.nodes == nil { // many fields: one set, rather than a search for each image key
+		s.nodes = make(map[*yaml.Node]bool, len(s.fields))
+		for _, f := range s.fields {
+			s.nodes[f.Node] = true
+		}
+	}
+	return s.nodes[n]
 }
 
-// locate returns the path from root to the mapping m, found again by a search: paths are needed
-// only for what is reported, so the scan itself carries none.
-func locate(root, m *yaml.Node, at []frame, depth int) ([]frame, bool) {
-	if root == m {
-		return at, true
-	}
-	if depth > maxDepth {
-		return nil, false
-	}
-	switch root.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(root.Content); i += 2 {
-			if p, ok := locate(root.Content[i+1], m, append(at, frame{key: root.Content[i].Value}), depth+1); ok {
-				return p, true
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range root.Content {
-			if p, ok := locate(c, m, append(at, frame{idx: i}), depth+1); ok {
-				return p, true
-			}
+// locateAll sets want[n] to the path from root to each node n in want (a key's path is its
+// value's), in one search: paths are needed only for what is reported, so the scan itself carries
+// none. A node not found is left nil.
+func locateAll(root *yaml.Node, want map[*yaml.Node][]frame) {
+	var at []frame
+	found := func(n *yaml.Node) {
+		if frames, ok := want[n]; ok && frames == nil {
+			want[n] = append([]frame{}, at...)
 		}
 	}
-	return nil, false
+	var search func(n *yaml.Node)
+	search = func(n *yaml.Node) {
+		found(n)
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				at = append(at, frame{key: n.Content[i].Value})
+				found(n.Content[i])
+				search(n.Content[i+1])
+				at = at[:len(at)-1]
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				at = append(at, frame{idx: i})
+				search(c)
+				at = at[:len(at)-1]
+			}
+		}
+	}
+	search(root)
 }
 
 // path is the dotted path of key under frames: "spec.containers[0].image".
 func path(frames []frame, key string) string {
+	return joinPath(append(frames[:len(frames):len(frames)], frame{key: key}))
+}
+
+// joinPath is the dotted path frames lead to: "spec.containers[0]".
+func joinPath(frames []frame) string {
 	var b strings.Builder
 	for _, f := range frames {
 		if f.key == "" {
@@ -220,10 +294,6 @@ func path(frames []frame, key string) string {
 		}
 		b.WriteString(f.key)
 	}
-	if b.Len() > 0 {
-		b.WriteByte('.')
-	}
-	b.WriteString(key)
 	return b.String()
 }
 

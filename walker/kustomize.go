@@ -11,12 +11,20 @@ import (
 // KustomizeImages reads the images: entries of obj as those of a Kustomization, whatever its kind:
 // for a kustomization.yaml written without apiVersion and kind, which only its file name tells
 // apart (the caller knows it; Walk does this by itself for kind Kustomization and Component).
+// Entries are returned as Walk returns fields: once each, and not when an anchor shares them with
+// a place that is no image entry. An object whose aliases expand too far gives nothing here: Walk
+// reports it.
 func KustomizeImages(obj *yaml.Node) ([]Field, []Problem) {
-	var r results
-	if obj = deref(obj); obj != nil && obj.Kind == yaml.MappingNode {
-		kustomizeImages(&r, obj)
+	if obj = deref(obj); obj == nil || obj.Kind != yaml.MappingNode {
+		return nil, nil
 	}
-	return r.fields, r.problems
+	x := expand(obj)
+	if !x.ok() {
+		return nil, nil
+	}
+	var r results
+	kustomizeImages(&r, obj)
+	return x.finish(obj, r.fields, r.problems)
 }
 
 // kustomizeImages reads the images: entries of a Kustomization or Component. An entry stands

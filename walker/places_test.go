@@ -101,6 +101,15 @@ spec:
 			},
 		},
 		{
+			name: "a Ceph RBD volume's image is a block device, not a container image",
+			doc:  "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{name: c, image: 'app:1'}]\n  volumes: [{name: v, rbd: {monitors: ['10.0.0.1:6789'], pool: kube, image: 'foo'}}]\n---\n",
+			want: []found{{"spec.containers[0].image", "app:1"}},
+		},
+		{
+			name: "nor a PersistentVolume's",
+			doc:  "apiVersion: v1\nkind: PersistentVolume\nspec:\n  rbd: {monitors: ['10.0.0.1:6789'], image: 'foo'}\n",
+		},
+		{
 			name: "argo loop data stays quiet when a field is also declared for the kind",
 			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - steps: [[{withItems: [{image: 'loop:1'}]}]]\n    plugin: {image: 'plug:1'}\n",
 			opts: []Option{WithImageFields(ImageField{Group: "argoproj.io", Kind: "Workflow", Path: "spec/templates/plugin/image"})},
@@ -317,9 +326,9 @@ spec:
         image: app:1`,
 			want: []found{{"spec.template.spec.containers[0].image", "app:1"}},
 			wantProblems: []string{
-				`duplicate metadata.annotations: key "annotations" appears twice (lines 5 and 6 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
-				`duplicate spec.selector: key "selector" appears twice (lines 8 and 9 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
-				`duplicate spec.template.spec.containers[0].name: key "name" appears twice (lines 13 and 14 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate metadata.annotations: key "annotations" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.selector: key "selector" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.template.spec.containers[0].name: key "name" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -327,7 +336,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers:\n  - image: a:1\n    image: a:1\n",
 			want: []found{{"spec.containers[0].image", "a:1"}},
 			wantProblems: []string{
-				`duplicate spec.containers[0].image: key "image" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.containers[0].image: key "image" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -335,7 +344,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers:\n  - image: a:1\n    image: a:1@sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
 			want: []found{{"spec.containers[0].image", "a:1@sha256:0000000000000000000000000000000000000000000000000000000000000000"}},
 			wantProblems: []string{
-				`duplicate spec.containers[0].image: key "image" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.containers[0].image: key "image" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -343,7 +352,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers:\n  - image: a:1\n    image: a:2\n  - image: b:1\n",
 			want: []found{{"spec.containers[1].image", "b:1"}},
 			wantProblems: []string{
-				`ambiguous spec.containers[0].image: key "image" appears twice (lines 4 and 5 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+				`ambiguous spec.containers[0].image: key "image" appears twice, here and 1 line above, with different images: kubectl would keep the last, digester does not guess; remove one`,
 			},
 		},
 		{
@@ -351,7 +360,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers: [{name: a, image: a:1}]\n  initContainers: [{image: i:1}]\n  containers: [{name: a, image: a:2}]\n",
 			want: []found{{"spec.initContainers[0].image", "i:1"}},
 			wantProblems: []string{
-				`ambiguous spec.containers: key "containers" appears twice (lines 3 and 5 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+				`ambiguous spec.containers: key "containers" appears twice, here and 2 lines above, with different images: kubectl would keep the last, digester does not guess; remove one`,
 			},
 		},
 		{
@@ -359,7 +368,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers: [{name: a, image: a:1, env: [{name: X}]}]\n  containers: [{name: a, image: a:1}]\n",
 			want: []found{{"spec.containers[0].image", "a:1"}},
 			wantProblems: []string{
-				`duplicate spec.containers: key "containers" appears twice (lines 3 and 4 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.containers: key "containers" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -374,7 +383,7 @@ spec:
     spec:
       containers: [{name: app, image: app:2}]`,
 			wantProblems: []string{
-				`ambiguous spec.template: key "template" appears twice (lines 4 and 7 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+				`ambiguous spec.template: key "template" appears twice, here and 3 lines above, with different images: kubectl would keep the last, digester does not guess; remove one`,
 			},
 		},
 		{
@@ -382,7 +391,7 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers: [{name: c, image: c:1}]\n  volumes: [{name: m, image: {reference: m:1}}]\n  volumes: [{name: m, image: {reference: m:2}}]\n",
 			want: []found{{"spec.containers[0].image", "c:1"}},
 			wantProblems: []string{
-				`ambiguous spec.volumes: key "volumes" appears twice (lines 4 and 5 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+				`ambiguous spec.volumes: key "volumes" appears twice, here and 1 line above, with different images: kubectl would keep the last, digester does not guess; remove one`,
 			},
 		},
 		{
@@ -390,14 +399,14 @@ spec:
 			doc:  "kind: Pod\nspec:\n  containers: [{name: a, image: a:1, command: [run]}]\n  containers: [{name: b, image: a:1, command: [serve]}]\n",
 			want: []found{{"spec.containers[0].image", "a:1"}},
 			wantProblems: []string{
-				`duplicate spec.containers: key "containers" appears twice (lines 3 and 4 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.containers: key "containers" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
 			name: "an unlisted image key beside a duplicate key is still reported",
 			doc:  "apiVersion: example.com/v1\nkind: Runner\nspec:\n  replicas: 1\n  replicas: 2\n  image: r:1\n  sidecar: {image: s:1}\n",
 			wantProblems: []string{
-				`duplicate spec.replicas: key "replicas" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate spec.replicas: key "replicas" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 				"unlisted spec.image: left alone: digester does not pin spec/image in kind Runner (example.com); to pin it, add {group: example.com, kind: Runner, path: spec/image} to additionalImageFields [r:1]",
 				"unlisted spec.sidecar.image: left alone: digester does not pin spec/sidecar/image in kind Runner (example.com); to pin it, add {group: example.com, kind: Runner, path: spec/sidecar/image} to additionalImageFields [s:1]",
 			},
@@ -419,7 +428,7 @@ spec:
             image: b:2`,
 			want: []found{{"spec.templates[0].steps[0][0].inline.container.image", "a:1"}},
 			wantProblems: []string{
-				`ambiguous spec.templates[0].steps[1][0].inline.container.image: key "image" appears twice (lines 12 and 13 of the resource) with different images: kubectl would keep the last, digester does not guess; remove one`,
+				`ambiguous spec.templates[0].steps[1][0].inline.container.image: key "image" appears twice, here and 1 line above, with different images: kubectl would keep the last, digester does not guess; remove one`,
 			},
 		},
 		{
@@ -427,7 +436,7 @@ spec:
 			doc:  "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nmetadata: {name: b}\nspec:\n  containers: [{image: a:1}]\n",
 			want: []found{{"spec.containers[0].image", "a:1"}},
 			wantProblems: []string{
-				`duplicate metadata: key "metadata" appears twice (lines 3 and 4 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate metadata: key "metadata" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -435,7 +444,7 @@ spec:
 			doc:  "kind: Pod\nmetadata:\n  name: p\n  labels:\n" + labels(40) + "    l3: again\nspec:\n  containers: [{image: a:1}]\n",
 			want: []found{{"spec.containers[0].image", "a:1"}},
 			wantProblems: []string{
-				`duplicate metadata.labels.l3: key "l3" appears twice (lines 8 and 45 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate metadata.labels.l3: key "l3" appears twice, here and 37 lines above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 		{
@@ -443,7 +452,7 @@ spec:
 			doc:  "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  annotations: {a: b}\n  annotations: {c: d}\nspec:\n  templates: [{container: {image: w:1}}]\n",
 			want: []found{{"spec.templates[0].container.image", "w:1"}},
 			wantProblems: []string{
-				`duplicate metadata.annotations: key "annotations" appears twice (lines 4 and 5 of the resource); the last value counts, as with kubectl, and the duplicate is left as it is`,
+				`duplicate metadata.annotations: key "annotations" appears twice, here and 1 line above; the last value counts, as with kubectl, and the duplicate is left as it is`,
 			},
 		},
 	})

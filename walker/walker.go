@@ -9,6 +9,12 @@
 // reports duplicate keys (an error only when they disagree on an image) and image keys at places
 // it does not pin.
 //
+// Aliases, anchors and merge keys are read as kubectl reads them, and their cost is bounded by
+// the input's size: a resource whose aliases expand it as far as yaml.v3 and kubectl refuse to
+// decode is not walked (an Expansion problem); an image reached through several aliases is one
+// field; an image whose anchor is also used where no image belongs is not returned (a Shared
+// problem), since pinning it would change that value too.
+//
 // It works on the parsed YAML tree (go.yaml.in/yaml/v3 nodes, as kyaml exposes them) so that the
 // fields it returns can be rewritten in place, keeping comments, key order and quoting. It knows
 // nothing of KRM functions or registries: a second front end (an admission webhook) can reuse it.
@@ -16,7 +22,6 @@ package walker
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,8 +73,10 @@ type Field struct {
 	// Image is the reference the field stands for. For a Reference it is the node's value; for a
 	// KustomizeImage it is built from the entry (newName or name, newTag, digest).
 	Image string
-	// Node is the node that holds the value: the string scalar of a Reference (fields that share
-	// a YAML anchor share a Node), the entry mapping of a KustomizeImage. Use Set to pin it.
+	// Node is the node that holds the value: the string scalar of a Reference, the entry mapping
+	// of a KustomizeImage. Use Set to pin it. No two fields Walk returns share a Node: a value
+	// reached more than once (through an alias or a merge key) is one field, with the path at
+	// which the walk first met it, and it is pinned once, where it is written (at its anchor).
 	Node *yaml.Node
 	// Kind says what Node is.
 	Kind Kind
@@ -123,6 +130,16 @@ const (
 	// Unlisted: an image key holds a string at a place digester does not pin; Image holds it.
 	// Its Message says how to declare the place, and is the same for every resource of the kind.
 	Unlisted
+	// Tagged: an image field's value carries an explicit YAML tag other than !!str (!!binary,
+	// !custom); the field is not returned (an error: kubectl runs what the tag decodes to, which
+	// the text need not show, and digester pins only plain or quoted strings).
+	Tagged
+	// Shared: an image value's anchor is also used at a place that is no image field (a label, an
+	// env value); the field is not returned (an error: pinning it would change that value too).
+	Shared
+	// Expansion: the resource's aliases expand it past what yaml.v3 and kubectl decode, or an
+	// anchor contains an alias of itself; nothing in it is returned (an error).
+	Expansion
 	// NoDigestKey: a Helm values mapping splits an image (Image) into repository and tag but has
 	// no digest key to pin it in (a warning: the chart decides whether it reads one).
 	NoDigestKey
@@ -144,8 +161,9 @@ type Problem struct {
 	// Item is the resource inside a List the problem is in; nil for a resource of its own.
 	Item *Item
 	// Node is where the problem is written, for its line and column, when one node says it: the
-	// split image without a digest key, the Kptfile function or variable that cannot be pinned.
-	// Nil for the other problems.
+	// later key of a duplicate, a tagged value, a shared image value, the alias that expands
+	// furthest, the split image without a digest key, the Kptfile function or variable that
+	// cannot be pinned. Nil for the other problems.
 	Node *yaml.Node
 }
 
@@ -241,6 +259,16 @@ func (w *Walker) Walk(obj *yaml.Node) ([]Field, []Problem) {
 	if obj == nil || obj.Kind != yaml.MappingNode {
 		return nil, nil
 	}
+	x := expand(obj)
+	if !x.ok() {
+		return nil, []Problem{x.problem(obj)}
+	}
+	fields, problems := w.walkList(obj)
+	return x.finish(obj, fields, problems)
+}
+
+// walkList walks a List item by item, anything else as one resource.
+func (w *Walker) walkList(obj *yaml.Node) ([]Field, []Problem) {
 	if kind := scalar(lookup(obj, "kind")); strings.HasSuffix(kind, "List") {
 		if items := lookup(obj, "items"); items != nil && items.Kind == yaml.SequenceNode {
 			var fields []Field
@@ -294,6 +322,7 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 		if rl.data != nil {
 			data = rl.data // a preset's; declared fields add none
 		}
+		// A declared field that a default place already found is returned once: see finish.
 		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
 			switch {
 			case rl.read != nil:
@@ -301,8 +330,6 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 				sub := results{fields: r.fields, problems: r.problems}
 				rl.read(w, &sub, n, path)
 				r.fields, r.problems = sub.fields, sub.problems
-			case slices.ContainsFunc(r.fields, func(f Field) bool { return f.Path == path }):
-				// a declared field that a default place already found
 			case !rl.podSpec:
 				leaf(&r, n, path)
 			case n.Kind == yaml.MappingNode:
@@ -367,6 +394,8 @@ func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
 func leaf(r *results, n *yaml.Node, path string) {
 	switch {
 	case n == nil || isNull(n):
+	case tagged(n):
+		r.tagged(path, n)
 	case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str":
 		r.problem(path, fmt.Sprintf("is %s, want a string", describe(n)))
 	case strings.TrimSpace(n.Value) == "":
@@ -389,6 +418,30 @@ func (r *results) problem(path, msg string) {
 // problemAt is problem, written at n.
 func (r *results) problemAt(n *yaml.Node, path, msg string) {
 	r.problems = append(r.problems, Problem{Path: path, Message: msg, Node: n})
+}
+
+// tagged reports an image value written with an explicit YAML tag other than !!str.
+func (r *results) tagged(path string, n *yaml.Node) {
+	why := "kubectl ignores a tag it does not know and runs the text, but other YAML readers may decode it otherwise"
+	switch n.ShortTag() {
+	case "!!binary":
+		why = "kubectl runs the base64-decoded value, not the text a reviewer reads"
+	case "!!int", "!!float", "!!bool", "!!null", "!!timestamp":
+		why = "it does not decode to the string written"
+	}
+	r.problems = append(r.problems, Problem{Kind: Tagged, Path: path, Node: n, Message: fmt.Sprintf(
+		"the image is written with the YAML tag %s: %s; digester pins only plain or quoted strings, so it is not pinned; remove the tag",
+		n.Tag, why)})
+}
+
+// tagged reports whether n is a scalar written with an explicit tag other than !!str: !!binary
+// (base64), a custom tag (!custom nginx), !!int. kubectl (sigs.k8s.io/yaml) does not refuse
+// such an image: it decodes image: !custom nginx:1.27 to the string "nginx:1.27", and
+// image: !!binary bmdpbng6MS4yNw== to "nginx:1.27" too, so the cluster runs an image the text
+// does not show. Untagged numbers, booleans and null keep their warnings (leaf, containers):
+// kubectl refuses those itself. An explicit !!str is a string like any other.
+func tagged(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Style&yaml.TaggedStyle != 0 && n.ShortTag() != "!!str"
 }
 
 // follow calls emit with every node at path under n, with its dotted path from the object root;
@@ -442,6 +495,8 @@ func containers(r *results, spec *yaml.Node, path, list string, related bool) {
 		img := lookup(c, "image")
 		ipath := cpath + ".image"
 		switch {
+		case img != nil && tagged(img):
+			r.tagged(ipath, img)
 		case img == nil || isNull(img):
 			r.problem(ipath, fmt.Sprintf("container %s has no image", containerName(c)))
 		case img.Kind != yaml.ScalarNode || img.ShortTag() != "!!str":

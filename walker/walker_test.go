@@ -13,7 +13,7 @@ import (
 
 type found struct{ Path, Image string }
 
-var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted ", NoDigestKey: "no-digest ", Floating: "floating "}
+var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted ", Tagged: "tagged ", Shared: "shared ", Expansion: "expansion ", NoDigestKey: "no-digest ", Floating: "floating "}
 
 func walk(t *testing.T, doc string, opts ...Option) ([]found, []string) {
 	t.Helper()
@@ -124,32 +124,36 @@ spec:
 			want: []found{{"spec.containers[0].image", "1.5"}},
 		},
 		{
-			name: "anchors and aliases share a node",
+			name: "an image reached through an alias is one field, at the first path the walk meets",
 			doc:  "spec:\n  initContainers: [{name: a, image: &img app:1}]\n  containers: [{name: b, image: *img}]\n",
-			want: []found{{"spec.containers[0].image", "app:1"}, {"spec.initContainers[0].image", "app:1"}},
+			want: []found{{"spec.containers[0].image", "app:1"}},
 		},
 		{
-			name: "merge key with a list of mappings",
-			doc:  "a: &a {name: a}\nb: &b {image: b:1}\nspec:\n  containers:\n  - <<: [*a, *b]\n",
-			want: []found{{"spec.containers[0].image", "b:1"}},
+			name: "merge key with a list of mappings: the first mapping that has the key gives it",
+			doc:  "spec:\n  initContainers:\n  - &a {name: a, image: a:1}\n  - &b {name: b, image: b:1}\n  containers:\n  - <<: [*b, *a]\n",
+			want: []found{{"spec.containers[0].image", "b:1"}, {"spec.initContainers[0].image", "a:1"}},
 		},
 		{
-			name: "merge key",
-			doc:  "base: &base {image: base:1}\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - <<: *base\n    image: own:1\n",
-			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[1].image", "own:1"}},
+			name: "merge key: a key written beside it wins",
+			doc:  "spec:\n  containers:\n  - &base {name: a, image: base:1}\n  - <<: *base\n    name: b\n  - <<: *base\n    image: own:1\n",
+			want: []found{{"spec.containers[0].image", "base:1"}, {"spec.containers[2].image", "own:1"}},
 		},
 	})
 }
 
-// TestAliasSharesNode: rewriting the node behind an alias rewrites every field that uses it.
-func TestAliasSharesNode(t *testing.T) {
+// TestAliasIsOneField: an image reached through an alias is returned once, and its Node is the
+// value where it is written (at its anchor), so that pinning it pins every place that reads it.
+func TestAliasIsOneField(t *testing.T) {
 	var n yaml.Node
-	if err := yaml.Unmarshal([]byte("spec:\n  initContainers: [{image: &img app:1}]\n  containers: [{image: *img}]\n"), &n); err != nil {
+	if err := yaml.Unmarshal([]byte("spec:\n  initContainers: [&c {image: &img app:1}]\n  containers: [{image: *img}, *c]\n"), &n); err != nil {
 		t.Fatal(err)
 	}
-	fields, _ := New().Walk(&n)
-	if len(fields) != 2 || fields[0].Node != fields[1].Node {
-		t.Fatalf("want two fields sharing one node, got %+v", fields)
+	fields, problems := New().Walk(&n)
+	if len(fields) != 1 || len(problems) != 0 {
+		t.Fatalf("want one field and no problem, got %+v, %v", fields, problems)
+	}
+	if f := fields[0]; f.Path != "spec.containers[0].image" || f.Node.Line != 2 || f.Node.Column != 31 {
+		t.Errorf("field %s at line %d column %d, want spec.containers[0].image written at 2:31 (its anchor)", f.Path, f.Node.Line, f.Node.Column)
 	}
 }
 
@@ -235,10 +239,17 @@ func TestAliasCycle(t *testing.T) {
 	obj := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("spec"),
 		{Kind: yaml.MappingNode, Content: []*yaml.Node{str("containers"), cycle}}}}
 	done := make(chan []Problem, 1)
-	go func() { _, problems := New().Walk(obj); done <- problems }()
+	go func() {
+		if fields, problems := New().Walk(cycle); fields != nil || problems != nil { // the cycle itself is no object
+			t.Errorf("Walk of the cycle: %v, %v", fields, problems)
+		}
+		_, problems := New().Walk(obj)
+		done <- problems
+	}()
 	select {
 	case problems := <-done:
-		want := []Problem{{Path: "spec.containers", Message: "is an unexpected node, want a list of containers"}}
+		want := []Problem{{Kind: Expansion, Path: "spec.containers", Node: cycle,
+			Message: `an alias is inside the value it names, so that value has no end (kubectl refuses it too: "value contains itself"); nothing in this resource is pinned`}}
 		if diff := cmp.Diff(want, problems); diff != "" {
 			t.Errorf("problems (-want +got):\n%s", diff)
 		}

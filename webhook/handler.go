@@ -17,13 +17,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
@@ -39,6 +40,11 @@ const (
 	DefaultMaxRequestBytes = 7 << 20
 	// maxWarningBytes is where the API server starts truncating a warning.
 	maxWarningBytes = 256
+	// maxFailureBytes bounds each failure a denial lists.
+	maxFailureBytes = 512
+	// maxListed is how many failures, warnings or credential problems an answer or a log line
+	// lists; the rest are counted.
+	maxListed = 10
 )
 
 // Handler answers AdmissionReviews POSTed to it. It is safe for concurrent use.
@@ -46,6 +52,7 @@ type Handler struct {
 	opts     pin.Options
 	lookup   pin.Lookup
 	maxBytes int64
+	memory   budget
 	metrics  *Metrics
 	log      *slog.Logger
 	pods     PodLookups
@@ -80,6 +87,12 @@ type Option func(*Handler)
 // WithMaxRequestBytes bounds a request body (default DefaultMaxRequestBytes); larger requests get 400.
 func WithMaxRequestBytes(n int64) Option { return func(h *Handler) { h.maxBytes = n } }
 
+// WithMaxReviewMemory bounds the memory the reviews in flight take together (default
+// DefaultMaxReviewMemory), reckoned from their size and the number of JSON values in their objects.
+// A review that would take more while others are in flight is answered 429 with Retry-After: 1 (the
+// API server retries it); one that needs more than n alone, 413.
+func WithMaxReviewMemory(n int64) Option { return func(h *Handler) { h.memory.capacity = n } }
+
 // WithMetrics records admissions in m.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
 
@@ -94,7 +107,7 @@ func NewHandler(lookup pin.Lookup, pinOpts pin.Options, opts ...Option) *Handler
 	if pinOpts.Deadline <= 0 {
 		pinOpts.Deadline = DefaultDeadline
 	}
-	h := &Handler{opts: pinOpts, lookup: lookup, maxBytes: DefaultMaxRequestBytes, log: slog.New(slog.DiscardHandler)}
+	h := &Handler{opts: pinOpts, lookup: lookup, maxBytes: DefaultMaxRequestBytes, memory: budget{capacity: DefaultMaxReviewMemory}, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(h)
 	}
@@ -103,14 +116,29 @@ func NewHandler(lookup pin.Lookup, pinOpts pin.Options, opts ...Option) *Handler
 
 // ServeHTTP answers one AdmissionReview. A request that is not one (wrong method, too large,
 // malformed JSON, wrong apiVersion or kind, no request) gets 400 (405 for the method) and a message
-// in plain words; every AdmissionReview gets 200 and a response, allowing or denying.
+// in plain words; one the memory for reviews cannot take gets 429 or 413 (see WithMaxReviewMemory);
+// every other AdmissionReview gets 200 and a response, allowing or denying.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.reject(w, http.StatusMethodNotAllowed, "POST an AdmissionReview")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBytes))
+	if r.ContentLength > h.maxBytes {
+		h.reject(w, http.StatusBadRequest, fmt.Sprintf("request body is over %d bytes", h.maxBytes))
+		return
+	}
+	mem := &claim{b: &h.memory}
+	defer mem.release()
+	size := r.ContentLength
+	if size < 0 { // not said: reckon with the largest
+		size = h.maxBytes
+	}
+	if err := mem.take(bodyCopies * size); err != nil {
+		h.refuse(w, err)
+		return
+	}
+	body, err := readBody(w, r, h.maxBytes)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -126,11 +154,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind || rev.Request == nil {
-		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %q kind %q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
+		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %.64q kind %.64q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
 		return
 	}
 	start := time.Now()
-	resp, outcome := h.admit(r.Context(), rev.Request)
+	resp, outcome, err := h.admit(r.Context(), rev.Request, mem)
+	mem.release() // the objects are read and done with
+	if err != nil {
+		h.refuse(w, err)
+		return
+	}
 	h.metrics.observe(rev.Request.Operation, outcome, time.Since(start))
 	out, err := json.Marshal(review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
 	if err != nil { // cannot happen: every field is a string, bool, number or byte slice
@@ -141,10 +174,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
+// readBody reads a request body of at most max bytes, into a buffer of the size the request says
+// when it says one.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, max)
+	if r.ContentLength < 0 {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, r.ContentLength)
+	_, err := io.ReadFull(body, b)
+	return b, err
+}
+
 func (h *Handler) reject(w http.ResponseWriter, code int, msg string) {
 	h.log.Warn("rejected request", "code", code, "error", msg)
 	h.metrics.rejected()
 	http.Error(w, msg, code)
+}
+
+// refuse answers a review the memory for reviews cannot take: 429, to be retried after a second,
+// while other reviews hold it; 413 when the review alone needs more.
+func (h *Handler) refuse(w http.ResponseWriter, err error) {
+	var tooLarge *tooLargeError
+	if errors.As(err, &tooLarge) {
+		h.reject(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	h.metrics.throttled()
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, err.Error()+"; retry", http.StatusTooManyRequests)
 }
 
 // Outcomes of an admission, as the metrics count them.
@@ -156,16 +214,21 @@ const (
 	outcomeDenied    = "denied"    // on-error: fail and an image could not be pinned
 )
 
-// admit pins the request's object and says what to answer.
-func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
+// admit pins the request's object and says what to answer. Its error, if any, is from mem: the
+// memory for reviews could not take the objects.
+func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*response, string, error) {
 	resp := &response{UID: req.UID, Allowed: true}
 	if req.Operation != "CREATE" && req.Operation != "UPDATE" || len(req.Object) == 0 || string(req.Object) == "null" {
-		return resp, outcomeIgnored
+		return resp, outcomeIgnored, nil
 	}
 	what := describeRequest(req)
-	obj, err := parseObject(req.Object)
+	grow := func(nodes int) error { return mem.take(int64(nodes) * nodeBytes) }
+	obj, err := parseObject(req.Object, grow)
+	if outOfMemory(err) {
+		return nil, "", err
+	}
 	if err != nil {
-		return deny(resp, fmt.Sprintf("digester: %s: object %v", what, err)), outcomeDenied
+		return deny(resp, fmt.Sprintf("digester: %s: object %v", what, err)), outcomeDenied, nil
 	}
 	var lookup pin.Lookup = h.lookup
 	var creds *podLookup
@@ -176,25 +239,44 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 	var opts []pin.Option
 	if req.Operation == "UPDATE" && len(req.OldObject) > 0 {
 		// Fields an UPDATE leaves as they were cost no lookup, pinned or not.
-		old, err := parseObject(req.OldObject)
-		if err != nil {
-			return deny(resp, fmt.Sprintf("digester: %s: oldObject %v", what, err)), outcomeDenied
+		old, err := parseObject(req.OldObject, grow)
+		if outOfMemory(err) {
+			return nil, "", err
 		}
-		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool { return obj.unchanged(old, f.Node) }))
+		if err != nil {
+			return deny(resp, fmt.Sprintf("digester: %s: oldObject %v", what, err)), outcomeDenied, nil
+		}
+		same := obj.unchanged(old) // smaller than old, whose memory stays claimed
+		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool {
+			return same[f.Node] || f.Node.Kind == yaml.MappingNode && obj.sameMapping(old, f.Node) // a split image, a Flux ref
+		}))
 	}
 	rep := pin.New(lookup, h.opts, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
 	h.metrics.pinned(rep.Summary.Pinned)
 
+	reported := map[*yaml.Node]bool{}
+	for _, f := range rep.Findings {
+		if f.Node != nil {
+			reported[f.Node] = true
+		}
+	}
+	places := obj.locate(reported)
 	var patch []patchOp
 	var failures, warnings []string
 	for _, f := range rep.Findings {
 		switch {
 		case f.Pinned != "":
-			patch = append(patch, obj.patch(f.Node)...)
+			if p, ok := places[f.Node]; ok {
+				ops, err := obj.patch(f.Node, p, func() (*object, error) { return parseObject(req.Object, grow) })
+				if outOfMemory(err) {
+					return nil, "", err
+				}
+				patch = append(patch, ops...)
+			}
 		case f.Severity == pin.Error:
-			failures = append(failures, obj.describe(f))
+			failures = append(failures, describe(f, places))
 		case f.Severity == pin.Warning:
-			warnings = append(warnings, truncate("digester: "+obj.describe(f), maxWarningBytes))
+			warnings = append(warnings, "digester: "+describe(f, places))
 		}
 	}
 	var problems []string
@@ -202,24 +284,25 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 		problems = creds.problems
 	}
 	if !rep.OK() {
-		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", failures, "credentials", problems)
-		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(failures, "; "))
+		errs, probs := listed(failures, maxFailureBytes, ""), listed(problems, maxFailureBytes, "")
+		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", errs, "failed", len(failures), "credentials", probs)
+		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(errs, "; "))
 		switch {
-		case len(problems) > 0:
-			msg += " (credentials: " + strings.Join(problems, "; ") + ")"
+		case len(probs) > 0:
+			msg += " (credentials: " + strings.Join(probs, "; ") + ")"
 		case creds != nil && creds.lookup != nil && unauthorized(rep):
 			msg += " (credentials tried: the pod spec's imagePullSecrets, its ServiceAccount's, then the webhook's own)"
 		}
-		return deny(resp, msg), outcomeDenied
+		return deny(resp, msg), outcomeDenied, nil
 	}
-	for _, p := range problems {
-		warnings = append(warnings, truncate("digester: "+p, maxWarningBytes))
+	for i, p := range problems { // first: they may be why the images after them were not pinned
+		warnings = slices.Insert(warnings, i, "digester: "+p)
 	}
-	resp.Warnings = warnings
+	resp.Warnings = listed(warnings, maxWarningBytes, "digester: ")
 	outcome := outcomeUnchanged
 	if len(warnings) > 0 {
 		outcome = outcomeWarned
-		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", warnings)
+		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", resp.Warnings, "warned", len(warnings))
 	}
 	if len(patch) > 0 {
 		resp.Patch, _ = json.Marshal(patch) // strings only: cannot fail
@@ -229,7 +312,7 @@ func (h *Handler) admit(ctx context.Context, req *request) (*response, string) {
 		}
 		h.log.Info("pinned", "uid", req.UID, "object", what, "fields", len(patch), "registryRequests", rep.Summary.Requests)
 	}
-	return resp, outcome
+	return resp, outcome, nil
 }
 
 // podLookup is the lookup of one admission's pod spec, chosen when the first image needs a lookup:
@@ -277,11 +360,11 @@ func deny(resp *response, msg string) *response {
 
 // describe says where a finding is: its path, the container's name when the field is a
 // container's image, and the core's message (which names the image and the registry's answer).
-func (o *object) describe(f pin.Finding) string {
+func describe(f pin.Finding, places map[*yaml.Node]place) string {
 	where := f.Path
-	if ptr, ok := o.pointers[f.Node]; ok && path.Base(ptr) == "image" {
-		if name, ok := o.strings[path.Dir(ptr)+"/name"]; ok {
-			where += fmt.Sprintf(" (container %q)", name)
+	if p, ok := places[f.Node]; ok && p.key == "image" {
+		if name := walker.Lookup(p.parent, "name"); name != nil && name.Kind == yaml.ScalarNode && name.Tag == "!!str" {
+			where += fmt.Sprintf(" (container %q)", name.Value)
 		}
 	}
 	if where == "" {
@@ -299,7 +382,21 @@ func describeRequest(req *request) string {
 	if req.Namespace != "" {
 		name = req.Namespace + "/" + name
 	}
-	return req.Kind.Kind + " " + name
+	return truncate(req.Kind.Kind+" "+name, maxWarningBytes) // the API's limits make it shorter; others may not
+}
+
+// listed returns the first maxListed of items, each cut to n bytes, and, if there are more,
+// prefix+"and N more" after them: a denial for a Pod of 1,000 images that cannot be pinned is a few
+// KB, not hundreds.
+func listed(items []string, n int, prefix string) []string {
+	var out []string
+	for i, s := range items {
+		if i == maxListed {
+			return append(out, fmt.Sprintf("%sand %d more", prefix, len(items)-maxListed))
+		}
+		out = append(out, truncate(s, n))
+	}
+	return out
 }
 
 // truncate shortens s to at most n bytes, on a rune boundary, marking the cut.

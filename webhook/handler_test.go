@@ -214,7 +214,7 @@ func TestAdmitDeadline(t *testing.T) {
 
 func TestRejectMalformed(t *testing.T) {
 	f := newFixture(t, pin.OnErrorFail)
-	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(1000))
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(2000))
 	for _, tc := range []struct {
 		name, method, body string
 		want               int
@@ -224,7 +224,8 @@ func TestRejectMalformed(t *testing.T) {
 		{"wrong kind", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{}}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"Pod\"\n"},
 		{"v1beta1", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1beta1\" kind \"AdmissionReview\"\n"},
 		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"AdmissionReview\"\n"},
-		{"oversized", http.MethodPost, review("CREATE", "Pod", podJSON(strings.Repeat("a", 1000)), ""), http.StatusBadRequest, "request body is over 1000 bytes\n"},
+		{"long kind, quoted in part", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"` + strings.Repeat("x", 1500) + `"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"" + strings.Repeat("x", 64) + "\"\n"},
+		{"oversized", http.MethodPost, review("CREATE", "Pod", podJSON(strings.Repeat("a", 2000)), ""), http.StatusBadRequest, "request body is over 2000 bytes\n"},
 		{"GET", http.MethodGet, "", http.StatusMethodNotAllowed, "POST an AdmissionReview\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,6 +238,27 @@ func TestRejectMalformed(t *testing.T) {
 	}
 	if n := f.reg.Count("", ""); n != 0 {
 		t.Errorf("registry saw %d requests, want none", n)
+	}
+}
+
+// A body of no stated length (chunked) is read up to the bound, as one that states it.
+func TestUnstatedLength(t *testing.T) {
+	f := newFixture(t, pin.OnErrorFail)
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(2000))
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{review("CREATE", "Pod", podJSON("nginx:1.27"), ""), http.StatusOK},
+		{review("CREATE", "Pod", podJSON(strings.Repeat("a", 2000)), ""), http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader(tc.body))
+		req.ContentLength = -1
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%d bytes: %d %s, want %d", len(tc.body), rec.Code, rec.Body, tc.want)
+		}
 	}
 }
 
@@ -289,6 +311,7 @@ func TestMetrics(t *testing.T) {
 		`digester_webhook_pinned_fields_total 2`,
 		`digester_webhook_registry_requests_total 2`, // the ping and one HEAD
 		`digester_webhook_rejected_requests_total 1`,
+		`digester_webhook_throttled_requests_total 0`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,10 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	pinnedN    prometheus.Counter
 	rejectedN  prometheus.Counter
+	throttledN prometheus.Counter
+
+	certs     atomic.Pointer[Certificates] // the serving certificate, once a Server uses it
+	certsOnce sync.Once
 }
 
 // NewMetrics returns the metrics of one webhook process, reading lookup, hit and registry request
@@ -33,7 +39,7 @@ func NewMetrics(c Counters) *Metrics {
 		reg: reg,
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "digester_webhook_admissions_total",
-			Help: "AdmissionReviews answered, by operation and outcome (ignored, unchanged, pinned, warned, denied).",
+			Help: "AdmissionReviews answered, by operation (CREATE, UPDATE, DELETE, CONNECT, other) and outcome (ignored, unchanged, pinned, warned, denied).",
 		}, []string{"operation", "outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "digester_webhook_admission_duration_seconds",
@@ -48,8 +54,12 @@ func NewMetrics(c Counters) *Metrics {
 			Name: "digester_webhook_rejected_requests_total",
 			Help: "Requests that were not an AdmissionReview (malformed, oversized, wrong method), answered 4xx.",
 		}),
+		throttledN: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "digester_webhook_throttled_requests_total",
+			Help: "Reviews answered 429 (retried by the API server) because the reviews in flight held the memory for reviews.",
+		}),
 	}
-	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN,
+	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN, m.throttledN,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "digester_webhook_lookups_total",
@@ -67,14 +77,38 @@ func NewMetrics(c Counters) *Metrics {
 	return m
 }
 
+// watch exports the expiry of the certificate c holds (nothing before a Server calls it).
+func (m *Metrics) watch(c *Certificates) {
+	if m == nil || c == nil {
+		return
+	}
+	m.certs.Store(c)
+	m.certsOnce.Do(func() {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "digester_webhook_serving_certificate_expiry_timestamp_seconds",
+			Help: "When the serving certificate expires, in seconds since the Unix epoch (alert on it minus time() falling under a few days).",
+		}, func() float64 { return float64(m.certs.Load().NotAfter().Unix()) }))
+	})
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// operations are the values of the admissions' operation label: the API's four operations, and
+// opOther for anything else, so that whoever reaches the port cannot add series at will.
+var operations = map[string]bool{"CREATE": true, "UPDATE": true, "DELETE": true, "CONNECT": true}
+
+const opOther = "other"
+
+// observe counts an admission; outcome is one of the outcome constants.
 func (m *Metrics) observe(op, outcome string, d time.Duration) {
 	if m == nil {
 		return
+	}
+	if !operations[op] {
+		op = opOther
 	}
 	m.admissions.WithLabelValues(op, outcome).Inc()
 	m.duration.Observe(d.Seconds())
@@ -89,5 +123,11 @@ func (m *Metrics) pinned(n int) {
 func (m *Metrics) rejected() {
 	if m != nil {
 		m.rejectedN.Inc()
+	}
+}
+
+func (m *Metrics) throttled() {
+	if m != nil {
+		m.throttledN.Inc()
 	}
 }

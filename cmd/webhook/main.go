@@ -62,6 +62,7 @@ type flags struct {
 	port              int
 	cacheTTL          time.Duration
 	maxRequestBytes   int64
+	maxReviewMemory   int64
 	shutdownDelay     time.Duration
 	credentialRefresh time.Duration
 	pullSecrets       bool
@@ -97,6 +98,7 @@ func parseFlags(args []string, out io.Writer, getenv func(string) string) (flags
 	fs.IntVar(&f.port, "port", 8443, "port to listen on")
 	fs.DurationVar(&f.cacheTTL, "cache-ttl", digestcache.DefaultTTL, "how long a tag's digest is reused; 0 disables the cache (concurrent admissions still share lookups)")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "larger requests are answered 400")
+	fs.Int64Var(&f.maxReviewMemory, "max-review-memory", webhook.DefaultMaxReviewMemory, "bytes of memory the reviews in flight may take together (reckoned from their size and JSON values); beyond it a review is answered 429 with Retry-After and the API server retries it, or 413 if it alone needs more")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
 	fs.DurationVar(&f.credentialRefresh, "credential-refresh", defaultCredentialRefresh, "how long a registry's credentials and tokens are used before they are read and exchanged anew; 0 keeps the first for the process's life")
 	fs.BoolVar(&f.pullSecrets, "pull-secrets", true, "look images up with the credentials of the pod spec's imagePullSecrets and its ServiceAccount's, read from the cluster (needs get on secrets and serviceaccounts), before the webhook's own")
@@ -121,8 +123,8 @@ func parseFlags(args []string, out io.Writer, getenv func(string) string) (flags
 	if f.certFile == "" || f.keyFile == "" {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file are required"))
 	}
-	if f.maxRequestBytes < 1 {
-		errs = append(errs, errors.New("--max-request-bytes must be at least 1"))
+	if f.maxRequestBytes < 1 || f.maxReviewMemory < 1 {
+		errs = append(errs, errors.New("--max-request-bytes and --max-review-memory must be at least 1"))
 	}
 	if f.credentialRefresh < 0 {
 		errs = append(errs, fmt.Errorf("--credential-refresh=%s: want 0 or more", f.credentialRefresh))
@@ -150,7 +152,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	)
 	cache := digestcache.New(resolver.New(resolverOpts...), digestcache.WithTTL(f.cacheTTL))
 	var counters webhook.Counters = cache
-	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes)}
+	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes), webhook.WithMaxReviewMemory(f.maxReviewMemory)}
 	if f.pullSecrets {
 		client, err := kubeClient(f.kubeconfig)
 		if err != nil {

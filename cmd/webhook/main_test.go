@@ -28,6 +28,7 @@ func TestFlagErrors(t *testing.T) {
 		{append(tls, "--on-error=ignore"), `--on-error: "ignore" is not one of fail, warn`},
 		{append(tls, "--deadline=0s"), `--deadline: "0s" is not a positive duration such as 10s or 2m`},
 		{append(tls, "--port=0"), "--port=0: want 1-65535"},
+		{append(tls, "--max-review-memory=0"), "--max-request-bytes and --max-review-memory must be at least 1"},
 		{append(tls, "--credential-refresh=-1m"), "--credential-refresh=-1m0s: want 0 or more"},
 		{append(tls, "extra"), `unexpected arguments ["extra"]`},
 		{append(tls, "--lock=update"), "lock, lock-file: the webhook reads and writes no package lock"},
@@ -80,8 +81,8 @@ additionalImageFields:
 	if diff := cmp.Diff(want, cfg, cmp.AllowUnexported(resolver.Mirror{})); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)
 	}
-	if f.port != 8443 || cfg.Deadline != 8*time.Second || cfg.Timeout != 5*time.Second || f.credentialRefresh != defaultCredentialRefresh {
-		t.Errorf("server defaults: port %d, deadline %s, timeout %s, credential refresh %s", f.port, cfg.Deadline, cfg.Timeout, f.credentialRefresh)
+	if f.port != 8443 || cfg.Deadline != 8*time.Second || cfg.Timeout != 5*time.Second || f.credentialRefresh != defaultCredentialRefresh || f.maxReviewMemory != 128<<20 {
+		t.Errorf("server defaults: port %d, deadline %s, timeout %s, credential refresh %s, review memory %d", f.port, cfg.Deadline, cfg.Timeout, f.credentialRefresh, f.maxReviewMemory)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -440,6 +441,79 @@ func TestRegistryDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Pods created at once whose reviews need more memory than the webhook lets reviews in flight take
+// together: the webhook answers those beyond it 429 with Retry-After, the API server retries them,
+// and every Pod is stored pinned (issue 23: eight 4.2 MB reviews at once took 2.4 GB).
+func TestBusyWebhookIsRetried(t *testing.T) {
+	// Each review holds its memory while it looks its image up (no cache) over a slow registry.
+	reg.SetLatency(300 * time.Millisecond)
+	t.Cleanup(func() { reg.SetLatency(0) })
+	// A Pod of 4,000 environment variables: a review of about 0.4 MB, reckoned at 3.5 MB; the
+	// webhook's 5 MiB take one at a time.
+	url := startWebhook(t, "--max-review-memory=5242880", "--cache-ttl=0")
+	const ns = "busy"
+	label := map[string]string{"digester-e2e": ns}
+	namespace(t, ns, label)
+	register(t, configuration(t, "digester-busy", url, "Fail", map[string]any{"matchLabels": label}), ns,
+		func(img string) bool { return img == pinned("app:1") })
+
+	var env []string
+	for i := range 4000 {
+		env = append(env, fmt.Sprintf(`{"name":"VAR_%d","value":"value-%d"}`, i, i))
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: api.CA.Pool()}}}
+	const pods = 4
+	var wg sync.WaitGroup
+	errs := make([]error, pods)
+	for i := range pods {
+		wg.Go(func() {
+			pod := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big%d"},"spec":{"containers":[{"name":"app","image":%q,"env":[%s]}]}}`,
+				i, image("app:1"), strings.Join(env, ","))
+			req, err := http.NewRequest(http.MethodPost, api.URL+"/api/v1/namespaces/"+ns+"/pods", strings.NewReader(pod))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+api.Token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusCreated {
+				errs[i] = fmt.Errorf("pod big%d: %s\n%s", i, resp.Status, b)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods {
+		if got := images(t, "pod", ns, fmt.Sprintf("big%d", i), "{.spec.containers[*].image}"); got != pinned("app:1") {
+			t.Errorf("pod big%d stored with %q, want %q", i, got, pinned("app:1"))
+		}
+	}
+	resp, err := client.Get(strings.TrimSuffix(url, "/v1/mutate") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var throttled int
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "digester_webhook_throttled_requests_total "); ok {
+			throttled, _ = strconv.Atoi(v)
+		}
+	}
+	t.Logf("%d reviews answered 429 and retried", throttled)
+	if throttled == 0 {
+		t.Errorf("no review was answered 429: the reviews did not meet the bound, the test proves nothing")
 	}
 }
 

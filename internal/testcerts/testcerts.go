@@ -58,9 +58,14 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// Issue makes a serving certificate for hosts (DNS names or IP addresses), signed by the CA, and
-// returns it and its private key, PEM-encoded.
+// Issue makes a serving certificate for hosts (DNS names or IP addresses), valid for a day, signed
+// by the CA, and returns it and its private key, PEM-encoded.
 func (ca *CA) Issue(cn string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueValid(cn, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), hosts...)
+}
+
+// IssueValid is Issue for a certificate valid from notBefore to notAfter (either may be past).
+func (ca *CA) IssueValid(cn string, notBefore, notAfter time.Time, hosts ...string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -72,8 +77,8 @@ func (ca *CA) Issue(cn string, hosts ...string) (certPEM, keyPEM []byte, err err
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
