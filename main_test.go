@@ -33,6 +33,14 @@ var goldenImages = []struct {
 	{"ghcr.io/acme/seeder", "2.1", types.DockerManifestSchema2},
 	{"registry.k8s.io/pause", "3.10", types.DockerManifestList},
 	{"ghcr.io/acme/worker", "2.1", types.OCIImageIndex},
+	// Kptfile functions, Helm values, a Flux OCI artifact, an operator's related images.
+	{"ghcr.io/kptdev/krm-functions-catalog/set-labels", "v0.1.5", types.OCIImageIndex},
+	{"gcr.io/kpt-fn/apply-setters", "v0.2.0", types.DockerManifestList},
+	{"gcr.io/kpt-fn/set-namespace", "v0.4.1", types.DockerManifestSchema2},
+	{"bitnami/nginx", "1.27", types.OCIImageIndex},
+	{"bitnami/redis-exporter", "1.62.0", types.OCIManifestSchema1},
+	{"ghcr.io/acme/manifests", "v1.2", types.OCIManifestSchema1},
+	{"quay.io/acme/db", "15", types.OCIManifestSchema1},
 }
 
 // goldenRegistry serves goldenImages over TLS; its Transport routes every registry host to it.

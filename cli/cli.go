@@ -300,6 +300,7 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 			if err := fl.parse(); err != nil {
 				return nil, nil, nil, err
 			}
+			markValues(fl.file)
 			files = append(files, fl)
 		}
 	}

@@ -166,7 +166,7 @@ func TestConfigFile(t *testing.T) {
 
 	got = runCLI(t, reg, "", "pin", "--config", filepath.Join(dir, "typo.yaml"), filepath.Join(dir, "pkg"))
 	first, _, _ := strings.Cut(got.stderr, "\n")
-	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, additionalImageFields)`
+	want := `digester: pin: --config ` + filepath.Join(dir, "typo.yaml") + `: functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, kptImagePrefix, additionalImageFields)`
 	if got.code != ExitUsage || first != want {
 		t.Errorf("exit %d, stderr starts %q; want 2 and %q", got.code, first, want)
 	}

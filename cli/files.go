@@ -29,11 +29,14 @@ type file struct {
 	data []byte
 	objs []*pin.Object
 	docs []*yaml.Node // every document
+
+	pristine []*yaml.Node // every document as the file has it, parsed again when needed (insert.go)
 }
 
-// yamlFiles lists the YAML files under arg as kpt reads a package: *.yaml and *.yml, in lexical
-// order, subdirectories and subpackages included, except what a package's .krmignore lists and
-// anything under .git. A file named on the command line is read whatever its name.
+// yamlFiles lists the YAML files under arg as kpt reads a package: *.yaml, *.yml and Kptfiles, in
+// lexical order, subdirectories and subpackages included, except what a package's .krmignore
+// lists, anything under .git and a Helm chart's templates/. A file named on the command line is
+// read whatever its name.
 func yamlFiles(arg string) ([]string, error) {
 	fi, err := os.Stat(arg)
 	if err != nil {
@@ -51,8 +54,8 @@ func yamlFiles(arg string) ([]string, error) {
 		// column are its place in the file (kyaml's reader parses each document on its own).
 		FileSkipFunc: func(rel string) bool {
 			base := filepath.Base(rel)
-			yml := strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml")
-			if yml && !slices.Contains(strings.Split(filepath.ToSlash(rel), "/"), ".git") {
+			yml := strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml") || base == "Kptfile"
+			if yml && !slices.Contains(strings.Split(filepath.ToSlash(rel), "/"), ".git") && !chartTemplate(arg, rel) {
 				out = append(out, filepath.Join(arg, rel))
 			}
 			return true
@@ -134,12 +137,12 @@ func (f *file) edits(findings []pin.Finding) ([]edit, error) {
 		if fd.Object == nil || fd.Pinned == "" {
 			continue
 		}
-		if fd.Entry {
-			e, ok := f.entryEdit(starts, fd)
-			if !ok {
-				return nil, &fieldError{fd, fmt.Sprintf("the images: entry for %q is not written so that digester can add its digest: in place; add it by hand", fd.Image)}
+		if !fd.Kind.Verbatim() { // kustomize images: entries, Kptfile functions, Helm and Flux digest keys
+			es, err := f.shapeEdits(starts, fd)
+			if err != nil {
+				return nil, err
 			}
-			out = append(out, e)
+			out = append(out, es...)
 			continue
 		}
 		start, err := f.valueAt(starts, fd)
@@ -216,69 +219,6 @@ func tokenEnd(b []byte) int {
 		}
 	}
 	return len(b)
-}
-
-// entryEdit adds digest: to the kustomize images: entry a finding names, after its newTag (or
-// its last key): a line of its own in a block mapping, ", digest: '…'" in a flow mapping.
-func (f *file) entryEdit(starts []int, fd pin.Finding) (edit, bool) {
-	_, digest, _ := strings.Cut(fd.Pinned, "@")
-	var entry *yaml.Node
-	for _, d := range f.docs {
-		if entry = nodeAt(d, fd.Line, fd.Column); entry != nil {
-			break
-		}
-	}
-	if entry == nil || entry.Kind != yaml.MappingNode || len(entry.Content) < 2 {
-		return edit{}, false
-	}
-	var key, val *yaml.Node // newTag, or the last key in the file (pin has added digest: to the node)
-	for i := 0; i+1 < len(entry.Content); i += 2 {
-		if k := entry.Content[i]; k.Line > 0 && (key == nil || key.Value != "newTag") {
-			key, val = k, entry.Content[i+1]
-		}
-	}
-	if key == nil {
-		return edit{}, false
-	}
-	off, ok := offset(f.data, starts, val.Line, val.Column)
-	if !ok || val.Kind != yaml.ScalarNode {
-		return edit{}, false
-	}
-	start, how := valueStart(f.data, off, val.Value)
-	if how != "" {
-		return edit{}, false
-	}
-	end := start + len(val.Value)
-	if val.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
-		end++ // the closing quote
-	}
-	if entry.Style&yaml.FlowStyle != 0 {
-		return edit{start: end, end: end, text: ", digest: '" + digest + "'", fd: fd}, true
-	}
-	eol := bytes.IndexByte(f.data[end:], '\n')
-	nl := "\n"
-	switch {
-	case eol < 0:
-		eol = len(f.data)
-	case eol > 0 && f.data[end+eol-1] == '\r':
-		eol, nl = end+eol-1, "\r\n"
-	default:
-		eol += end
-	}
-	return edit{start: eol, end: eol, text: nl + strings.Repeat(" ", key.Column-1) + "digest: " + digest, fd: fd}, true
-}
-
-// nodeAt returns the mapping node under n that starts at line:column, or nil.
-func nodeAt(n *yaml.Node, line, column int) *yaml.Node {
-	if n.Kind == yaml.MappingNode && n.Line == line && n.Column == column {
-		return n
-	}
-	for _, c := range n.Content {
-		if m := nodeAt(c, line, column); m != nil {
-			return m
-		}
-	}
-	return nil
 }
 
 // lineStarts returns the byte offset at which each line starts (index 0 is line 1).

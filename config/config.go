@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -68,7 +69,7 @@ func (r Report) String() string {
 // Default returns the settings used when nothing is configured.
 func Default() Config {
 	return Config{
-		Options:             pin.Options{Deadline: 5 * time.Minute, LockFile: DefaultLockFile},
+		Options:             pin.Options{Deadline: 5 * time.Minute, LockFile: DefaultLockFile, KptImagePrefix: walker.DefaultKptImagePrefix},
 		Concurrency:         resolver.DefaultConcurrency,
 		RegistryConcurrency: resolver.DefaultRegistryConcurrency,
 		Timeout:             resolver.DefaultTimeout,
@@ -98,7 +99,8 @@ var Keys = []struct{ Key, Field, Default, Doc string }{
 	{"lock", "lock", `""`, "the package's DigestLock: unset, use it and keep it current if there is one; `update`, also create one; `frozen`, pin from it alone and send no request"},
 	{"lock-file", "lockFile", DefaultLockFile, "the file a new DigestLock is written to, relative to the package"},
 	{"report", "report", "references", "`references`: one result per distinct reference and one per registry that is down; `fields`: one result per image field"},
-	{"presets", "presets", "true", "`false` turns off the built-in places for Argo Workflows, Tekton, Prometheus Operator and KEDA"},
+	{"presets", "presets", "true", "`false` turns off the built-in places: Argo Workflows, Tekton, Prometheus Operator, KEDA, Kptfile functions, Flux, Argo CD, Helm values and RELATED_IMAGE_* variables"},
+	{"kpt-image-prefix", "kptImagePrefix", walker.DefaultKptImagePrefix, "what kpt puts in front of a Kptfile function image named without `/` (`set-labels:v0.1`): kpt 1.0.0-beta.59 and later use the default, earlier ones `gcr.io/kpt-fn`; the pin writes the full name"},
 	{"additional-image-fields", "additionalImageFields", "[]", "more places that hold images, as kpt set-image's additionalImageFields: a list of {group, version, kind, path}, written as YAML in a ConfigMap or a flag"},
 }
 
@@ -235,6 +237,8 @@ func (c *Config) Set(key, v string) error {
 		var on bool
 		on, err = boolean(v)
 		c.NoPresets = !on
+	case "kpt-image-prefix":
+		c.KptImagePrefix, err = imagePrefix(v)
 	case "additional-image-fields":
 		var fs []walker.ImageField
 		if fs, err = imageFields([]byte(v)); err == nil {
@@ -489,6 +493,17 @@ func lockFile(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a .yaml file inside the package", s)
 	}
 	return clean, nil
+}
+
+// imagePrefix checks a registry path to put in front of image names, as kpt checks its own
+// --image-prefix: no scheme, query or fragment, a host first.
+func imagePrefix(s string) (string, error) {
+	p := strings.TrimRight(strings.TrimSpace(s), "/")
+	u, err := url.Parse("https://" + p)
+	if p == "" || strings.Contains(p, "://") || strings.ContainsAny(p, "?#@ ") || err != nil || u.Host == "" {
+		return "", fmt.Errorf("%q is not a registry path such as gcr.io/kpt-fn (a host, then a path, with no scheme)", s)
+	}
+	return p, nil
 }
 
 // registryHosts splits a comma-separated list of registries, each a host or host:port.

@@ -50,6 +50,7 @@ data:
   lock: update
   lock-file: locks/images.yaml
   presets: "false"
+  kpt-image-prefix: gcr.io/kpt-fn
   additional-image-fields: |
     - {group: example.com, kind: MyKind, path: spec/runLatest/container/image}
     - group: example.com
@@ -60,7 +61,7 @@ data:
 			want: Config{
 				Options: pin.Options{
 					SkipPrefixes: []string{"a.example/", "b.example/"}, Deadline: time.Minute, OnError: pin.OnErrorWarn,
-					Mode: pin.ModeCheck, Pinned: pin.PinnedVerify, Lock: pin.LockUpdate, LockFile: "locks/images.yaml", NoPresets: true,
+					Mode: pin.ModeCheck, Pinned: pin.PinnedVerify, Lock: pin.LockUpdate, LockFile: "locks/images.yaml", NoPresets: true, KptImagePrefix: "gcr.io/kpt-fn",
 					ImageFields: []walker.ImageField{
 						{Group: "example.com", Kind: "MyKind", Path: "spec/runLatest/container/image"},
 						{Group: "example.com", Version: "v2", Kind: "Other", Path: "spec/workers[]/image"},
@@ -104,7 +105,7 @@ additionalImageFields:
 			want: Config{
 				Options: pin.Options{
 					SkipPrefixes: []string{"a/"}, Deadline: 30 * time.Second, OnError: pin.OnErrorFail,
-					Mode: pin.ModeCheck, Pinned: pin.PinnedRefresh, LockFile: "x.yaml",
+					Mode: pin.ModeCheck, Pinned: pin.PinnedRefresh, LockFile: "x.yaml", KptImagePrefix: walker.DefaultKptImagePrefix,
 					ImageFields: []walker.ImageField{{Group: "example.com", Version: "v1", Kind: "MyKind", Path: "spec/runLatest/container/image"}},
 				},
 				Concurrency: 4, RegistryConcurrency: 3, Timeout: 2 * time.Second,
@@ -137,12 +138,16 @@ additionalImageFields:
 		{name: "zero timeout", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  timeout: 0s\n", wantErr: `functionConfig ConfigMap: key "timeout" (line 4): "0s" is not a positive duration such as 10s or 2m`},
 		{name: "bad typed onError", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nonError: ignore\n", wantErr: `functionConfig Digester: field "onError" (line 3): "ignore" is not one of fail, warn`},
 		{name: "unknown configmap key", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  skip-prefix: a/\n",
-			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report, presets, additional-image-fields)`},
+			wantErr: `functionConfig ConfigMap: unknown key "skip-prefix" (line 4; known: skip-prefixes, concurrency, registry-concurrency, timeout, deadline, insecure-registries, registry-mirrors, mirror-fallback, platform, registry-ca-files, registry-client-cert-files, registry-client-key-files, on-error, mode, pinned, lock, lock-file, report, presets, kpt-image-prefix, additional-image-fields)`},
 		{name: "configmap field outside data", in: "kind: ConfigMap\napiVersion: v1\ndat:\n  on-error: warn\n",
 			wantErr: `functionConfig ConfigMap: unknown field "dat" (line 3): settings go under data`},
 		{name: "unknown typed field names the key and line, not a Go type", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nmetadata: {name: x}\nonErorr: warn\n",
-			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, additionalImageFields)`},
+			wantErr: `functionConfig Digester: unknown field "onErorr" (line 4; known: skipPrefixes, concurrency, registryConcurrency, timeout, deadline, insecureRegistries, registryMirrors, mirrorFallback, platform, registries, onError, mode, pinned, lock, lockFile, report, presets, kptImagePrefix, additionalImageFields)`},
 		{name: "bad presets", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  presets: off\n", wantErr: `functionConfig ConfigMap: key "presets" (line 4): "off" is neither true nor false`},
+		{name: "kpt image prefix", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  kpt-image-prefix: gcr.io/kpt-fn/\n", want: with(func(c *Config) { c.KptImagePrefix = "gcr.io/kpt-fn" })},
+		{name: "typed kpt image prefix with a port", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nkptImagePrefix: 127.0.0.1:5000/fns\n", want: with(func(c *Config) { c.KptImagePrefix = "127.0.0.1:5000/fns" })},
+		{name: "kpt image prefix with a scheme", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  kpt-image-prefix: https://gcr.io/kpt-fn\n", wantErr: `functionConfig ConfigMap: key "kpt-image-prefix" (line 4): "https://gcr.io/kpt-fn" is not a registry path such as gcr.io/kpt-fn (a host, then a path, with no scheme)`},
+		{name: "empty kpt image prefix", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nkptImagePrefix: ''\n", wantErr: `functionConfig Digester: field "kptImagePrefix" (line 3): "" is not a registry path such as gcr.io/kpt-fn (a host, then a path, with no scheme)`},
 		{name: "typed presets off", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\npresets: false\n", want: with(func(c *Config) { c.NoPresets = true })},
 		{name: "image field without path", in: "kind: ConfigMap\napiVersion: v1\ndata:\n  additional-image-fields: '[{kind: A}]'\n", wantErr: `functionConfig ConfigMap: key "additional-image-fields" (line 4): entry 0 has no path`},
 		{name: "image field with an unknown key", in: "apiVersion: fn.kpt.dev/v1alpha1\nkind: Digester\nadditionalImageFields: [{kind: A, paths: x}]\n", wantErr: `functionConfig Digester: field "additionalImageFields" (line 3): entry 0: unknown key "paths" (known: group, version, kind, path)`},

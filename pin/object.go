@@ -2,6 +2,8 @@ package pin
 
 import (
 	"path"
+	"slices"
+	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
@@ -42,6 +44,19 @@ func kustomizationFile(file string) bool {
 		return true
 	}
 	return false
+}
+
+// kptfile reports whether the object is a Kptfile, whose pipeline names the functions kpt runs.
+func kptfile(id ID) bool {
+	return id.Kind == "Kptfile" && strings.HasPrefix(id.APIVersion, "kpt.dev/")
+}
+
+// kptFunctions keeps, of what a local-config Kptfile holds, its function images and what was
+// found wrong with them: the rest of a local-config object is left alone.
+func kptFunctions(fields []walker.Field, problems []walker.Problem) ([]walker.Field, []walker.Problem) {
+	fields = slices.DeleteFunc(fields, func(f walker.Field) bool { return f.Kind != walker.KptFunction })
+	problems = slices.DeleteFunc(problems, func(p walker.Problem) bool { return !strings.HasPrefix(p.Path, "pipeline.") })
+	return fields, problems
 }
 
 // itemID names the resource a field is in: the List item, if it is in one.

@@ -96,6 +96,9 @@ type Options struct {
 	NoPresets bool
 	// ImageFields are further places that hold images.
 	ImageFields []walker.ImageField
+	// KptImagePrefix is what kpt puts in front of a function image named without "/"
+	// (default walker.DefaultKptImagePrefix).
+	KptImagePrefix string
 }
 
 // Lookup resolves references to digests. *resolver.Resolver is one; a long-lived front end wraps
@@ -139,7 +142,7 @@ func New(lookup Lookup, opts Options, extra ...Option) *Pinner {
 	if opts.LockFile == "" {
 		opts.LockFile = DefaultLockFile
 	}
-	wopts := []walker.Option{walker.WithImageFields(opts.ImageFields...)}
+	wopts := []walker.Option{walker.WithImageFields(opts.ImageFields...), walker.WithKptImagePrefix(opts.KptImagePrefix)}
 	if opts.NoPresets {
 		wopts = append(wopts, walker.WithoutPresets())
 	}

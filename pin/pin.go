@@ -73,8 +73,8 @@ type run struct {
 }
 
 // Run pins the image fields of objs as the options say. Local-config objects
-// (config.kubernetes.io/local-config) are left alone. Nodes change only if the report is OK and
-// the mode is pin.
+// (config.kubernetes.io/local-config) are left alone, but for the function images of a Kptfile,
+// which kpt runs. Nodes change only if the report is OK and the mode is pin.
 func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
@@ -108,6 +108,7 @@ func (r *run) add(sev Severity, cause Cause, u use, msg, pinned string) *Finding
 		Severity: sev, Cause: cause, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
 		Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
 		Entry: u.field.Kind == walker.KustomizeImage,
+		Kind:  u.field.Kind,
 		Node:  u.field.Node,
 	})
 	return &r.rep.Findings[len(r.rep.Findings)-1]
@@ -131,13 +132,23 @@ func (r *run) collect(objs []*Object) {
 	unlisted := map[string]bool{} // one warning per kind and place
 	for _, obj := range objs {
 		root := mapping(obj.Node)
-		if root == nil || localConfig(root) {
+		if root == nil {
 			continue
 		}
 		id := identify(root)
+		local := localConfig(root)
+		if local && !kptfile(id) {
+			continue
+		}
 		fields, problems := r.walker.Walk(root)
-		if id.Kind == "" && id.APIVersion == "" && kustomizationFile(obj.File) {
-			f, pr := walker.KustomizeImages(root)
+		switch {
+		case local:
+			fields, problems = kptFunctions(fields, problems)
+		case id.Kind == "" && id.APIVersion == "" && kustomizationFile(obj.File):
+			f, pr := r.walker.Kustomization(root)
+			fields, problems = append(fields, f...), append(problems, pr...)
+		case obj.Values:
+			f, pr := r.walker.HelmValues(root)
 			fields, problems = append(fields, f...), append(problems, pr...)
 		}
 		for _, pr := range problems {
@@ -171,6 +182,12 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 		r.add(Warning, CauseUnlisted, u, pr.Message, "")
 	case walker.Duplicate:
 		r.add(Warning, CauseDuplicate, u, pr.Message, "")
+	case walker.NoDigestKey:
+		u.field.Image = pr.Image
+		r.add(Warning, CauseNoDigestKey, u, pr.Message, "")
+	case walker.Floating:
+		u.field.Image = pr.Image
+		r.add(Info, "", u, pr.Message, "")
 	default:
 		r.add(Warning, CauseUnreadable, u, pr.Message, "")
 	}
@@ -193,7 +210,11 @@ func (r *run) classify(u use) *task {
 		return nil
 	}
 	ref, err := resolver.Parse(f.Image)
-	if err != nil {
+	switch {
+	case err != nil && f.Kind.Lenient():
+		r.add(Warning, CauseInvalid, u, "left alone: "+err.Error(), "")
+		return nil
+	case err != nil:
 		r.failed(CauseInvalid, u, err.Error())
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/walker"
 )
 
 // Object is one resource to pin.
@@ -18,6 +19,9 @@ type Object struct {
 	File string
 	// Index is the object's position among the documents of File.
 	Index int
+	// Values is true when the object is a Helm chart's values file (a values*.yaml beside a
+	// Chart.yaml, which only the front end that reads files knows): its split images are pinned.
+	Values bool
 }
 
 // ID names a resource in findings: apiVersion, kind, namespace and name, read from its node.
@@ -60,29 +64,30 @@ type Cause string
 // Causes of findings. The first group are a registry's answers to a lookup, the rest are about
 // the package itself.
 const (
-	CauseUnauthorized Cause = "unauthorized" // the registry wants credentials it was not given, or refused them
-	CauseNotFound     Cause = "not-found"    // no such tag, manifest or repository
-	CauseRateLimited  Cause = "rate-limited" // the registry asked to come back later
-	CauseUnreachable  Cause = "unreachable"  // the registry could not be reached, or its TLS refused
-	CauseTimeout      Cause = "timeout"      // the registry did not answer in time, or the run was stopped
-	CauseCredentials  Cause = "credentials"  // reading the credentials for the registry failed
-	CausePlatform     Cause = "platform"     // the tag has no image for the platform asked
-	CauseRegistry     Cause = "registry"     // any other failure of the registry or of its answer
-	CauseInvalid      Cause = "invalid"      // the value is not an image reference digester can look up
-	CauseTemplate     Cause = "template"     // the value holds a template variable
-	CauseUnreadable   Cause = "unreadable"   // a field where an image belongs cannot be read as one
-	CauseAmbiguous    Cause = "ambiguous"    // duplicate keys disagree on an image
-	CauseTagged       Cause = "tagged"       // an image written with a YAML tag other than !!str
-	CauseShared       Cause = "shared"       // an image's anchor is also used where no image belongs
-	CauseExpansion    Cause = "expansion"    // aliases expand the resource past what kubectl decodes
-	CauseDuplicate    Cause = "duplicate"    // a key appears twice (the last counts)
-	CauseUnlisted     Cause = "unlisted"     // an image key at a place digester does not pin
-	CauseUnpinned     Cause = "unpinned"     // check: the field has no digest
-	CauseStale        Cause = "stale"        // the pin, or the lock's entry, is not what the tag points to now
-	CauseNotInLock    Cause = "not-in-lock"  // lock: frozen and the lock has no entry for the reference
-	CauseLock         Cause = "lock"         // the package's DigestLock is missing, unreadable or out of date
-	CauseDisagreement Cause = "disagreement" // a pin disagrees with the lock, or is one platform's image
-	CauseNoTag        Cause = "no-tag"       // refresh: a repo@digest pin has no tag to follow
+	CauseUnauthorized Cause = "unauthorized"  // the registry wants credentials it was not given, or refused them
+	CauseNotFound     Cause = "not-found"     // no such tag, manifest or repository
+	CauseRateLimited  Cause = "rate-limited"  // the registry asked to come back later
+	CauseUnreachable  Cause = "unreachable"   // the registry could not be reached, or its TLS refused
+	CauseTimeout      Cause = "timeout"       // the registry did not answer in time, or the run was stopped
+	CauseCredentials  Cause = "credentials"   // reading the credentials for the registry failed
+	CausePlatform     Cause = "platform"      // the tag has no image for the platform asked
+	CauseRegistry     Cause = "registry"      // any other failure of the registry or of its answer
+	CauseInvalid      Cause = "invalid"       // the value is not an image reference digester can look up
+	CauseTemplate     Cause = "template"      // the value holds a template variable
+	CauseUnreadable   Cause = "unreadable"    // a field where an image belongs cannot be read as one
+	CauseAmbiguous    Cause = "ambiguous"     // duplicate keys disagree on an image
+	CauseTagged       Cause = "tagged"        // an image written with a YAML tag other than !!str
+	CauseShared       Cause = "shared"        // an image's anchor is also used where no image belongs
+	CauseExpansion    Cause = "expansion"     // aliases expand the resource past what kubectl decodes
+	CauseDuplicate    Cause = "duplicate"     // a key appears twice (the last counts)
+	CauseUnlisted     Cause = "unlisted"      // an image key at a place digester does not pin
+	CauseUnpinned     Cause = "unpinned"      // check: the field has no digest
+	CauseStale        Cause = "stale"         // the pin, or the lock's entry, is not what the tag points to now
+	CauseNotInLock    Cause = "not-in-lock"   // lock: frozen and the lock has no entry for the reference
+	CauseLock         Cause = "lock"          // the package's DigestLock is missing, unreadable or out of date
+	CauseDisagreement Cause = "disagreement"  // a pin disagrees with the lock, or is one platform's image
+	CauseNoTag        Cause = "no-tag"        // refresh: a repo@digest pin has no tag to follow
+	CauseNoDigestKey  Cause = "no-digest-key" // a Helm split image has no digest key to pin it in
 )
 
 // causeOf classifies a lookup's error by the resolver's typed cause.
@@ -127,6 +132,10 @@ type Finding struct {
 	// Entry is true when the field is a kustomize images: entry (Line and Column are the entry's):
 	// pinning it adds a digest: key to the entry rather than changing a value.
 	Entry bool
+	// Kind is how the field holds its reference. Unless Kind.Verbatim(), Image is the reference
+	// the field stands for, not its text, and pinning changes Node as the kind's syntax says (a
+	// key added or set, a line comment): a front end that edits text compares Node with the text.
+	Kind walker.Kind
 	// Node is the field's scalar node, when the finding is about an image field; front ends that
 	// address fields by something other than Path (the webhook's JSON pointers) find them by it.
 	Node *yaml.Node

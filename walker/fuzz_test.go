@@ -39,6 +39,11 @@ var walkSeeds = []string{
 	"apiVersion: v1\nkind: List\nitems:\n- &p {kind: Pod, spec: {containers: [{image: &i a}]}, data: {x: *i}}\n- *p\n",
 	"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [&e {name: a, newTag: '1'}, *e, {<<: *e, name: b}]\nx: *e\n",
 	`{"kind": "Pod", "spec": {"containers": [{"image": "a", "image": "b", "name": "c", "name": "d"}]}}`,
+	// issue 22: references in syntaxes of their own
+	"apiVersion: kpt.dev/v1\nkind: Kptfile\npipeline:\n  mutators:\n  - image: set-labels:v1 # c\n  - {image: a@sha256:x, configPath: y} # v2\n  validators: [{image: b:1}, {exec: x}]\n",
+	"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values: {image: &i {registry: r, repository: a, tag: 1.5, digest: ''}, x: [*i, {repository: b, tag: '2@sha256:x'}]}\n",
+	"apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nspec: {url: 'oci://r/a', ref: {tag: v1, digest: x, semver: y}}\n",
+	"kind: Pod\nspec: {containers: [{image: a, env: [{name: RELATED_IMAGE_A, value: b:1}, {name: RELATED_IMAGE_B}]}]}\n",
 }
 
 // FuzzWalk: Walk never panics or hangs on any YAML, never changes the tree, every field it returns
@@ -77,6 +82,18 @@ func checkWalk(t *testing.T, doc *yaml.Node) {
 		case fl.Kind == walker.KustomizeImage:
 			if fl.Node.Kind != yaml.MappingNode || !strings.HasPrefix(fl.Path[strings.LastIndex(fl.Path, ".")+1:], "images[") {
 				t.Fatalf("kustomize field %s: node kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.HelmImage || fl.Kind == walker.OCIRepositoryRef:
+			if fl.Node.Kind != yaml.MappingNode {
+				t.Fatalf("%s: a mapping kind's node is kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.KptFunction:
+			if fl.Node.Kind != yaml.ScalarNode || !strings.HasSuffix(fl.Path, ".image") || !strings.HasPrefix(fl.Path, "pipeline.") {
+				t.Fatalf("kpt function %s: node kind %v", fl.Path, fl.Node.Kind)
+			}
+		case fl.Kind == walker.RelatedImage:
+			if fl.Node.Kind != yaml.ScalarNode || fl.Node.Value != fl.Image || !strings.HasSuffix(fl.Path, ".value") {
+				t.Fatalf("RELATED_IMAGE_ %s: node %v %q, image %q", fl.Path, fl.Node.Kind, fl.Node.Value, fl.Image)
 			}
 		case fl.Node.Kind != yaml.ScalarNode || fl.Node.ShortTag() != "!!str":
 			t.Fatalf("field %s: node is kind %v tag %s, want a string scalar", fl.Path, fl.Node.Kind, fl.Node.ShortTag())

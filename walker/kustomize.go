@@ -70,13 +70,26 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 }
 
 // setKey sets key to a string value in mapping m: in place if it exists, else after the key
-// named after (at the end if there is none).
+// named after (at the end if there is none). The value is written as a text editor would write
+// it: in its quotes if it has any, plain if it was a plain string, and, where it was null or is
+// new, plain in a block mapping and in single quotes in a flow mapping.
 func setKey(m *yaml.Node, key, value, after string) {
+	style := yaml.Style(0)
+	if m.Style&yaml.FlowStyle != 0 {
+		style = yaml.SingleQuotedStyle
+	}
 	at := len(m.Content)
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		switch m.Content[i].Value {
 		case key:
-			m.Content[i+1].Value, m.Content[i+1].Tag, m.Content[i+1].Style = value, "!!str", 0
+			v := m.Content[i+1]
+			switch {
+			case v.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0:
+				style = v.Style & (yaml.SingleQuotedStyle | yaml.DoubleQuotedStyle)
+			case v.ShortTag() == "!!str":
+				style = 0
+			}
+			v.Value, v.Tag, v.Style = value, "!!str", style
 			return
 		case after:
 			at = i + 2
@@ -84,7 +97,7 @@ func setKey(m *yaml.Node, key, value, after string) {
 	}
 	kv := []*yaml.Node{
 		{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
-		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Style: style},
 	}
 	m.Content = append(m.Content[:at], append(kv, m.Content[at:]...)...)
 }

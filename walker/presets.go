@@ -1,6 +1,10 @@
 package walker
 
-import "strings"
+import (
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
 
 // ImageField declares a field that holds an image reference in resources of one kind, in the
 // form of kpt set-image's additionalImageFields and kustomize's images fieldSpecs: Path is
@@ -29,9 +33,45 @@ type Preset struct {
 	// Data are keys whose subtrees hold data, not image fields (Argo loop items and arguments):
 	// an image key under them is neither pinned nor reported.
 	Data []string
+	// Values are paths to Helm values: each mapping under them that splits an image into
+	// repository and tag is a HelmImage field.
+	Values []string
+	// Functions are paths to lists of kpt functions: the image of each is a KptFunction field.
+	Functions []string
+	// OCISources are paths to Flux OCIRepository specs: url and ref are an OCIRepositoryRef field.
+	OCISources []string
 }
 
-// Presets are on by default (WithoutPresets turns them off); the README lists them.
+// rules compiles a preset into the rules of each of its kinds. The containers its Images paths
+// end in ("…/image") have their RELATED_IMAGE_* variables read too.
+func (p Preset) rules() []rule {
+	var out []rule
+	add := func(path string, podSpec bool, read reader) {
+		out = append(out, rule{group: p.Group, path: splitPath(path), podSpec: podSpec, preset: true, data: p.Data, read: read})
+	}
+	for _, path := range p.Images {
+		add(path, false, nil)
+		if container, ok := strings.CutSuffix(path, "/image"); ok {
+			add(container, false, relatedImages)
+		}
+	}
+	for _, path := range p.PodSpecs {
+		add(path, true, nil)
+	}
+	for _, path := range p.Values {
+		add(path, false, helmValues)
+	}
+	for _, path := range p.Functions {
+		add(path, false, kptFunctions)
+	}
+	for _, path := range p.OCISources {
+		add(path, false, ociSource)
+	}
+	return out
+}
+
+// Presets are on by default (WithoutPresets turns them off); the README lists them. They are
+// compiled once, by the first New: change them before that, if at all.
 var Presets = []Preset{
 	argo("Workflow", "spec"),
 	argo("WorkflowTemplate", "spec"),
@@ -55,6 +95,30 @@ var Presets = []Preset{
 		Group:    "keda.sh",
 		Kinds:    []string{"ScaledJob"},
 		PodSpecs: []string{"spec/jobTargetRef/template/spec"},
+	},
+	{
+		Name:      "kpt",
+		Group:     "kpt.dev",
+		Kinds:     []string{"Kptfile"},
+		Functions: []string{"pipeline/mutators", "pipeline/validators"},
+	},
+	{
+		Name:   "Flux",
+		Group:  "helm.toolkit.fluxcd.io",
+		Kinds:  []string{"HelmRelease"},
+		Values: []string{"spec/values"},
+	},
+	{
+		Name:       "Flux",
+		Group:      "source.toolkit.fluxcd.io",
+		Kinds:      []string{"OCIRepository"},
+		OCISources: []string{"spec"},
+	},
+	{
+		Name:   "Argo CD",
+		Group:  "argoproj.io",
+		Kinds:  []string{"Application"},
+		Values: []string{"spec/source/helm/valuesObject", "spec/sources/helm/valuesObject"},
 	},
 }
 
@@ -93,7 +157,12 @@ type rule struct {
 	podSpec        bool
 	preset, user   bool
 	data           []string
+	// read, if set, reads what the path leads to (instead of a leaf or a pod spec).
+	read reader
 }
+
+// reader reads the fields of a shape at n, whose dotted path is path.
+type reader func(w *Walker, r *results, n *yaml.Node, path string)
 
 // splitPath splits an ImageField path as kustomize does: on "/", with `\/` kept inside a key, a
 // leading "/" and "[]" suffixes dropped.

@@ -2,8 +2,12 @@
 // containers and image volumes of pod specs at the usual places, the places Presets declare for
 // Argo Workflows, Tekton, Prometheus Operator and KEDA (matched on group and kind), fields the
 // caller declares (kpt set-image's additionalImageFields), kustomize images: entries, and the
-// items of a List. One scan of the whole object also reports duplicate keys (an error only when
-// they disagree on an image) and image keys at places it does not pin.
+// items of a List. With presets on, it also finds the other OCI references a package holds, each
+// a Kind of its own that Field.Set writes in its consumer's syntax: Kptfile function images, Helm
+// values that split an image (Flux, Argo CD, kustomize helmCharts, a chart's values file), Flux
+// OCIRepository refs and containers' RELATED_IMAGE_* variables. One scan of the whole object also
+// reports duplicate keys (an error only when they disagree on an image) and image keys at places
+// it does not pin.
 //
 // Aliases, anchors and merge keys are read as kubectl reads them, and their cost is bounded by
 // the input's size: a resource whose aliases expand it as far as yaml.v3 and kubectl refuse to
@@ -20,6 +24,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -33,7 +38,33 @@ const (
 	// KustomizeImage: Node is an entry of a Kustomization's images: list; pinning sets its
 	// digest: key, so that kustomize build emits name:tag@digest.
 	KustomizeImage
+	// KptFunction: Node is the image scalar of a function in a Kptfile's pipeline. Image is its
+	// full name (a name without "/" gets the kpt image prefix), with the tag that its line comment
+	// holds when the value is repo@digest; pinning writes repo@digest, which every kpt accepts,
+	// and keeps the tag in the line comment ("# v0.2.0").
+	KptFunction
+	// HelmImage: Node is a mapping of Helm values that splits an image into registry,
+	// repository, tag and digest; Image is [registry/]repository:tag, with @digest when the
+	// digest key holds one. Pinning sets the digest key, which the mapping has.
+	HelmImage
+	// OCIRepositoryRef: Node is the spec.ref of a Flux OCIRepository; Image is spec.url without
+	// oci:// and the ref's tag, with @digest when the ref has one. Pinning sets the ref's digest
+	// key, after tag.
+	OCIRepositoryRef
+	// RelatedImage: Node is the value of a container's RELATED_IMAGE_* environment variable,
+	// written as a Reference; pinning appends "@digest".
+	RelatedImage
 )
+
+// Verbatim reports whether a field of kind k is a string scalar holding its Image as written,
+// which pinning replaces with the pinned reference: a front end that edits text can replace the
+// value's bytes. The others change what Set says (a key, a line comment): compare the node.
+func (k Kind) Verbatim() bool { return k == Reference || k == RelatedImage }
+
+// Lenient reports whether a field of kind k may hold something that is no image reference (an
+// environment variable, a chart's values): a caller leaves such a value alone with a warning
+// rather than fail on it.
+func (k Kind) Lenient() bool { return k == HelmImage || k == RelatedImage }
 
 // Field is one image reference found in an object.
 type Field struct {
@@ -51,16 +82,27 @@ type Field struct {
 	Kind Kind
 	// Item is the resource inside a List that holds the field; nil for a resource of its own.
 	Item *Item
+	// Comment is, for a KptFunction, the node whose line comment holds the function's tag: Node
+	// itself, or the one-line flow mapping around it. Nil for the other kinds.
+	Comment *yaml.Node
 }
 
 // Set writes to, the reference the field now stands for (Image with "@digest"), into the field
-// in place, keeping comments and quoting: a Reference's value becomes to; a KustomizeImage entry
-// gets to's digest as its digest: key, after newTag.
+// in place, keeping comments and quoting, in the syntax of its kind: a Reference's value becomes
+// to; a KustomizeImage entry gets to's digest as its digest: key, after newTag; a HelmImage its
+// digest key; an OCIRepositoryRef its digest key, after tag; a KptFunction is written as
+// repo@digest with the tag in its line comment.
 func (f Field) Set(to string) {
+	_, digest, _ := strings.Cut(to, "@")
 	switch f.Kind {
 	case KustomizeImage:
-		_, digest, _ := strings.Cut(to, "@")
 		setKey(f.Node, "digest", digest, "newTag")
+	case HelmImage:
+		setHelmImage(f.Node, digest)
+	case OCIRepositoryRef:
+		setKey(f.Node, "digest", digest, "tag")
+	case KptFunction:
+		setKptFunction(f, to)
 	default:
 		f.Node.Value = to
 	}
@@ -98,6 +140,12 @@ const (
 	// Expansion: the resource's aliases expand it past what yaml.v3 and kubectl decode, or an
 	// anchor contains an alias of itself; nothing in it is returned (an error).
 	Expansion
+	// NoDigestKey: a Helm values mapping splits an image (Image) into repository and tag but has
+	// no digest key to pin it in (a warning: the chart decides whether it reads one).
+	NoDigestKey
+	// Floating: a reference follows a range of tags (a Flux OCIRepository's semver) and so has
+	// no one tag to pin (an info).
+	Floating
 )
 
 // Problem is something in an object the caller should tell the user about.
@@ -114,7 +162,8 @@ type Problem struct {
 	Item *Item
 	// Node is where the problem is written, for its line and column, when one node says it: the
 	// later key of a duplicate, a tagged value, a shared image value, the alias that expands
-	// furthest. Nil for the other problems.
+	// furthest, the split image without a digest key, the Kptfile function or variable that
+	// cannot be pinned. Nil for the other problems.
 	Node *yaml.Node
 }
 
@@ -139,10 +188,23 @@ type Walker struct {
 	containerLists []string
 	presets        bool
 	fields         []ImageField
+	kptPrefix      string
 
 	// rules are the places to look, by kind ("" for fields declared for any kind).
 	rules map[string][]rule
 }
+
+// presetRules are the rules of Presets by kind, compiled once: a Walker is made for every run (for
+// every admission, in the webhook), and Presets do not change.
+var presetRules = sync.OnceValue(func() map[string][]rule {
+	m := map[string][]rule{}
+	for _, p := range Presets {
+		for _, k := range p.Kinds {
+			m[k] = append(m[k], p.rules()...)
+		}
+	}
+	return m
+})
 
 // Option configures a Walker.
 type Option func(*Walker)
@@ -155,25 +217,33 @@ func WithImageFields(fields ...ImageField) Option {
 	return func(w *Walker) { w.fields = append(w.fields, fields...) }
 }
 
+// WithKptImagePrefix sets the prefix that kpt puts in front of a function image named without
+// "/" (default DefaultKptImagePrefix); a trailing "/" is optional.
+func WithKptImagePrefix(prefix string) Option {
+	return func(w *Walker) {
+		if prefix != "" {
+			w.kptPrefix = strings.TrimRight(prefix, "/")
+		}
+	}
+}
+
 // New returns a Walker that looks in DefaultPodSpecPaths, DefaultContainerLists, the image
 // volumes of those pod specs, the Presets and kustomize images: entries, unless told otherwise.
 func New(opts ...Option) *Walker {
-	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists, presets: true}
+	w := &Walker{podSpecPaths: DefaultPodSpecPaths, containerLists: DefaultContainerLists, presets: true, kptPrefix: DefaultKptImagePrefix}
 	for _, o := range opts {
 		o(w)
 	}
-	w.rules = map[string][]rule{}
-	if w.presets {
-		for _, p := range Presets {
-			for _, k := range p.Kinds {
-				for _, path := range p.Images {
-					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), preset: true, data: p.Data})
-				}
-				for _, path := range p.PodSpecs {
-					w.rules[k] = append(w.rules[k], rule{group: p.Group, path: splitPath(path), podSpec: true, preset: true, data: p.Data})
-				}
-			}
+	switch {
+	case w.presets && len(w.fields) == 0:
+		w.rules = presetRules() // shared: a Walker only reads its rules
+	case w.presets:
+		w.rules = map[string][]rule{}
+		for k, rs := range presetRules() {
+			w.rules[k] = rs[:len(rs):len(rs)] // appended to below: copied, not shared
 		}
+	default:
+		w.rules = map[string][]rule{}
 	}
 	for _, f := range w.fields {
 		w.rules[f.Kind] = append(w.rules[f.Kind], rule{group: f.Group, version: f.Version, path: splitPath(f.Path), user: true})
@@ -255,6 +325,11 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 		// A declared field that a default place already found is returned once: see finish.
 		follow(obj, rl.path, "", func(n *yaml.Node, path string) {
 			switch {
+			case rl.read != nil:
+				// Through a copy: r handed to a function value would go to the heap for every object.
+				sub := results{fields: r.fields, problems: r.problems}
+				rl.read(w, &sub, n, path)
+				r.fields, r.problems = sub.fields, sub.problems
 			case !rl.podSpec:
 				leaf(&r, n, path)
 			case n.Kind == yaml.MappingNode:
@@ -264,6 +339,7 @@ func (w *Walker) walkObject(obj *yaml.Node) ([]Field, []Problem) {
 	}
 	if grp == "kustomize.config.k8s.io" && (kind == "Kustomization" || kind == "Component") {
 		kustomizeImages(&r, obj)
+		w.helmCharts(&r, obj)
 	}
 	return w.check(obj, grp, kind, data, r.fields, r.problems)
 }
@@ -293,7 +369,7 @@ func (w *Walker) match(grp, version, kind string) ([]rule, bool) {
 // podSpec reads the images of a pod spec's containers and image volumes.
 func (w *Walker) podSpec(r *results, spec *yaml.Node, base string) {
 	for _, list := range w.containerLists {
-		containers(r, spec, base+"."+list, list)
+		containers(r, spec, base+"."+list, list, w.presets)
 	}
 	vols := lookup(spec, "volumes")
 	if vols == nil || vols.Kind != yaml.SequenceNode {
@@ -337,6 +413,11 @@ type results struct {
 
 func (r *results) problem(path, msg string) {
 	r.problems = append(r.problems, Problem{Path: path, Message: msg})
+}
+
+// problemAt is problem, written at n.
+func (r *results) problemAt(n *yaml.Node, path, msg string) {
+	r.problems = append(r.problems, Problem{Path: path, Message: msg, Node: n})
 }
 
 // tagged reports an image value written with an explicit YAML tag other than !!str.
@@ -394,7 +475,8 @@ func scalar(n *yaml.Node) string {
 }
 
 // containers reads the image of every container in spec[list].
-func containers(r *results, spec *yaml.Node, path, list string) {
+// With related, the values of their RELATED_IMAGE_* variables are fields too.
+func containers(r *results, spec *yaml.Node, path, list string, related bool) {
 	seq := lookup(spec, list)
 	if seq == nil || isNull(seq) {
 		return
@@ -423,6 +505,11 @@ func containers(r *results, spec *yaml.Node, path, list string) {
 			r.problem(ipath, fmt.Sprintf("container %s has an empty image", containerName(c)))
 		default:
 			r.fields = append(r.fields, Field{Path: ipath, Image: img.Value, Node: img})
+		}
+		if related {
+			if env := lookup(c, "env"); env != nil {
+				containerEnv(r, env, path, "", i)
+			}
 		}
 	}
 }

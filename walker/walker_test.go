@@ -13,7 +13,7 @@ import (
 
 type found struct{ Path, Image string }
 
-var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted ", Tagged: "tagged ", Shared: "shared ", Expansion: "expansion "}
+var kindNames = map[ProblemKind]string{Ambiguous: "ambiguous ", Duplicate: "duplicate ", Unlisted: "unlisted ", Tagged: "tagged ", Shared: "shared ", Expansion: "expansion ", NoDigestKey: "no-digest ", Floating: "floating "}
 
 func walk(t *testing.T, doc string, opts ...Option) ([]found, []string) {
 	t.Helper()
@@ -186,7 +186,7 @@ func TestREADMEListsEveryPreset(t *testing.T) {
 				t.Errorf("README's %s row does not name kind %s", p.Name, k)
 			}
 		}
-		for _, path := range p.Images {
+		for _, path := range append(append(append(p.Images, p.Values...), p.Functions...), p.OCISources...) {
 			segs := splitPath(path)
 			if last := strings.Join(segs[max(len(segs)-2, 0):], "/"); !strings.Contains(row, last) {
 				t.Errorf("README's %s row does not show %s (from %s)", p.Name, last, path)

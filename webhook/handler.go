@@ -247,7 +247,9 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 			return deny(resp, fmt.Sprintf("digester: %s: oldObject %v", what, err)), outcomeDenied, nil
 		}
 		same := obj.unchanged(old) // smaller than old, whose memory stays claimed
-		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool { return same[f.Node] }))
+		opts = append(opts, pin.WithLeave(func(_ *pin.Object, f walker.Field) bool {
+			return same[f.Node] || f.Node.Kind == yaml.MappingNode && obj.sameMapping(old, f.Node) // a split image, a Flux ref
+		}))
 	}
 	rep := pin.New(lookup, h.opts, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
 	h.metrics.pinned(rep.Summary.Pinned)
@@ -265,7 +267,11 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 		switch {
 		case f.Pinned != "":
 			if p, ok := places[f.Node]; ok {
-				patch = append(patch, patchOp{Op: "replace", Path: p.ptr, Value: f.Pinned})
+				ops, err := obj.patch(f.Node, p, func() (*object, error) { return parseObject(req.Object, grow) })
+				if outOfMemory(err) {
+					return nil, "", err
+				}
+				patch = append(patch, ops...)
 			}
 		case f.Severity == pin.Error:
 			failures = append(failures, describe(f, places))
