@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +34,7 @@ func (panicProcessor) Process(*fn.ResourceList) (bool, error) { panic("processor
 // with nothing on stdout (no partial ResourceList), not a crash with exit 2 (issue 23, item 3).
 func TestFunctionPanicIsAnError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := runFunction(panicProcessor{}, strings.NewReader(imageList("nginx:1.27")), &stdout, &stderr)
+	code := runFunction(context.Background(), panicProcessor{}, strings.NewReader(imageList("nginx:1.27")), &stdout, &stderr)
 	want := "digester: internal error (a bug in digester: please report it, with the input): processor bug, at digester.panicProcessor.Process (faults_test.go:"
 	if code != 1 || stdout.Len() != 0 || !strings.HasPrefix(stderr.String(), want) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q…", code, stdout.String(), stderr.String(), want)
@@ -123,10 +125,12 @@ func TestSignalEndsBusyRun(t *testing.T) {
 				if took := time.Since(sent); took > 2*time.Second {
 					t.Errorf("ended %v after %s, want within 2s", took.Round(time.Millisecond), sig)
 				}
+				// Either the watchdog ended the run, or the run saw the signal and ended by itself:
+				// both say so and write nothing (which one depends on how fast this machine is).
 				name := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}[sig]
-				want := "digester: stopped by " + name + ": the run had not ended 1.5s after it\n"
-				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || stderr.String() != want {
-					t.Errorf("exit %v, stderr %q; want exit 1 and %q (a run that ended by itself first: make the package larger)", err, stderr.String(), want)
+				want := []string{"digester: stopped by " + name + ": the run had not ended 1.5s after it\n", "digester: stopped by " + name + ": nothing was written\n"}
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !slices.Contains(want, stderr.String()) {
+					t.Errorf("exit %v, stderr %q; want exit 1 and one of %q", err, stderr.String(), want)
 				}
 				if stdout.Len() != 0 {
 					t.Errorf("stdout: %d bytes, want none", stdout.Len())

@@ -33,7 +33,7 @@ func main() {
 			Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version, Commit: commit,
 		})
 	} else {
-		code = runFunction(&processor{ctx: ctx, getenv: os.Getenv, stderr: os.Stderr}, os.Stdin, os.Stdout, os.Stderr)
+		code = runFunction(ctx, &processor{ctx: ctx, getenv: os.Getenv, stderr: os.Stderr}, os.Stdin, os.Stdout, os.Stderr)
 	}
 	done()
 	os.Exit(code)
@@ -41,7 +41,7 @@ func main() {
 
 // runFunction runs p as a KRM function: a ResourceList on stdin, the pinned one on stdout, and
 // the exit code. A panic (a bug) is exit 1 with a message that says where, and nothing on stdout.
-func runFunction(p fn.ResourceListProcessor, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+func runFunction(ctx context.Context, p fn.ResourceListProcessor, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "digester: internal error (a bug in digester: please report it, with the input): %v, at %s\n", r, cli.PanicSite())
@@ -59,6 +59,10 @@ func runFunction(p fn.ResourceListProcessor, stdin io.Reader, stdout, stderr io.
 		if e := checkInput(in); e != nil {
 			err = e
 		}
+	}
+	if err := interrupt.Stopped(ctx); err != nil { // kpt gets no output from a run it stopped
+		fmt.Fprintf(stderr, "digester: %v: nothing was written\n", err)
+		return 1
 	}
 	interrupt.Critical(func() { stdout.Write(out) })
 	if err != nil {

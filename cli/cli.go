@@ -211,6 +211,10 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 
 	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
 	rep := pin.New(lookup, cfg.Options).Run(ctx, objs)
+	if err := interrupt.Stopped(ctx); err != nil { // what the run found is moot: nothing is written
+		fmt.Fprintf(env.Stderr, "digester: %v: nothing was written\n", err)
+		return ExitFail
+	}
 	summary, ok := rep.Summary.String(), rep.OK()
 
 	out := env.Stdout

@@ -41,7 +41,7 @@ func Context(parent context.Context, stderr io.Writer, exit func(code int)) (ctx
 }
 
 func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.Duration, sigs ...os.Signal) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancelCause(parent)
 	got := make(chan os.Signal, 1)
 	signal.Notify(got, sigs...)
 	ended := make(chan struct{})
@@ -52,7 +52,7 @@ func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.
 		case <-ended:
 			return
 		}
-		cancel()
+		cancel(fmt.Errorf("stopped by %s", name(sig)))
 		select {
 		case <-time.After(grace):
 		case <-ended:
@@ -74,9 +74,18 @@ func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.
 		once.Do(func() {
 			signal.Stop(got)
 			close(ended)
-			cancel()
+			cancel(nil)
 		})
 	}
+}
+
+// Stopped returns "stopped by SIGTERM" (or SIGINT) when a signal has cancelled ctx, a context of
+// Context, and nil otherwise: a run that ends after a signal reports that, and writes nothing.
+func Stopped(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(ctx)
 }
 
 // name is a signal as a user sent it: SIGTERM, SIGINT.
