@@ -60,8 +60,11 @@ func runFunction(ctx context.Context, p fn.ResourceListProcessor, stdin io.Reade
 			err = e
 		}
 	}
-	if err := interrupt.Stopped(ctx); err != nil { // kpt gets no output from a run it stopped
-		fmt.Fprintf(stderr, "digester: %v: nothing was written\n", err)
+	// A run a signal stopped never reports success: one that failed for it returns the package
+	// unchanged with its error results, as any failed run does; one that ended well anyway writes
+	// nothing, since it was told to stop.
+	if stop := interrupt.Stopped(ctx); stop != nil && err == nil {
+		fmt.Fprintf(stderr, "digester: %v: nothing was written\n", stop)
 		return 1
 	}
 	interrupt.Critical(func() { stdout.Write(out) })

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,7 @@ func Context(parent context.Context, stderr io.Writer, exit func(code int)) (ctx
 }
 
 func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.Duration, sigs ...os.Signal) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(parent)
+	ctx, cancel := context.WithCancel(parent)
 	got := make(chan os.Signal, 1)
 	signal.Notify(got, sigs...)
 	ended := make(chan struct{})
@@ -52,7 +53,8 @@ func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.
 		case <-ended:
 			return
 		}
-		cancel(fmt.Errorf("stopped by %s", name(sig)))
+		stoppedBy.Store(name(sig)) // before cancel: whoever sees ctx done sees the signal
+		cancel()
 		select {
 		case <-time.After(grace):
 		case <-ended:
@@ -74,7 +76,7 @@ func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.
 		once.Do(func() {
 			signal.Stop(got)
 			close(ended)
-			cancel(nil)
+			cancel()
 		})
 	}
 }
@@ -82,11 +84,16 @@ func watch(parent context.Context, stderr io.Writer, exit func(int), grace time.
 // Stopped returns "stopped by SIGTERM" (or SIGINT) when a signal has cancelled ctx, a context of
 // Context, and nil otherwise: a run that ends after a signal reports that, and writes nothing.
 func Stopped(ctx context.Context) error {
-	if ctx.Err() == nil {
+	sig, _ := stoppedBy.Load().(string)
+	if ctx.Err() == nil || sig == "" {
 		return nil
 	}
-	return context.Cause(ctx)
+	return fmt.Errorf("stopped by %s", sig)
 }
+
+// stoppedBy is the name of the signal that cancelled a Context, "" before one did. (A cancel
+// cause would reach the HTTP errors of lookups under way and hide "canceled" from the resolver.)
+var stoppedBy atomic.Value
 
 // name is a signal as a user sent it: SIGTERM, SIGINT.
 func name(sig os.Signal) string {
