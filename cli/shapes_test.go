@@ -203,11 +203,12 @@ func TestRefreshShapes(t *testing.T) {
 		"Kptfile": "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata: {name: p}\npipeline:\n  validators:\n  - image: gcr.io/kpt-fn/apply-setters@" + stale + "   # v0.2.0 reviewed\n",
 		"web.yaml": "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web}\nspec:\n  values:\n    image: {repository: bitnami/nginx, tag: \"1.27@" + stale + "\"}\n" +
 			"---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {name: m}\nspec:\n  url: oci://ghcr.io/acme/manifests\n  ref:\n    tag: v1.2\n    digest: \"" + stale + "\"\n",
+		"kustomization.yaml": "images:\n- name: web\n  newName: bitnami/nginx\n  newTag: \"1.27\" # the web tier\n  digest: " + stale + "\n",
 	}
 	dir := t.TempDir()
 	testfiles.Write(t, dir, files)
-	if check := runCLI(t, reg, "", "check", "--pinned", "verify", dir); check.code != 1 || strings.Count(check.stdout, "stale pin") != 3 {
-		t.Errorf("check --pinned verify: exit %d, want 1 and three stale pins:\n%s", check.code, check.stdout)
+	if check := runCLI(t, reg, "", "check", "--pinned", "verify", dir); check.code != 1 || strings.Count(check.stdout, "stale pin") != 4 {
+		t.Errorf("check --pinned verify: exit %d, want 1 and four stale pins:\n%s", check.code, check.stdout)
 	}
 	got := runCLI(t, reg, "", "pin", "--pinned", "refresh", dir)
 	if got.code != 0 {
@@ -216,6 +217,8 @@ func TestRefreshShapes(t *testing.T) {
 	want := map[string]string{
 		"Kptfile":  strings.Replace(files["Kptfile"], stale, d["gcr.io/kpt-fn/apply-setters:v0.2.0"], 1),
 		"web.yaml": strings.Replace(strings.Replace(files["web.yaml"], stale, d["bitnami/nginx:1.27"], 1), stale, d["ghcr.io/acme/manifests:v1.2"], 1),
+		// a pinned kustomize images: entry is a pin like any: its digest refreshed in place
+		"kustomization.yaml": strings.Replace(files["kustomization.yaml"], stale, d["bitnami/nginx:1.27"], 1),
 	}
 	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)

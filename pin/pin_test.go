@@ -266,10 +266,10 @@ func TestRun(t *testing.T) {
 		},
 		wantDocs: []string{"images:\n- name: nginx\n  newTag: \"1.27\"\n  digest: " + d["nginx:1.27"] + "\n", "images:\n- name: nginx\n  newTag: \"1.27\"\n"},
 	}, {
-		name:        "kustomize images: a tag gets a digest, a digest is left alone",
+		name:        "kustomize images: a tag gets a digest, a pinned entry is kept",
 		docs:        []string{"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n- name: web\n  newName: nginx\n  newTag: \"1.27\"\n- name: app\n  newName: ghcr.io/acme/app\n  digest: " + pinned + "\n"},
 		wantOK:      true,
-		wantSummary: pin.Summary{Pinned: 1, Distinct: 1, Requests: 2},
+		wantSummary: pin.Summary{Pinned: 1, AlreadyPinned: 1, Distinct: 1, Requests: 2},
 		wantFindings: []finding{
 			{"info", "Kustomization ", "a.yaml", "images[0]", "nginx:1.27", "nginx:1.27@" + d["nginx:1.27"], "pinned nginx:1.27 to " + d["nginx:1.27"]},
 		},

@@ -28,9 +28,10 @@ func KustomizeImages(obj *yaml.Node) ([]Field, []Problem) {
 }
 
 // kustomizeImages reads the images: entries of a Kustomization or Component. An entry stands
-// for newName (or name) with newTag, or with the tag written in newName; an entry that has a
-// digest is pinned already and left alone, whatever the digest (kustomize's own examples hold an
-// abbreviated one).
+// for newName (or name) with newTag, or with the tag written in newName, and with @digest when it
+// has a digest: such an entry is pinned, and kept, verified or refreshed as any pin is. An entry
+// whose digest is not one digester can check (kustomize's own examples hold an abbreviated one)
+// is left alone.
 func kustomizeImages(r *results, obj *yaml.Node) {
 	list := lookup(obj, "images")
 	if list == nil || list.Kind != yaml.SequenceNode {
@@ -44,8 +45,11 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 			continue
 		}
 		name, newName, newTag := scalar(lookup(e, "name")), scalar(lookup(e, "newName")), scalar(lookup(e, "newTag"))
-		if lookup(e, "digest") != nil {
-			continue
+		digest := ""
+		if d := lookup(e, "digest"); d != nil {
+			if digest = scalar(d); !imageref.ValidDigest(digest) {
+				continue
+			}
 		}
 		repo := newName
 		if repo == "" {
@@ -61,9 +65,12 @@ func kustomizeImages(r *results, obj *yaml.Node) {
 			continue
 		case newTag != "":
 			ref += ":" + newTag
-		case !imageref.HasTag(repo) && !imageref.HasDigest(repo):
+		case !imageref.HasTag(repo) && !imageref.HasDigest(repo) && digest == "":
 			r.problem(path, "has no newTag: the tag comes from each resource, so there is no one tag to pin here; the resources are pinned where they are")
 			continue
+		}
+		if digest != "" {
+			ref = imageref.WithDigest(ref, digest)
 		}
 		r.fields = append(r.fields, Field{Path: path, Image: ref, Node: e, Kind: KustomizeImage})
 	}

@@ -282,6 +282,7 @@ images:
 			want: []found{
 				{"images[0]", "nginx:1.27"},
 				{"images[1]", "ghcr.io/acme/app:2.0"},
+				{"images[2]", "p:1@sha256:0000000000000000000000000000000000000000000000000000000000000000"}, // pinned: kept, verified or refreshed as any pin
 				{"images[7]", "num:1.5"},
 			},
 			wantProblems: []string{
