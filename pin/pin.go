@@ -11,7 +11,9 @@
 //
 // A run has five stages, each a method of run: collect (walk the objects, classify each image
 // field), lookUp (resolve each distinct reference once), decide (what each field becomes), apply
-// (set the nodes) and the lock's update or check.
+// (set the nodes) and the lock's update or check. Run takes all objects at once; Start takes them
+// in batches (Batches.Add walks each batch and keeps only what it found), for a front end that
+// reads a large package one object at a time and keeps none of its trees.
 package pin
 
 import (
@@ -60,6 +62,9 @@ type run struct {
 
 	lock   *lock
 	byName map[string]LockEntry // normalised reference -> the lock's entry
+	// locks and walked are what Add found, for collect: the DigestLocks, and each object's fields.
+	locks  []*Object
+	walked []walked
 	tasks  []*task
 	// inUse holds the normalised references (with a tag) of every image field, whatever becomes
 	// of it; resolvedLock, what this run resolved or verified, by reference as written: the lock
@@ -76,14 +81,43 @@ type run struct {
 // (config.kubernetes.io/local-config) are left alone, but for the function images of a Kptfile,
 // which kpt runs. Nodes change only if the report is OK and the mode is pin.
 func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
+	b := p.Start()
+	b.Add(objs...)
+	return b.Finish(ctx)
+}
+
+// Batches is a run whose objects come in batches: Add walks each batch as it comes, and Finish
+// does what Run does with all of them. The report is the one Run gives for the same objects in
+// the same order.
+type Batches struct{ r *run }
+
+// Start begins a run whose objects are given to Add, in batches.
+func (p *Pinner) Start() *Batches {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
 		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
-	r.readLock(objs)
-	r.collect(objs)
+	return &Batches{r}
+}
+
+// Add walks objs and keeps what it found: each image field with its node (the scalar, or a
+// kustomize images: entry), and every DigestLock whole. It keeps no other part of an object's
+// tree, so a front end may drop the tree (set Node to nil) of any object but a DigestLock
+// (IsLock) once Add returns; the objects themselves are kept, for the findings.
+func (b *Batches) Add(objs ...*Object) {
+	for _, obj := range objs {
+		b.r.walk(obj)
+	}
+}
+
+// Finish looks every distinct reference up once, decides what each field becomes and, if the
+// report is OK and the mode is pin, sets the fields' nodes and the lock.
+func (b *Batches) Finish(ctx context.Context) *Report {
+	r, p := b.r, b.r.Pinner
+	r.readLock(r.locks)
+	r.collect()
 	requests := p.lookup.Requests()
 	if p.opts.Deadline > 0 {
 		var cancel context.CancelFunc
@@ -94,7 +128,7 @@ func (p *Pinner) Run(ctx context.Context, objs []*Object) *Report {
 	r.decide()
 	r.rep.Summary.Requests = p.lookup.Requests() - requests // a shared Lookup's other runs may add to this
 	switch {
-	case check:
+	case r.rep.Summary.Check:
 		r.checkLock()
 	case r.rep.OK():
 		r.apply()
@@ -127,39 +161,57 @@ func (r *run) failed(cause Cause, u use, msg string) *Finding {
 	return r.add(r.fail, cause, u, msg, "")
 }
 
-// collect walks every object and classifies each image field: left alone, reported, or a task.
-func (r *run) collect(objs []*Object) {
+// walked is an object as Add leaves it for collect: what the walker found in it.
+type walked struct {
+	obj      *Object
+	id       ID
+	fields   []walker.Field
+	problems []walker.Problem
+}
+
+// walk notes a DigestLock, and walks any object that is not local configuration (but a Kptfile,
+// for its function images).
+func (r *run) walk(obj *Object) {
+	root := mapping(obj.Node)
+	if root != nil && IsLock(root) {
+		r.locks = append(r.locks, obj)
+	}
+	if root == nil {
+		return
+	}
+	id := identify(root)
+	local := localConfig(root)
+	if local && !kptfile(id) {
+		return
+	}
+	fields, problems := r.walker.Walk(root)
+	switch {
+	case local:
+		fields, problems = kptFunctions(fields, problems)
+	case id.Kind == "" && id.APIVersion == "" && kustomizationFile(obj.File):
+		f, pr := r.walker.Kustomization(root)
+		fields, problems = append(fields, f...), append(problems, pr...)
+	case obj.Values:
+		f, pr := r.walker.HelmValues(root)
+		fields, problems = append(fields, f...), append(problems, pr...)
+	}
+	r.walked = append(r.walked, walked{obj: obj, id: id, fields: fields, problems: problems})
+}
+
+// collect classifies each image field of each object walked: left alone, reported, or a task.
+func (r *run) collect() {
 	unlisted := map[string]bool{} // one warning per kind and place
-	for _, obj := range objs {
-		root := mapping(obj.Node)
-		if root == nil {
-			continue
+	for _, w := range r.walked {
+		for _, pr := range w.problems {
+			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: walker.Field{Path: pr.Path, Node: pr.Node}}, pr, unlisted)
 		}
-		id := identify(root)
-		local := localConfig(root)
-		if local && !kptfile(id) {
-			continue
-		}
-		fields, problems := r.walker.Walk(root)
-		switch {
-		case local:
-			fields, problems = kptFunctions(fields, problems)
-		case id.Kind == "" && id.APIVersion == "" && kustomizationFile(obj.File):
-			f, pr := r.walker.Kustomization(root)
-			fields, problems = append(fields, f...), append(problems, pr...)
-		case obj.Values:
-			f, pr := r.walker.HelmValues(root)
-			fields, problems = append(fields, f...), append(problems, pr...)
-		}
-		for _, pr := range problems {
-			r.problem(use{obj: obj, id: itemID(id, pr.Item), field: walker.Field{Path: pr.Path, Node: pr.Node}}, pr, unlisted)
-		}
-		for _, f := range fields {
-			if t := r.classify(use{obj, itemID(id, f.Item), f}); t != nil {
+		for _, f := range w.fields {
+			if t := r.classify(use{w.obj, itemID(w.id, f.Item), f}); t != nil {
 				r.tasks = append(r.tasks, t)
 			}
 		}
 	}
+	r.walked = nil
 }
 
 // problem reports what the walker found wrong with an object.
