@@ -217,6 +217,7 @@ func (r *run) writeLock() {
 		r.add(Info, "", use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(after), "reference"), "")
 	case added+changed+dropped > 0:
 		lk.setImages(after)
+		r.rep.Updated = append(r.rep.Updated, lk.obj)
 		r.add(Info, "", use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
 			fmt.Sprintf("updated the lock: %d added, %d changed, %d dropped", added, changed, dropped), "")
 	}

@@ -235,6 +235,9 @@ type Report struct {
 	// Created holds objects the run made that the front end must add to the package: a new
 	// DigestLock (lock: update), named by its File.
 	Created []*Object
+	// Updated holds objects whose nodes the run changed other than by pinning a field: the
+	// package's DigestLock, when its images changed.
+	Updated []*Object
 }
 
 // OK reports whether the run succeeded: every image pinned, or failures tolerated by on-error: warn.

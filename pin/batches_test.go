@@ -1,0 +1,82 @@
+package pin_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/pin"
+)
+
+// TestBatches: objects given to Add in batches, the lock in the last one, give the report Run
+// gives for them all at once, and the lock the run updated is in Report.Updated.
+func TestBatches(t *testing.T) {
+	reg, d := serve(t)
+	old := "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	docs := []string{
+		pod("a", "nginx:1.27"),
+		dupPod,
+		pod("t", "${IMAGE}"),
+		pod("c", "ghcr.io/acme/app:2"),
+		lockDoc("nginx:1.27", old),
+	}
+	opts := func(o *pin.Options) { o.Pinned = pin.PinnedRefresh }
+	whole := newPinner(reg, opts).Run(context.Background(), objects(t, docs...))
+
+	objs := objects(t, docs...)
+	b := newPinner(reg, opts).Start()
+	b.Add(objs[:2]...)
+	b.Add(objs[2])
+	b.Add(objs[3:]...)
+	batched := b.Finish(context.Background())
+
+	if diff := cmp.Diff(simplify(whole.Findings), simplify(batched.Findings)); diff != "" {
+		t.Errorf("findings (-Run +batches):\n%s", diff)
+	}
+	whole.Summary.Requests, batched.Summary.Requests = 0, 0 // the second run's lookups are the first's again
+	if diff := cmp.Diff(whole.Summary, batched.Summary); diff != "" {
+		t.Errorf("summary (-Run +batches):\n%s", diff)
+	}
+	if got := encode(t, objs[0]); got != pod("a", "nginx:1.27@"+d["nginx:1.27"]) {
+		t.Errorf("first object after the run:\n%s", got)
+	}
+	if len(batched.Updated) != 1 || batched.Updated[0] != objs[4] {
+		t.Fatalf("Updated = %v, want the lock object", batched.Updated)
+	}
+	if got := lockEntries(t, objs[4]); got["nginx:1.27"] != d["nginx:1.27"] {
+		t.Errorf("lock after the run: %v, want nginx:1.27 at %s", got, d["nginx:1.27"])
+	}
+}
+
+// TestBatchesKeepNoTrees: once Add returns, the core holds nothing of an object's tree but its
+// image fields' nodes: a tree the front end drops is collected.
+func TestBatchesKeepNoTrees(t *testing.T) {
+	reg, _ := serve(t)
+	b := newPinner(reg, nil).Start()
+	collected := make(chan string, 2)
+	for _, o := range objects(t, pod("a", "nginx:1.27"), pod("b", "ghcr.io/acme/app:2")) {
+		metadata := o.Node.Content[0].Content[5] // a node that is no image field
+		name := metadata.Content[1].Value
+		runtime.SetFinalizer(metadata, func(*yaml.Node) { collected <- name })
+		b.Add(o)
+		o.Node = nil
+	}
+	deadline := time.After(10 * time.Second)
+	for got := 0; got < 2; {
+		runtime.GC()
+		select {
+		case <-collected:
+			got++
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d of 2 dropped trees collected: Add keeps them", got)
+		}
+	}
+	if rep := b.Finish(context.Background()); rep.Summary.Pinned != 2 {
+		t.Errorf("summary %+v, want 2 pinned", rep.Summary)
+	}
+}
