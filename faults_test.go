@@ -19,8 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/kptdev/krm-functions-sdk/go/fn"
 
+	"github.com/digester/digester/internal/krmio"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/internal/testfiles"
 )
@@ -28,7 +28,7 @@ import (
 // panicProcessor is a processor with a bug.
 type panicProcessor struct{}
 
-func (panicProcessor) Process(*fn.ResourceList) (bool, error) { panic("processor bug") }
+func (panicProcessor) Process(*krmio.List) (bool, error) { panic("processor bug") }
 
 // TestFunctionPanicIsAnError: a panic in the KRM function is exit 1 and a message saying where,
 // with nothing on stdout (no partial ResourceList), not a crash with exit 2 (issue 23, item 3).

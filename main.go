@@ -13,8 +13,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/kptdev/krm-functions-sdk/go/fn"
-
 	"github.com/digester/digester/cli"
 	"github.com/digester/digester/internal/interrupt"
 	"github.com/digester/digester/internal/krmio"
@@ -41,7 +39,7 @@ func main() {
 
 // runFunction runs p as a KRM function: a ResourceList on stdin, the pinned one on stdout, and
 // the exit code. A panic (a bug) is exit 1 with a message that says where, and nothing on stdout.
-func runFunction(ctx context.Context, p fn.ResourceListProcessor, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+func runFunction(ctx context.Context, p krmio.Processor, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "digester: internal error (a bug in digester: please report it, with the input): %v, at %s\n", r, cli.PanicSite())

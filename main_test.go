@@ -15,7 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"github.com/kptdev/krm-functions-sdk/go/fn/testhelpers"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/digester/digester/internal/krmio"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/resolver"
 )
@@ -71,11 +73,64 @@ func testProcessor(reg *registrytest.Registry) *processor {
 	}
 }
 
-// TestGolden runs every case in testdata/golden: resources.yaml (+ _fnconfig.yaml) in,
-// the whole output ResourceList compared with _expected.yaml. WRITE_GOLDEN_OUTPUT=1 rewrites.
+// TestGolden runs every case in testdata/golden: the objects of its YAML files and _fnconfig.yaml
+// as a ResourceList (as testhelpers.RunGoldenTests builds it), through krmio.Run as main runs the
+// function, the whole output compared with _expected.yaml. WRITE_GOLDEN_OUTPUT=1 rewrites.
 func TestGolden(t *testing.T) {
 	reg := goldenRegistry(t)
-	testhelpers.RunGoldenTests(t, "testdata/golden", testProcessor(reg))
+	dirs, err := os.ReadDir("testdata/golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		dir := filepath.Join("testdata/golden", d.Name())
+		t.Run(d.Name(), func(t *testing.T) {
+			out, err := krmio.Run(testProcessor(reg), goldenInput(t, dir))
+			if out == nil {
+				t.Fatalf("no output: %v", err)
+			}
+			testhelpers.CompareGoldenFile(t, filepath.Join(dir, "_expected.yaml"), out)
+		})
+	}
+}
+
+// goldenInput is a golden case's input ResourceList: the objects of its YAML files (but those
+// whose name starts with _) in the order of the files, and _fnconfig.yaml as the functionConfig,
+// written as the SDK writes a ResourceList, without sorting the items.
+func goldenInput(t *testing.T, dir string) []byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+	items := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	rl := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+		str("apiVersion"), str("config.kubernetes.io/v1"), str("kind"), str("ResourceList"), str("items"), items}}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := fn.ParseKubeObjects(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, o := range objs {
+			switch {
+			case filepath.Base(f) == "_fnconfig.yaml":
+				rl.Content = append(rl.Content, str("functionConfig"), o.MoveToResourceNode().YNode())
+			case strings.HasPrefix(filepath.Base(f), "_"):
+			default:
+				items.Content = append(items.Content, o.MoveToResourceNode().YNode())
+			}
+		}
+	}
+	out, err := yaml.Marshal(rl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestOneRequestPerDistinctReference checks the lookups behind the workloads case: every distinct
@@ -83,17 +138,8 @@ func TestGolden(t *testing.T) {
 // and each registry one ping.
 func TestOneRequestPerDistinctReference(t *testing.T) {
 	reg := goldenRegistry(t)
-	in, err := os.ReadFile("testdata/golden/workloads/resources.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	items, err := fn.ParseKubeObjects(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl := &fn.ResourceList{Items: items, FunctionConfig: fn.NewEmptyKubeObject()}
-	if ok, err := testProcessor(reg).Process(rl); !ok || err != nil {
-		t.Fatalf("Process = %v, %v; want success", ok, err)
+	if _, err := krmio.Run(testProcessor(reg), goldenInput(t, "testdata/golden/workloads")); err != nil {
+		t.Fatalf("Run: %v; want success", err)
 	}
 	got := map[string]int{
 		"HEAD manifest": reg.Count("HEAD", "manifest"),
@@ -106,17 +152,17 @@ func TestOneRequestPerDistinctReference(t *testing.T) {
 	}
 }
 
-// TestFnRunFailure goes through fn.Run, as AsMain does: a failed lookup is an error (exit 1) and
-// the items come back byte for byte as they went in.
-func TestFnRunFailure(t *testing.T) {
+// TestRunFailure: a failed lookup is an error (exit 1) and the items come back byte for byte as
+// they went in.
+func TestRunFailure(t *testing.T) {
 	reg := goldenRegistry(t)
 	in := resourceList(t, "testdata/golden/missing-tag/resources.yaml")
-	out, err := fn.Run(testProcessor(reg), in)
+	out, err := krmio.Run(testProcessor(reg), in)
 	if err == nil {
-		t.Fatal("fn.Run succeeded; want an error for the missing tags")
+		t.Fatal("Run succeeded; want an error for the missing tags")
 	}
-	gotItems, wantItems := itemsYAML(t, out), itemsYAML(t, in)
-	if diff := cmp.Diff(wantItems, gotItems); diff != "" {
+	gotItems, _, _ := strings.Cut(string(out), "results:\n")
+	if diff := cmp.Diff(string(in), gotItems); diff != "" {
 		t.Errorf("items changed on failure (-want +got):\n%s", diff)
 	}
 }

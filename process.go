@@ -4,18 +4,24 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/digester/digester/config"
+	"github.com/digester/digester/internal/krmio"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/splice"
 )
 
 // processor is the KRM front end of the pinning core: it reads the functionConfig, hands the items
-// to pin as YAML nodes and turns the report into results. The core changes items only once every
-// lookup has succeeded (unless on-error: warn), so a failed run returns the package as it came in.
+// to pin one at a time as YAML nodes, which it then drops, and edits the pinned values in the
+// items' own text (package krmio), so that nothing else of an item changes; it turns the report
+// into results. The core decides on every change only once every lookup has succeeded (unless
+// on-error: warn), so a failed run returns the package as it came in.
 type processor struct {
 	ctx    context.Context
 	getenv func(string) string
@@ -25,29 +31,47 @@ type processor struct {
 	resolver []resolver.Option
 }
 
-func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
-	cfg, err := config.Parse(functionConfigYAML(rl), p.getenv("SKIP_PREFIXES"))
+func (p *processor) Process(l *krmio.List) (bool, error) {
+	cfg, err := config.Parse(functionConfigYAML(l.FunctionConfig), p.getenv("SKIP_PREFIXES"))
 	if err != nil {
-		rl.Results = append(rl.Results, &fn.Result{Message: err.Error(), Severity: fn.Error})
-		p.report(rl.Results)
+		l.Results = append(l.Results, &fn.Result{Message: err.Error(), Severity: fn.Error})
+		p.report(l.Results)
 		return false, nil
 	}
 	lookup := resolver.New(append(cfg.ResolverOptions(), p.resolver...)...)
 
-	objs := make([]*pin.Object, len(rl.Items))
-	for i, it := range rl.Items {
-		objs[i] = &pin.Object{File: it.PathAnnotation(), Index: max(it.IndexAnnotation(), 0)}
-		rn := it.MoveToResourceNode() // the SDK's node itself, not a copy: the core edits it in place
-		objs[i].Node = rn.YNode()
-		rl.Items[i] = fn.MoveToKubeObject(rn)
-	}
-	rep := pin.New(lookup, cfg.Options).Run(p.ctx, objs)
-	for _, o := range rep.Created { // a new DigestLock: kpt writes it to the file its path names
-		obj := fn.MoveToKubeObject(yaml.NewRNode(o.Node))
-		if err := obj.SetPathAnnotation(o.File); err != nil {
-			return false, fmt.Errorf("add %s: %w", o.File, err)
+	run := pin.New(lookup, cfg.Options).Start()
+	items := make(map[*pin.Object]*krmio.Item, len(l.Items))
+	for _, it := range l.Items {
+		n, err := it.Parse()
+		if err != nil {
+			return false, err
 		}
-		rl.Items = append(rl.Items, obj)
+		ko := fn.MoveToKubeObject(yaml.NewRNode(n))
+		obj := &pin.Object{Node: n, File: ko.PathAnnotation(), Index: max(ko.IndexAnnotation(), 0)}
+		run.Add(obj)
+		if !pin.IsLock(n) {
+			obj.Node = nil // the core keeps what it needs; the item's text is what gets written
+		}
+		items[obj] = it
+	}
+	rep := run.Finish(p.ctx)
+	if unwritten := edit(items, rep); len(unwritten) > 0 {
+		notWritten(rep, unwritten)
+	}
+	if rep.OK() {
+		for _, o := range rep.Updated { // the lock: digester's own resource, written anew
+			items[o].Replace(o.Node)
+		}
+		for _, o := range rep.Created { // a new DigestLock: kpt writes it to the file its path names
+			obj := fn.MoveToKubeObject(yaml.NewRNode(o.Node))
+			if err := obj.SetPathAnnotation(o.File); err != nil {
+				return false, fmt.Errorf("add %s: %w", o.File, err)
+			}
+			l.Add(o.Node)
+		}
+	} else {
+		l.Reset()
 	}
 
 	// kpt prints only the first few results: errors first, then the summary, then the rest.
@@ -55,12 +79,74 @@ func (p *processor) Process(rl *fn.ResourceList) (bool, error) {
 	if cfg.Report == config.ReportFields {
 		groups = perField(rep.Findings)
 	}
-	rl.Results = appendResults(rl.Results, groups, pin.Error)
-	rl.Results = append(rl.Results, &fn.Result{Message: rep.Summary.String(), Severity: fn.Info})
-	rl.Results = appendResults(rl.Results, groups, pin.Warning)
-	rl.Results = appendResults(rl.Results, groups, pin.Info)
-	p.report(rl.Results)
+	l.Results = appendResults(l.Results, groups, pin.Error)
+	l.Results = append(l.Results, &fn.Result{Message: rep.Summary.String(), Severity: fn.Info})
+	l.Results = appendResults(l.Results, groups, pin.Warning)
+	l.Results = appendResults(l.Results, groups, pin.Info)
+	p.report(l.Results)
 	return rep.OK(), nil
+}
+
+// edit records, in each item's text, the values the run pinned: a new value, or a digest: key in
+// a kustomize images: entry. It returns the findings of the fields that cannot be written so,
+// with why.
+func edit(items map[*pin.Object]*krmio.Item, rep *pin.Report) map[*pin.Finding]error {
+	byItem := map[*krmio.Item][]int{}
+	var order []*krmio.Item
+	for i, f := range rep.Findings {
+		if f.Object == nil || f.Pinned == "" || items[f.Object] == nil {
+			continue
+		}
+		it := items[f.Object]
+		if byItem[it] == nil {
+			order = append(order, it)
+		}
+		byItem[it] = append(byItem[it], i)
+	}
+	unwritten := map[*pin.Finding]error{}
+	for _, it := range order {
+		var edits []splice.Edit
+		for _, i := range byItem[it] {
+			f := &rep.Findings[i]
+			if f.Entry {
+				_, digest, _ := strings.Cut(f.Pinned, "@")
+				edits = append(edits, splice.SetKey(f.Node, "digest", digest, "newTag"))
+			} else {
+				edits = append(edits, splice.Replace(f.Line, f.Column, f.Image, f.Pinned))
+			}
+		}
+		if err := it.Edit(edits...); err != nil {
+			for _, i := range byItem[it] {
+				unwritten[&rep.Findings[i]] = err
+			}
+		}
+	}
+	return unwritten
+}
+
+// notWritten turns the report's pinned findings that cannot be written into failures, and the run
+// into a failed one (unless on-error: warn): then nothing is written, and no finding says otherwise.
+func notWritten(rep *pin.Report, unwritten map[*pin.Finding]error) {
+	sev := pin.Error
+	if rep.Summary.Warn {
+		sev = pin.Warning
+	}
+	for i := range rep.Findings {
+		f := &rep.Findings[i]
+		if err, ok := unwritten[f]; ok {
+			f.Severity, f.Cause, f.Pinned = sev, pin.CauseUnwritable, ""
+			f.Message = fmt.Sprintf("cannot write the pin of %s: %v", f.Image, err)
+			rep.Summary.Failed++
+			rep.Summary.Pinned = max(rep.Summary.Pinned-1, 0)
+		}
+	}
+	if rep.OK() {
+		return
+	}
+	// Nothing is written: the findings that say something was go.
+	rep.Findings = slices.DeleteFunc(rep.Findings, func(f pin.Finding) bool {
+		return f.Severity == pin.Info && (f.Pinned != "" || slices.Contains(rep.Created, f.Object) || slices.Contains(rep.Updated, f.Object))
+	})
 }
 
 // perField makes each finding a group of its own, for report: fields.
@@ -125,9 +211,9 @@ func (p *processor) report(results fn.Results) {
 	}
 }
 
-func functionConfigYAML(rl *fn.ResourceList) []byte {
-	if rl.FunctionConfig == nil || rl.FunctionConfig.IsEmpty() {
+func functionConfigYAML(fc *fn.KubeObject) []byte {
+	if fc == nil || fc.IsEmpty() {
 		return nil
 	}
-	return []byte(rl.FunctionConfig.String())
+	return []byte(fc.String())
 }

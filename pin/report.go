@@ -88,6 +88,7 @@ const (
 	CauseDisagreement Cause = "disagreement"  // a pin disagrees with the lock, or is one platform's image
 	CauseNoTag        Cause = "no-tag"        // refresh: a repo@digest pin has no tag to follow
 	CauseNoDigestKey  Cause = "no-digest-key" // a Helm split image has no digest key to pin it in
+	CauseUnwritable   Cause = "unwritable"    // a front end cannot write the pinned value where it is written
 )
 
 // causeOf classifies a lookup's error by the resolver's typed cause.

@@ -1,340 +1,410 @@
-// Package krmio runs a KRM function processor on a ResourceList as fn.Run does, with a cheaper
-// way of writing the output that gives the same bytes.
+// Package krmio runs a KRM function on the text of a ResourceList: it reads the list an item at
+// a time and writes the function's output from the input's own bytes, so that every item comes
+// back byte for byte as it came in, except where the function edits its text (package splice).
+// Whatever a YAML library would change on a round trip (a folded scalar that gains a blank line,
+// quoting, indentation, comments) cannot reach the output, and the input never lives as one
+// parse tree: each item is parsed on its own, when the function asks for it, and can be dropped.
 //
-// fn.Run (krm-functions-sdk v1.1.1) converts every result through JSON and YAML text, then writes
-// the whole ResourceList as one YAML document, and the YAML encoder keeps every event of a
-// document in memory until it ends. A function that reports one result per changed field, as
-// digester does, doubles its output with results, and so its time and peak memory. Run writes
-// each item on its own: directly (appendItem) when it is made of what manifests are usually made
-// of, and through yaml.v3 otherwise; then the results, built as YAML nodes in the SDK's key order
-// and written directly, or as small YAML documents when quoting is involved. Results it cannot
-// reproduce exactly (tags, non-string values, invalid UTF-8) make it fall back to the SDK's own path.
+// The block style kpt and kustomize write (an "items:" key at the start of a line, each item an
+// entry "- " of a block sequence) is read this way. Any other ResourceList the SDK reads (JSON,
+// flow style, anchors shared between items, several documents) is read whole by the SDK, and its
+// items are written by yaml.v3, each checked to hold the values it held; so is an item whose
+// edits cannot be made in its text (a value in a block scalar, with escapes).
+//
+// Results are written as the SDK writes them, most of them directly rather than through the
+// SDK's conversions (see appendResults and docs/performance.md).
 package krmio
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/splice"
 )
 
-// Run parses input, runs p and returns the output ResourceList and an error, as fn.Run does.
-func Run(p fn.ResourceListProcessor, input []byte) ([]byte, error) {
+// Processor is a KRM function that works on a List. Process must parse every item (Item.Parse)
+// before it does anything it could not do twice, and return an error of Parse's as it is: when
+// an item cannot be read on its own, Run reads the whole list again with the SDK and calls
+// Process once more.
+type Processor interface {
+	Process(l *List) (bool, error)
+}
+
+// Run reads input, runs p and returns the output ResourceList and an error, as fn.Run does: the
+// output is nil only when the input cannot be read, and an unsuccessful run is an error.
+func Run(p Processor, input []byte) ([]byte, error) {
 	if p == nil {
-		return nil, errors.New("nil ResourceListProcessor")
+		return nil, errors.New("nil Processor")
 	}
-	rl, err := fn.ParseResourceList(input)
+	l, err := Read(input)
 	if err != nil {
 		return nil, err
 	}
-	success, fnErr := p.Process(rl)
-	out, err := toYAML(rl)
+	ok, fnErr := p.Process(l)
+	if fnErr == nil {
+		fnErr = l.parseAll() // the items the function left unread, for their order
+	}
+	if errors.Is(fnErr, errSplit) {
+		if l, err = readWhole(input); err != nil {
+			return nil, err
+		}
+		ok, fnErr = p.Process(l)
+	}
+	out, err := l.Write()
 	switch {
 	case err != nil:
-		return out, err
+		return nil, err
 	case fnErr != nil:
 		return out, fnErr
-	case !success:
+	case !ok:
 		return out, errors.New("error: function failure")
 	}
 	return out, nil
 }
 
-// toYAML is rl.ToYAML, writing each item as a YAML document of its own rather than the whole
-// ResourceList as one: yaml.v3's encoder holds every event of a document until it ends, so one
-// document the size of the package costs time and memory that per-item documents do not. The
-// text is the same: an item encoded as a one-item sequence is the same lines as an item of
-// "items:". Anchors and aliases may cross items, so a ResourceList with any goes the SDK's way.
-// Results are written by appendResults when it can reproduce them.
-func toYAML(rl *fn.ResourceList) ([]byte, error) {
-	for _, r := range rl.Results {
-		if !plain(r) {
-			return rl.ToYAML()
-		}
-	}
-	sortItems(rl.Items)
-	nodes := make([]*yaml.Node, len(rl.Items))
-	for i, it := range rl.Items {
-		nodes[i] = node(&rl.Items[i], it)
-	}
-	var fc *yaml.Node
-	if rl.FunctionConfig != nil && !rl.FunctionConfig.IsEmpty() {
-		fc = node(&rl.FunctionConfig, rl.FunctionConfig)
-	}
-	if hasAnchors(append(nodes, fc)...) {
-		return rl.ToYAML()
-	}
+// errSplit says that an item did not parse on its own: the list is to be read whole.
+var errSplit = errors.New("an item of the ResourceList does not parse on its own")
 
-	var buf bytes.Buffer
-	buf.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
-	if len(nodes) > 0 {
-		buf.WriteString("items:\n")
+// List is a ResourceList: its items, its functionConfig, and its results, to which the function
+// appends its own.
+type List struct {
+	Items []*Item
+	// FunctionConfig is the functionConfig (empty if there is none); Results, the input's results.
+	FunctionConfig *fn.KubeObject
+	Results        fn.Results
+
+	added []*Item
+	// whole is set for a list read whole by the SDK, whose items have trees and no text.
+	whole bool
+	// trailer holds the comment lines after the last item, for a list read from its text.
+	trailer []byte
+}
+
+// Item is one item of a List.
+type Item struct {
+	// lead is the comment and blank lines before the item's "- " that the parser gives to it;
+	// text, the item from its "- " to its last line; indent, the column of its "-". For a list
+	// read whole, tree is the item.
+	lead, text []byte
+	indent     int
+	tree       *yaml.Node
+	// key orders the items as the SDK does (set by Parse, or for a list read whole, by Read).
+	key     string
+	edits   []splice.Edit
+	replace *yaml.Node
+}
+
+// Parse returns the item's mapping node, a tree of its own that the caller may change and drop;
+// its nodes' positions (Line, Column) are those edits of the item give.
+func (it *Item) Parse() (*yaml.Node, error) {
+	if it.tree != nil {
+		return copyTree(it.tree), nil
 	}
-	var scratch []byte
-	for _, n := range nodes {
-		var ok bool
-		if scratch, ok = appendItem(scratch[:0], n); ok {
-			buf.Write(scratch)
-			continue
-		}
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
-		if err := yaml.NewEncoder(&buf).Encode(seq); err != nil {
-			return nil, fmt.Errorf("write items: %w", err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(it.text, &doc); err != nil || len(doc.Content) != 1 {
+		return nil, errSplit
+	}
+	seq := doc.Content[0]
+	if seq.Kind != yaml.SequenceNode || len(seq.Content) != 1 || seq.Content[0].Kind != yaml.MappingNode {
+		return nil, errSplit
+	}
+	it.key = sortKey(seq.Content[0])
+	return seq.Content[0], nil
+}
+
+// parseAll parses the items not parsed yet, for their keys.
+func (l *List) parseAll() error {
+	for _, it := range l.Items {
+		if it.key == "" && it.tree == nil {
+			if _, err := it.Parse(); err != nil {
+				return err
+			}
 		}
 	}
-	if fc != nil {
-		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str("functionConfig"), fc}}
-		if err := yaml.NewEncoder(&buf).Encode(m); err != nil {
+	return nil
+}
+
+// Edit records edits to make in the item when the list is written, at positions of its Parse.
+// If they cannot be made, neither in its text nor in its tree without changing another value, it
+// records none and returns a *WriteError. (For a list read whole, that is found by Write.)
+func (it *Item) Edit(edits ...splice.Edit) error {
+	if it.tree == nil {
+		if _, err := it.write(append(it.edits[:len(it.edits):len(it.edits)], edits...)); err != nil {
+			return err
+		}
+	}
+	it.edits = append(it.edits, edits...)
+	return nil
+}
+
+// Replace makes the list write n (the item's tree from Parse, changed) in place of the item.
+func (it *Item) Replace(n *yaml.Node) { it.replace = n }
+
+// Add adds an item, written from its tree.
+func (l *List) Add(n *yaml.Node) { l.added = append(l.added, &Item{replace: n, key: sortKey(n)}) }
+
+// Reset drops every edit, replacement and added item: the list is written as it came in.
+func (l *List) Reset() {
+	for _, it := range l.Items {
+		it.edits, it.replace = nil, nil
+	}
+	l.added = nil
+}
+
+// WriteError is an item whose edits could be made neither in its text nor in its tree without
+// changing another of its values.
+type WriteError struct {
+	Item *Item
+	// Edit is why the edits cannot be made in the text (nil for a list read whole); Changed, the
+	// first value that yaml.v3 would write differently (a path in the item).
+	Edit    *splice.Error
+	Changed string
+}
+
+func (e *WriteError) Error() string {
+	if e.Edit == nil {
+		return fmt.Sprintf("the resource written anew would change its value at %s", e.Changed)
+	}
+	return fmt.Sprintf("%v, and the resource written anew would change its value at %s", e.Edit, e.Changed)
+}
+
+// Write returns the output ResourceList: the items (edited, replaced, or as they came) and the
+// added items, in the SDK's order (sortItems), the functionConfig and the results. A *WriteError
+// names an item of a list read whole that cannot be written with its edits; Reset and Write
+// again to write the list as it came in.
+func (l *List) Write() ([]byte, error) {
+	items := append(l.Items[:len(l.Items):len(l.Items)], l.added...)
+	sortItems(items)
+	size := len(l.trailer)
+	for _, it := range items {
+		size += len(it.lead) + len(it.text) + 100*len(it.edits)
+	}
+	out := bytes.NewBuffer(make([]byte, 0, size+size/8+4096))
+	out.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
+	if len(items) > 0 {
+		out.WriteString("items:\n")
+	}
+	if err := l.writeItems(out, items); err != nil {
+		return nil, err
+	}
+	if fc := l.FunctionConfig; fc != nil && !fc.IsEmpty() {
+		rn := fc.MoveToResourceNode()
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "functionConfig"}, rn.YNode()}}
+		l.FunctionConfig = fn.MoveToKubeObject(rn)
+		if err := yaml.NewEncoder(out).Encode(m); err != nil {
 			return nil, fmt.Errorf("write functionConfig: %w", err)
 		}
 	}
-	return appendResults(buf.Bytes(), rl.Results)
-}
-
-// sortItems is rl.Sort with each item's key built once rather than twice per comparison (the SDK
-// formats four fields with fmt.Sprintf in every Less). sort.Sort makes the same comparisons in the
-// same order on the same keys, so the items end in the same order.
-func sortItems(items fn.KubeObjects) {
-	k := keyed{items: items, keys: make([]string, len(items))}
-	for i, o := range items {
-		k.keys[i] = o.GetAPIVersion() + " " + o.GetKind() + " " + o.GetNamespace() + " " + o.GetName()
+	if err := appendResults(out, l.Results); err != nil {
+		return nil, err
 	}
-	sort.Sort(k)
+	return out.Bytes(), nil
 }
 
-type keyed struct {
-	items fn.KubeObjects
-	keys  []string
+// writeLines writes b, ending it with a line break if it has none.
+func writeLines(out *bytes.Buffer, b []byte) {
+	out.Write(b)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		out.WriteByte('\n')
+	}
 }
 
-func (k keyed) Len() int           { return len(k.items) }
-func (k keyed) Less(i, j int) bool { return k.keys[i] < k.keys[j] }
-func (k keyed) Swap(i, j int) {
-	k.items[i], k.items[j] = k.items[j], k.items[i]
-	k.keys[i], k.keys[j] = k.keys[j], k.keys[i]
-}
-
-// node returns the YAML node behind o, which stays in *slot.
-func node(slot **fn.KubeObject, o *fn.KubeObject) *yaml.Node {
-	rn := o.MoveToResourceNode()
-	n := rn.YNode()
-	*slot = fn.MoveToKubeObject(rn)
-	return n
-}
-
-// hasAnchors reports whether any of the trees holds an anchor or an alias.
-func hasAnchors(nodes ...*yaml.Node) bool {
-	for _, n := range nodes {
-		if n == nil {
+// writeItems writes items: each one's lead and its text, edited, or its tree.
+func (l *List) writeItems(out *bytes.Buffer, items []*Item) error {
+	if l.whole {
+		return writeWhole(out, items)
+	}
+	for _, it := range items {
+		writeLines(out, it.lead)
+		if it.replace != nil {
+			if err := encode(out, it.replace, it.indent); err != nil {
+				return err
+			}
 			continue
 		}
-		if n.Anchor != "" || n.Kind == yaml.AliasNode || hasAnchors(n.Content...) {
-			return true
+		text, err := it.write(it.edits)
+		if err != nil {
+			return err
 		}
+		writeLines(out, text)
 	}
-	return false
+	writeLines(out, l.trailer)
+	return nil
 }
 
-// appendResults appends "results:" and the results, as the SDK writes them, to out. A result
-// whose strings all stay plain scalars is written directly; any other is encoded on its own as a
-// one-item sequence, which yaml.v3 writes as the same lines as an item of "results:".
-func appendResults(out []byte, results fn.Results) ([]byte, error) {
-	if len(results) == 0 {
-		return out, nil
+// write returns an item read from its text with edits made: in its text or, when that cannot be,
+// in its tree, written by yaml.v3 as an item at column 0 and checked to hold the values the tree
+// holds.
+func (it *Item) write(edits []splice.Edit) ([]byte, error) {
+	text, err := splice.Apply(it.text, edits)
+	var why *splice.Error
+	if err == nil || !errors.As(err, &why) {
+		return text, err
 	}
-	buf := bytes.NewBuffer(out)
-	buf.WriteString("results:\n")
-	for _, r := range results {
-		n := resultNode(r)
-		if simple(n) {
-			writeMapping(buf, n, 2, "- ")
-			continue
-		}
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
-		if err := yaml.NewEncoder(buf).Encode(seq); err != nil {
-			return nil, fmt.Errorf("write results: %w", err)
-		}
+	tree, err := it.Parse()
+	if err != nil {
+		return nil, err
 	}
-	return buf.Bytes(), nil
+	if err := splice.Nodes(tree, edits); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := encode(&b, tree, it.indent); err != nil {
+		return nil, err
+	}
+	if path := changed(tree, b.Bytes()); path != "" {
+		return nil, &WriteError{Item: it, Edit: why, Changed: path}
+	}
+	return b.Bytes(), nil
 }
 
-// writeMapping writes m in block style, its first key after first and the others at indent.
-func writeMapping(buf *bytes.Buffer, m *yaml.Node, indent int, first string) {
-	pad := strings.Repeat(" ", indent)
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if i == 0 {
-			buf.WriteString(first)
-		} else {
-			buf.WriteString(pad)
-		}
-		buf.WriteString(m.Content[i].Value)
-		buf.WriteByte(':')
-		if v := m.Content[i+1]; v.Kind == yaml.MappingNode {
-			buf.WriteByte('\n')
-			writeMapping(buf, v, indent+2, pad+"  ")
-		} else {
-			buf.WriteByte(' ')
-			buf.WriteString(v.Value)
-			buf.WriteByte('\n')
+// writeWhole writes the items of a list read whole, with their edits made in a copy of their
+// trees, by yaml.v3 as one sequence (anchors and aliases may cross items), and checks that each
+// item holds the values of its tree.
+func writeWhole(out *bytes.Buffer, items []*Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, it := range items {
+		if it.tree != nil {
+			seq.Content = append(seq.Content, it.tree)
 		}
 	}
-}
-
-// simple reports whether every scalar in m is one yaml.v3 writes plain, exactly as it is: an
-// integer, or a printable ASCII string that reads back as a string and needs no quotes (see
-// appendScalar). Anything else (quoting, escaping, other scripts) is left to yaml.v3.
-func simple(m *yaml.Node) bool {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		v := m.Content[i+1]
+	seq = copyTree(seq)
+	trees := seq.Content
+	seq.Content = nil
+	for _, it := range items {
 		switch {
-		case v.Kind == yaml.MappingNode:
-			if len(v.Content) == 0 || !simple(v) {
-				return false
+		case it.replace != nil:
+			seq.Content = append(seq.Content, it.replace)
+		default:
+			if err := splice.Nodes(trees[0], it.edits); err != nil {
+				return err
 			}
-		case v.Kind != yaml.ScalarNode || v.Style != 0:
-			return false
-		case v.Tag == "!!int":
-		case v.Tag != "!!str" || !plainString(v.Value):
-			return false
+			seq.Content = append(seq.Content, trees[0])
+		}
+		if it.tree != nil {
+			trees = trees[1:]
 		}
 	}
-	return true
-}
-
-func plainString(s string) bool {
-	return printableASCII(s) && plainAllowed(s, false) && readsAsString(s)
-}
-
-// plain reports whether resultNode reproduces what the SDK writes for r: no tags, string
-// values only, valid UTF-8 (JSON would replace invalid bytes), no empty mappings.
-func plain(r *fn.Result) bool {
-	if r == nil || len(r.Tags) > 0 || r.Message == "" && r.Severity == "" && r.ResourceRef == nil && r.Field == nil && r.File == nil {
-		return false
+	var b bytes.Buffer
+	if err := yaml.NewEncoder(&b).Encode(seq); err != nil {
+		return fmt.Errorf("write items: %w", err)
 	}
-	strs := []string{r.Message, string(r.Severity)}
-	if ref := r.ResourceRef; ref != nil {
-		if *ref == (fn.ResourceRef{}) {
-			return false
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b.Bytes(), &doc); err != nil || len(doc.Content) != 1 || len(doc.Content[0].Content) != len(seq.Content) {
+		return fmt.Errorf("write items: yaml.v3 wrote items it cannot read back (%v)", err)
+	}
+	for i, it := range items {
+		if path := differ(seq.Content[i], doc.Content[0].Content[i], ""); path != "" && it.replace == nil {
+			return &WriteError{Item: it, Changed: path}
 		}
-		strs = append(strs, ref.APIVersion, ref.Kind, ref.Name, ref.Namespace)
 	}
-	if f := r.Field; f != nil {
-		strs = append(strs, f.Path)
-		for _, v := range []any{f.CurrentValue, f.ProposedValue} {
-			switch s := v.(type) {
-			case nil:
-			case string:
-				strs = append(strs, s)
-			default:
-				return false
+	out.Write(b.Bytes())
+	return nil
+}
+
+// encode writes n as an item of a list whose "-" is at column indent: yaml.v3's lines for a
+// one-item sequence, as kyaml writes it, moved to that column.
+func encode(out *bytes.Buffer, n *yaml.Node, indent int) error {
+	var b bytes.Buffer
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
+	if err := yaml.NewEncoder(&b).Encode(seq); err != nil {
+		return fmt.Errorf("write items: %w", err)
+	}
+	if indent == 0 {
+		out.Write(b.Bytes())
+		return nil
+	}
+	pad := bytes.Repeat([]byte(" "), indent)
+	for _, line := range bytes.SplitAfter(b.Bytes(), []byte("\n")) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			out.Write(pad)
+		}
+		out.Write(line)
+	}
+	return nil
+}
+
+// changed returns the path of the first value in which text, an item written by encode, differs
+// from tree; "" if it holds the same values (comments and quoting aside).
+func changed(tree *yaml.Node, text []byte) string {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil || len(doc.Content) != 1 || len(doc.Content[0].Content) != 1 {
+		return "the whole resource"
+	}
+	return differ(tree, doc.Content[0].Content[0], "")
+}
+
+// differ returns the path under which a and b first hold different values, "" if none.
+func differ(a, b *yaml.Node, path string) string {
+	here := path
+	if here == "" {
+		here = "the top"
+	}
+	if a.Kind != b.Kind || a.ShortTag() != b.ShortTag() || a.Value != b.Value || len(a.Content) != len(b.Content) {
+		return here
+	}
+	if a.Kind == yaml.AliasNode {
+		return "" // compared by name (Value); the anchored node is compared where it is
+	}
+	for i := range a.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if a.Kind == yaml.MappingNode {
+			p = a.Content[i&^1].Value
+			if path != "" {
+				p = path + "." + p
 			}
 		}
-		if f.Path == "" && f.CurrentValue == nil && f.ProposedValue == nil {
-			return false
+		if d := differ(a.Content[i], b.Content[i], p); d != "" {
+			return d
 		}
 	}
-	if f := r.File; f != nil {
-		if *f == (fn.File{}) {
-			return false
-		}
-		strs = append(strs, f.Path)
-	}
-	for _, s := range strs {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	return true
+	return ""
 }
 
-type pair struct {
-	key   string
-	value *yaml.Node
+// copyTree returns a deep copy of n; aliases point into the copy.
+func copyTree(n *yaml.Node) *yaml.Node {
+	copies := map[*yaml.Node]*yaml.Node{}
+	var cp func(*yaml.Node) *yaml.Node
+	cp = func(n *yaml.Node) *yaml.Node {
+		if c, ok := copies[n]; ok {
+			return c
+		}
+		c := *n
+		copies[n] = &c
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, k := range n.Content {
+			c.Content[i] = cp(k)
+		}
+		if n.Alias != nil {
+			c.Alias = cp(n.Alias)
+		}
+		return &c
+	}
+	return cp(n)
 }
 
-// resultNode builds r as the SDK does: JSON field names, empty fields left out.
-func resultNode(r *fn.Result) *yaml.Node {
-	ps := addStr(nil, "message", r.Message)
-	ps = addStr(ps, "severity", string(r.Severity))
-	if ref := r.ResourceRef; ref != nil {
-		rp := addStr(nil, "apiVersion", ref.APIVersion)
-		rp = addStr(rp, "kind", ref.Kind)
-		rp = addStr(rp, "name", ref.Name)
-		rp = addStr(rp, "namespace", ref.Namespace)
-		ps = append(ps, pair{"resourceRef", mapping(rp)})
-	}
-	if f := r.Field; f != nil {
-		fp := addStr(nil, "path", f.Path)
-		if s, ok := f.CurrentValue.(string); ok {
-			fp = append(fp, pair{"currentValue", str(s)})
-		}
-		if s, ok := f.ProposedValue.(string); ok {
-			fp = append(fp, pair{"proposedValue", str(s)})
-		}
-		ps = append(ps, pair{"field", mapping(fp)})
-	}
-	if f := r.File; f != nil {
-		fp := addStr(nil, "path", f.Path)
-		if f.Index != 0 {
-			fp = append(fp, pair{"index", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(f.Index)}})
-		}
-		ps = append(ps, pair{"file", mapping(fp)})
-	}
-	return mapping(ps)
+// sortKey is what the SDK orders an item by: apiVersion, kind, namespace and name.
+func sortKey(n *yaml.Node) string {
+	o := fn.MoveToKubeObject(yaml.NewRNode(n))
+	return o.GetAPIVersion() + " " + o.GetKind() + " " + o.GetNamespace() + " " + o.GetName()
 }
 
-// mapping builds a mapping with its keys in the SDK's order: kyaml's yaml.FieldOrder first, then by name.
-func mapping(ps []pair) *yaml.Node {
-	sort.SliceStable(ps, func(i, j int) bool {
-		io, iok := yaml.FieldOrder[ps[i].key]
-		jo, jok := yaml.FieldOrder[ps[j].key]
-		switch {
-		case iok && jok:
-			return io < jo
-		case iok || jok:
-			return iok
-		}
-		return ps[i].key < ps[j].key
-	})
-	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: make([]*yaml.Node, 0, 2*len(ps))}
-	for _, p := range ps {
-		m.Content = append(m.Content, str(p.key), p.value)
-	}
-	return m
-}
+// sortItems orders items as the SDK's rl.Sort does, with each item's key built once rather than
+// twice per comparison (the SDK formats four fields with fmt.Sprintf in every Less): sort.Sort
+// makes the same comparisons in the same order on the same keys, so the items end in the same
+// order, ties included.
+func sortItems(items []*Item) { sort.Sort(byKey(items)) }
 
-func addStr(ps []pair, k, v string) []pair {
-	if v != "" {
-		ps = append(ps, pair{k, str(v)})
-	}
-	return ps
-}
+type byKey []*Item
 
-// str is a string node. The SDK encodes Go strings, which yaml.v3 double-quotes when they read as
-// YAML 1.1 booleans or base-60 numbers; a node it quotes only when they read as YAML 1.2
-// non-strings. The string "<<" the SDK writes as !!merge <<.
-func str(s string) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
-	switch s {
-	case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
-		n.Style = yaml.DoubleQuotedStyle
-	case "<<":
-		// The SDK's result reads back as a merge key, and yaml.v3 writes it tagged: !!merge <<.
-		n.Tag = "!!merge"
-	default:
-		if strings.Trim(s, "0123456789_:.+-") == "" && base60.MatchString(s) { // the regexp only on what it can match
-			n.Style = yaml.DoubleQuotedStyle
-		}
-	}
-	return n
-}
-
-// base60 is yaml.v3's pattern for YAML 1.1 base-60 floats ("1:20").
-var base60 = regexp.MustCompile(`^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
+func (k byKey) Len() int           { return len(k) }
+func (k byKey) Less(i, j int) bool { return k[i].key < k[j].key }
+func (k byKey) Swap(i, j int)      { k[i], k[j] = k[j], k[i] }

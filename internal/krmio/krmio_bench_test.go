@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // BenchmarkResults writes a 5,000-resource package's worth of digester's results (one per pinned field),
@@ -24,18 +23,18 @@ func BenchmarkResults(b *testing.B) {
 		})
 	}
 	empty := []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
+	p := processor{results: results, ok: true}
 	for _, c := range []struct {
 		name string
-		run  func(fn.ResourceListProcessor, []byte) ([]byte, error)
-	}{{"sdk", fn.Run}, {"krmio", Run}} {
+		run  func([]byte) ([]byte, error)
+	}{
+		{"sdk", func(in []byte) ([]byte, error) { return fn.Run(p.sdk(), in) }},
+		{"krmio", func(in []byte) ([]byte, error) { return Run(p, in) }},
+	} {
 		b.Run(fmt.Sprintf("%s/%d", c.name, len(results)), func(b *testing.B) {
-			p := fn.ResourceListProcessorFunc(func(rl *fn.ResourceList) (bool, error) {
-				rl.Results = results
-				return true, nil
-			})
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.run(p, empty); err != nil {
+				if _, err := c.run(empty); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -43,8 +42,9 @@ func BenchmarkResults(b *testing.B) {
 	}
 }
 
-// BenchmarkItems writes 1,000 Deployments (no results) through yaml.v3, as the SDK does item by
-// item, and through appendItem.
+// BenchmarkItems reads and writes 1,000 Deployments (no results) as the SDK does, parsing the
+// whole list and writing every item with yaml.v3, and as Run does, parsing each item on its own
+// and writing its text.
 func BenchmarkItems(b *testing.B) {
 	var in strings.Builder
 	in.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n")
@@ -74,24 +74,20 @@ func BenchmarkItems(b *testing.B) {
             limits: {cpu: 500m, memory: 128Mi}
 `, i, i, i, i, i%5, i)
 	}
-	rl, err := fn.ParseResourceList([]byte(in.String()))
-	if err != nil {
-		b.Fatal(err)
-	}
+	input := []byte(in.String())
+	p := processor{ok: true}
 	for _, c := range []struct {
-		name  string
-		write func(*yaml.Node) ([]byte, bool)
+		name string
+		run  func([]byte) ([]byte, error)
 	}{
-		{"yaml.v3", func(n *yaml.Node) ([]byte, bool) { return []byte(encode(b, n)), true }},
-		{"appendItem", func(n *yaml.Node) ([]byte, bool) { return appendItem(nil, n) }},
+		{"sdk", func(in []byte) ([]byte, error) { return fn.Run(p.sdk(), in) }},
+		{"krmio", func(in []byte) ([]byte, error) { return Run(p, in) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				for i, it := range rl.Items {
-					if _, ok := c.write(node(&rl.Items[i], it)); !ok {
-						b.Fatalf("appendItem left item %d to yaml.v3", i)
-					}
+				if _, err := c.run(input); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

@@ -1,6 +1,8 @@
 package krmio
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kptdev/krm-functions-sdk/go/fn"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/digester/digester/splice"
 )
 
 const items = `apiVersion: config.kubernetes.io/v1
@@ -27,6 +32,11 @@ items:
         containers:
         - name: app
           image: "nginx:1.27"
+          args:
+          - >-
+            ( a &&
+              b
+            )
 - apiVersion: v1
   kind: Pod
   metadata: {name: a}
@@ -63,9 +73,50 @@ func many(n int) fn.Results {
 	return rs
 }
 
-// TestRunMatchesSDK checks that Run writes byte for byte what fn.Run writes, for results the
-// fast path writes and for those it leaves to the SDK.
-func TestRunMatchesSDK(t *testing.T) {
+// processor is a Processor that parses every item, calls edit on each (if set), and appends results.
+type processor struct {
+	results fn.Results
+	ok      bool
+	edit    func(i int, it *Item, n *yaml.Node) error
+}
+
+func (p processor) Process(l *List) (bool, error) {
+	for i, it := range l.Items {
+		n, err := it.Parse()
+		if err != nil {
+			return false, err
+		}
+		if p.edit != nil {
+			if err := p.edit(i, it, n); err != nil {
+				return false, err
+			}
+		}
+	}
+	l.Results = append(l.Results, p.results...)
+	return p.ok, nil
+}
+
+// sdk is p as an SDK processor: the same results, no edits.
+func (p processor) sdk() fn.ResourceListProcessor {
+	return fn.ResourceListProcessorFunc(func(rl *fn.ResourceList) (bool, error) {
+		rl.Results = append(rl.Results, p.results...)
+		return p.ok, nil
+	})
+}
+
+// cut splits an output ResourceList at its functionConfig or results: items, and the rest.
+func cut(out string) (items, rest string) {
+	for _, key := range []string{"\nfunctionConfig:", "\nresults:"} {
+		if i := strings.Index(out, key); i >= 0 {
+			return out[:i+1], out[i+1:]
+		}
+	}
+	return out, ""
+}
+
+// TestResultsMatchSDK: results and the functionConfig come out as fn.Run writes them, for results
+// written directly and for those left to the SDK; items come out as they went in.
+func TestResultsMatchSDK(t *testing.T) {
 	cases := []struct {
 		name    string
 		input   string
@@ -88,139 +139,218 @@ func TestRunMatchesSDK(t *testing.T) {
 		{"number value: SDK path", items, append(many(3), &fn.Result{Message: "n", Field: &fn.Field{Path: "p", CurrentValue: 3}}), true},
 		{"invalid UTF-8: SDK path", items, append(many(3), &fn.Result{Message: "bad \xff byte"}), true},
 		{"empty resourceRef: SDK path", items, fn.Results{{Message: "m", ResourceRef: &fn.ResourceRef{}}}, true},
+		{"results in the input come first", items + "results:\n- message: before\n  severity: warning\n", many(2), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := fn.ResourceListProcessorFunc(func(rl *fn.ResourceList) (bool, error) {
-				rl.Results = append(rl.Results, c.results...)
-				return c.success, nil
-			})
-			want, wantErr := fn.Run(p, []byte(c.input))
+			p := processor{results: c.results, ok: c.success}
+			want, wantErr := fn.Run(p.sdk(), []byte(c.input))
 			got, gotErr := Run(p, []byte(c.input))
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("output (-fn.Run +Run):\n%s", diff)
+			wantItems, wantRest := cut(string(want))
+			gotItems, gotRest := cut(string(got))
+			if diff := cmp.Diff(wantRest, gotRest); diff != "" {
+				t.Errorf("functionConfig and results (-fn.Run +Run):\n%s", diff)
+			}
+			inItems, _ := cut(c.input)
+			if diff := cmp.Diff(inItems, gotItems); diff != "" {
+				t.Errorf("items (-in +out):\n%s", diff)
+			}
+			if len(c.input) == len(items) && wantItems == gotItems {
+				t.Errorf("the SDK writes these items as they are: the test cannot tell them apart")
 			}
 			if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
 				t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
 			}
-			if len(c.results) > 0 && !strings.Contains(string(got), "\nresults:\n") {
-				t.Errorf("output has no results:\n%s", got)
+		})
+	}
+}
+
+// FuzzResultsMatchSDK checks that any strings in results come out as fn.Run writes them.
+func FuzzResultsMatchSDK(f *testing.F) {
+	for _, s := range tricky {
+		f.Add(s, "spec.containers[0].image", s+"@sha256:0", 1)
+	}
+	f.Fuzz(func(t *testing.T, msg, path, value string, index int) {
+		p := processor{ok: true, results: fn.Results{{Message: msg, Severity: fn.Warning,
+			ResourceRef: &fn.ResourceRef{Kind: "Pod", Name: value},
+			Field:       &fn.Field{Path: path, CurrentValue: msg, ProposedValue: value},
+			File:        &fn.File{Path: value, Index: index}}}}
+		want, wantErr := fn.Run(p.sdk(), []byte(items))
+		got, gotErr := Run(p, []byte(items))
+		_, wantRest := cut(string(want))
+		_, gotRest := cut(string(got))
+		if diff := cmp.Diff(wantRest, gotRest); diff != "" {
+			t.Errorf("results (-fn.Run +Run):\n%s", diff)
+		}
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
+		}
+	})
+}
+
+// TestRunBadInput: input the SDK refuses is refused with the SDK's error, and no output.
+func TestRunBadInput(t *testing.T) {
+	for _, in := range []string{
+		"kind: Other\n",
+		"kind: Other\nitems:\n- a: 1\n",
+		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- a: [1\n",
+		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- just a string\n",
+	} {
+		_, wantErr := fn.Run(processor{ok: true}.sdk(), []byte(in))
+		out, err := Run(processor{ok: true}, []byte(in))
+		if wantErr == nil || out != nil || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Errorf("%q: Run = %q, %v; want nil, %v as fn.Run", in, out, err, wantErr)
+		}
+	}
+}
+
+// inputs are ResourceLists written every way the SDK reads: as kpt and kustomize write them, and
+// by hand (indented items, comments between and after items, CRLF, a document marker, no final
+// line break, an item whose mapping starts on the line after its "-"), and ways read whole (JSON,
+// flow style, an anchor in one item and its alias in another, a byte order mark, a quoted string
+// over lines that look like items).
+var inputs = []struct {
+	in   string
+	text bool // read from its text, not whole
+}{
+	{items, true},
+	{withConfig, true},
+	{"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n  - kind: A\n    x: 1\n  # between\n  - kind: B\n    y: |+\n      keep\n\n  - kind: C\n", true},
+	{"---\nkind: ResourceList\n# before items\nitems: # the items\n# first\n- kind: A # a\n  # foot of A\n# head of B\n\n- kind: B\n  when: >-\n    ( a &&\n      b\n    )\n# after the last\nfunctionConfig: # fc\n  kind: ConfigMap\n  data: {k: v}\n", true},
+	{"apiVersion: config.kubernetes.io/v1\r\nkind: ResourceList\r\nitems:\r\n- kind: A\r\n  x: \"1\"\r\n- kind: B\r\n", true},
+	{"kind: ResourceList\nitems:\n-\n  kind: A\n  v: 1\n- kind: B", true},
+	{"kind: ResourceList\nfunctionConfig: {kind: C}\nitems:\n- kind: A\n", true},
+	{`{"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [{"kind": "A", "s": "x: y"}, {"kind": "B"}]}`, false},
+	{"kind: ResourceList\nitems: [{kind: A}, {kind: B, v: [1, 2]}]\n", false},
+	{"kind: ResourceList\nitems:\n- kind: A\n  v: &x {a: 1}\n- kind: B\n  v: *x\n", false},
+	{"\ufeffkind: ResourceList\nitems:\n- kind: A\n", false},
+	{"kind: ResourceList\nitems:\n- kind: A\n  s: \"multi\n- line\"\n", false},
+	{"kind: ResourceList\nitems: []\n", false},
+}
+
+// readAsRun reads a ResourceList as Run does: from its text, or whole when an item does not parse on its own.
+func readAsRun(t testing.TB, in string) *List {
+	t.Helper()
+	l, err := Read([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range l.Items {
+		if _, err := it.Parse(); errors.Is(err, errSplit) {
+			if l, err = readWhole([]byte(in)); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+	}
+	return l
+}
+
+// TestRoundTrip: a function that changes nothing returns every item as the SDK reads it, in the
+// SDK's order; items read from their text come back byte for byte, and a folded scalar with
+// more-indented lines keeps its value (yaml.v3's writer adds a blank line to it).
+func TestRoundTrip(t *testing.T) {
+	for i, tt := range inputs {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			out, err := Run(processor{ok: true}, []byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(sdkItems(t, tt.in), sdkItems(t, string(out))); diff != "" {
+				t.Errorf("items (-in +out):\n%s\n%s", diff, out)
+			}
+			l := readAsRun(t, tt.in)
+			if got := !l.whole; got != tt.text {
+				t.Errorf("read from its text: %v, want %v", got, tt.text)
+			}
+			for _, it := range l.Items {
+				if !bytes.Contains(out, it.text) {
+					t.Errorf("the output lacks an item's text as it came in:\n%s\noutput:\n%s", it.text, out)
+				}
 			}
 		})
 	}
 }
 
-func TestRunBadInput(t *testing.T) {
-	p := fn.ResourceListProcessorFunc(func(*fn.ResourceList) (bool, error) { return true, nil })
-	_, wantErr := fn.Run(p, []byte("kind: Other\n"))
-	out, err := Run(p, []byte("kind: Other\n"))
-	if out != nil || fmt.Sprint(err) != fmt.Sprint(wantErr) {
-		t.Errorf("Run = %q, %v; want nil, %v as fn.Run", out, err, wantErr)
-	}
-}
-
-// FuzzRunMatchesSDK checks that any strings in results come out as fn.Run writes them.
-func FuzzRunMatchesSDK(f *testing.F) {
-	for _, s := range tricky {
-		f.Add(s, "spec.containers[0].image", s+"@sha256:0", 1)
-	}
-	f.Fuzz(func(t *testing.T, msg, path, value string, index int) {
-		p := fn.ResourceListProcessorFunc(func(rl *fn.ResourceList) (bool, error) {
-			rl.Results = append(rl.Results, &fn.Result{Message: msg, Severity: fn.Warning,
-				ResourceRef: &fn.ResourceRef{Kind: "Pod", Name: value},
-				Field:       &fn.Field{Path: path, CurrentValue: msg, ProposedValue: value},
-				File:        &fn.File{Path: value, Index: index}})
-			return true, nil
-		})
-		want, wantErr := fn.Run(p, []byte(items))
-		got, gotErr := Run(p, []byte(items))
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("output (-fn.Run +Run):\n%s", diff)
-		}
-		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
-			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
-		}
-	})
-}
-
-// itemInputs are ResourceLists built from the project's golden cases and example package: real
-// manifests with comments, quoting, flow style, anchors and odd values.
-func itemInputs(t testing.TB) []string {
-	files, err := filepath.Glob("../../testdata/golden/*/resources.yaml")
+// sdkItems returns the items of a ResourceList as the SDK reads them, as values.
+func sdkItems(t testing.TB, rl string) []string {
+	t.Helper()
+	parsed, err := fn.ParseResourceList([]byte(rl))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the SDK cannot read %q: %v", rl, err)
 	}
-	more, _ := filepath.Glob("../../example/*.yaml")
+	parsed.Sort()
 	var out []string
-	for _, f := range append(files, more...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := fn.ParseKubeObjects(b)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		rl, err := (&fn.ResourceList{Items: objs}).ToYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, string(rl))
+	for _, it := range parsed.Items {
+		out = append(out, strings.Join(values(it.MoveToResourceNode().YNode()), "\n"))
 	}
-	return append(out,
-		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- a: &x 1\n- b: *x\n",
-		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- kind: A # line\n  # foot of A\n# foot of items\n- kind: B\n  x: [1, {y: 2}]\n  z: |\n    block\n    text\nfunctionConfig: # fc\n  kind: ConfigMap\n  data: {k: v}\n",
-	)
+	return out
 }
 
-// TestItemsMatchSDK: items and functionConfig come out as fn.Run writes them.
-func TestItemsMatchSDK(t *testing.T) {
-	noop := fn.ResourceListProcessorFunc(func(*fn.ResourceList) (bool, error) { return true, nil })
-	for i, in := range itemInputs(t) {
-		want, wantErr := fn.Run(noop, []byte(in))
-		got, gotErr := Run(noop, []byte(in))
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("input %d: output (-fn.Run +Run):\n%s", i, diff)
-		}
-		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
-			t.Errorf("input %d: error = %v, want %v as fn.Run", i, gotErr, wantErr)
-		}
+// values is a tree as what it holds: kind, tag and value of every node, comments, style and positions left out.
+func values(n *yaml.Node) []string {
+	out := []string{fmt.Sprint(n.Kind) + " " + n.ShortTag() + " " + n.Value}
+	if n.Kind == yaml.AliasNode {
+		return append(out, values(n.Alias)...)
 	}
+	for _, c := range n.Content {
+		out = append(out, values(c)...)
+	}
+	return out
 }
 
-// FuzzItemsMatchSDK: any ResourceList the SDK reads comes out as fn.Run writes it.
-func FuzzItemsMatchSDK(f *testing.F) {
-	for _, in := range itemInputs(f) {
-		f.Add(in)
+// FuzzRoundTrip: any input the SDK reads comes out with the items the SDK reads, in its order;
+// any input it refuses is refused with its error.
+func FuzzRoundTrip(f *testing.F) {
+	for _, tt := range inputs {
+		f.Add(tt.in)
 	}
-	noop := fn.ResourceListProcessorFunc(func(*fn.ResourceList) (bool, error) { return true, nil })
 	f.Fuzz(func(t *testing.T, in string) {
-		want, wantErr := fn.Run(noop, []byte(in))
-		got, gotErr := Run(noop, []byte(in))
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("output (-fn.Run +Run):\n%s", diff)
+		rl, sdkErr := fn.ParseResourceList([]byte(in))
+		out, err := Run(processor{ok: true}, []byte(in))
+		if sdkErr != nil {
+			if out != nil || fmt.Sprint(err) != fmt.Sprint(sdkErr) {
+				t.Fatalf("Run = %q, %v; the SDK refuses the input: %v", out, err, sdkErr)
+			}
+			return
 		}
-		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
-			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
+		if err != nil {
+			var we *WriteError
+			if errors.As(err, &we) {
+				return // yaml.v3 would change a value of a list read whole: refused, said so
+			}
+			t.Fatalf("Run: %v; the SDK reads the input", err)
+		}
+		if _, err := yaml.Marshal(rl.FunctionConfig.MoveToResourceNode().YNode()); err != nil {
+			return
+		}
+		if diff := cmp.Diff(sdkItems(t, in), sdkItems(t, string(out))); diff != "" {
+			t.Fatalf("items (-in +out):\n%s\n%q", diff, out)
 		}
 	})
 }
 
-// TestSortItemsMatchesSDK: many items, with keys that tie and sort apart only on a later field,
-// end in the order rl.Sort gives (sort.Sort is not stable, so ties must be broken alike too).
-func TestSortItemsMatchesSDK(t *testing.T) {
+// TestSortMatchesSDK: many items, with keys that tie and sort apart only on a later field, end in
+// the order rl.Sort gives (sort.Sort is not stable, so ties must be broken alike too).
+func TestSortMatchesSDK(t *testing.T) {
 	var in strings.Builder
 	in.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n")
 	for i := range 500 {
 		fmt.Fprintf(&in, "- apiVersion: v%d\n  kind: K%d\n  metadata: {name: n%d, namespace: ns%d}\n  seq: %d\n", i%2, i%3, i%7, i%5, i)
 	}
+	out, err := Run(processor{ok: true}, []byte(in.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, err := fn.ParseResourceList([]byte(in.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := fn.ParseResourceList([]byte(in.String()))
 	want.Sort()
-	sortItems(got.Items)
+	got, err := fn.ParseResourceList(out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seq := func(items fn.KubeObjects) []string {
 		var out []string
 		for _, o := range items {
@@ -233,6 +363,89 @@ func TestSortItemsMatchesSDK(t *testing.T) {
 		return out
 	}
 	if diff := cmp.Diff(seq(want.Items), seq(got.Items)); diff != "" {
-		t.Errorf("order (-rl.Sort +sortItems):\n%s", diff)
+		t.Errorf("order (-rl.Sort +Run):\n%s", diff)
+	}
+}
+
+// TestEdits: edits are made in an item's text; one that cannot be is made in its tree, which is
+// written anew if that changes no other value, and refused with a *WriteError if it does; an
+// item replaced and an item added are written from their trees.
+func TestEdits(t *testing.T) {
+	const in = "kind: ResourceList\nitems:\n- kind: A\n  image: 'a:1' # kept\n  other: x\n- kind: B\n  image: |-\n    b:1\n- kind: C\n  image: |-\n    c:1\n  when: >-\n    ( a &&\n      b\n    )\n- kind: D\n  v: 1\n"
+	var unwritten []string
+	p := processor{ok: true, edit: func(i int, it *Item, n *yaml.Node) error {
+		switch i {
+		case 3:
+			n.Content[3].Value = "2"
+			it.Replace(n)
+			return nil
+		}
+		v := n.Content[3]
+		if err := it.Edit(splice.Replace(v.Line, v.Column, v.Value, v.Value+"@sha256:0")); err != nil {
+			var we *WriteError
+			if !errors.As(err, &we) || we.Item != it {
+				return fmt.Errorf("item %d: %v, not a *WriteError about it", i, err)
+			}
+			unwritten = append(unwritten, err.Error())
+		}
+		return nil
+	}}
+	l, err := Read([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Process(l); err != nil {
+		t.Fatal(err)
+	}
+	l.Add(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kind"}, {Kind: yaml.ScalarNode, Tag: "!!str", Value: "AA"}}})
+	out, err := l.Write()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
+		"- kind: A\n  image: 'a:1@sha256:0' # kept\n  other: x\n" +
+		"- kind: AA\n" +
+		"- kind: B\n  image: |-\n    b:1@sha256:0\n" +
+		"- kind: C\n  image: |-\n    c:1\n  when: >-\n    ( a &&\n      b\n    )\n" +
+		"- kind: D\n  v: 2\n"
+	if diff := cmp.Diff(want, string(out)); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	wantErr := []string{`line 2, column 10: the value "c:1" is a block scalar (|), so it cannot be edited in place; write it as a plain or quoted string on one line, and the resource written anew would change its value at when`}
+	if diff := cmp.Diff(wantErr, unwritten); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	l.Reset()
+	if out, err := l.Write(); err != nil || !strings.HasSuffix(string(out), strings.TrimPrefix(in, "kind: ResourceList\n")) {
+		t.Errorf("after Reset: %v\n%s", err, out)
+	}
+}
+
+// TestGoldenItems: the project's golden cases and example package, as ResourceLists, come back
+// byte for byte.
+func TestGoldenItems(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/golden/*/resources.yaml")
+	more, _ := filepath.Glob("../../example/*.yaml")
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := fn.ParseKubeObjects(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		in, err := (&fn.ResourceList{Items: objs}).ToYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Run(processor{ok: true}, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(in), string(out)); diff != "" {
+			t.Errorf("%s (-in +out):\n%s", f, diff)
+		}
 	}
 }
