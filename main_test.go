@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -65,6 +66,20 @@ func goldenRegistry(t *testing.T) *registrytest.Registry {
 	return reg
 }
 
+// runList runs the function as runFunction does, on input, and returns its output (nil if there is
+// none) and error.
+func runList(p *processor, input []byte) ([]byte, error) {
+	out, err := krmio.Run(p, input)
+	if out == nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if _, werr := out.WriteTo(&b); werr != nil {
+		return nil, werr
+	}
+	return b.Bytes(), err
+}
+
 func testProcessor(reg *registrytest.Registry) *processor {
 	return &processor{
 		ctx:      context.Background(),
@@ -85,7 +100,7 @@ func TestGolden(t *testing.T) {
 	for _, d := range dirs {
 		dir := filepath.Join("testdata/golden", d.Name())
 		t.Run(d.Name(), func(t *testing.T) {
-			out, err := krmio.Run(testProcessor(reg), goldenInput(t, dir))
+			out, err := runList(testProcessor(reg), goldenInput(t, dir))
 			if out == nil {
 				t.Fatalf("no output: %v", err)
 			}
@@ -138,7 +153,7 @@ func goldenInput(t *testing.T, dir string) []byte {
 // and each registry one ping.
 func TestOneRequestPerDistinctReference(t *testing.T) {
 	reg := goldenRegistry(t)
-	if _, err := krmio.Run(testProcessor(reg), goldenInput(t, "testdata/golden/workloads")); err != nil {
+	if _, err := runList(testProcessor(reg), goldenInput(t, "testdata/golden/workloads")); err != nil {
 		t.Fatalf("Run: %v; want success", err)
 	}
 	got := map[string]int{
@@ -157,7 +172,7 @@ func TestOneRequestPerDistinctReference(t *testing.T) {
 func TestRunFailure(t *testing.T) {
 	reg := goldenRegistry(t)
 	in := resourceList(t, "testdata/golden/missing-tag/resources.yaml")
-	out, err := krmio.Run(testProcessor(reg), in)
+	out, err := runList(testProcessor(reg), in)
 	if err == nil {
 		t.Fatal("Run succeeded; want an error for the missing tags")
 	}

@@ -59,6 +59,9 @@ func (p *processor) Process(l *krmio.List) (bool, error) {
 	if unwritten := edit(items, rep); len(unwritten) > 0 {
 		notWritten(rep, unwritten)
 	}
+	for i := range rep.Findings {
+		rep.Findings[i].Node = nil // results need none, and each holds a node of a tree long gone
+	}
 	if rep.OK() {
 		for _, o := range rep.Updated { // the lock: digester's own resource, written anew
 			items[o].Replace(o.Node)
@@ -78,6 +81,10 @@ func (p *processor) Process(l *krmio.List) (bool, error) {
 	groups := rep.Groups()
 	if cfg.Report == config.ReportFields {
 		groups = perField(rep.Findings)
+	}
+	rep.Findings = nil // a result names a group's first finding: the others, a copy of each, can go
+	for i := range groups {
+		groups[i].Findings = slices.Clone(groups[i].Findings[:1])
 	}
 	l.Results = appendResults(l.Results, groups, pin.Error)
 	l.Results = append(l.Results, &fn.Result{Message: rep.Summary.String(), Severity: fn.Info})

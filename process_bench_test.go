@@ -9,7 +9,6 @@ import (
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 
 	"github.com/digester/digester/bench/gen"
-	"github.com/digester/digester/internal/krmio"
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/resolver"
 )
@@ -42,7 +41,7 @@ func BenchmarkRun(b *testing.B) {
 		b.Run(fmt.Sprintf("digester/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				out, err := krmio.Run(p, pkg.Input)
+				out, err := runList(p, pkg.Input)
 				if err != nil {
 					b.Fatal(err)
 				}

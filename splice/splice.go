@@ -128,12 +128,50 @@ func Apply(doc []byte, edits []Edit) ([]byte, error) {
 	if len(edits) == 0 {
 		return doc, nil
 	}
-	starts := lineStarts(doc)
+	return Append(nil, doc, edits)
+}
+
+// Append appends doc with the edits made to dst, as Apply makes them; on error it returns dst
+// as it was.
+func Append(dst, doc []byte, edits []Edit) ([]byte, error) {
+	spans, size, err := plan(doc, edits)
+	if err != nil {
+		return dst, err
+	}
+	dst = slices.Grow(dst, size)
+	last := 0
+	for _, s := range spans {
+		dst = append(append(dst, doc[last:s.start]...), s.text...)
+		last = s.end
+	}
+	return append(dst, doc[last:]...), nil
+}
+
+// Check returns the size of the document Apply would return, or its error, without making the
+// edits.
+func Check(doc []byte, edits []Edit) (int, error) {
+	if len(edits) == 0 {
+		return len(doc), nil
+	}
+	_, size, err := plan(doc, edits)
+	return size, err
+}
+
+// plan finds the bytes each edit replaces, in order, and the size of the edited document.
+func plan(doc []byte, edits []Edit) ([]span, int, error) {
+	if len(edits) == 0 {
+		return nil, len(doc), nil
+	}
+	last := 0
+	for _, e := range edits {
+		last = max(last, e.Line, e.mapLine)
+	}
+	starts := lineStarts(doc, last)
 	spans := make([]span, 0, len(edits))
 	for _, e := range edits {
 		s, err := locate(doc, starts, e)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		spans = append(spans, s)
 	}
@@ -143,19 +181,13 @@ func Apply(doc []byte, edits []Edit) ([]byte, error) {
 	for i, s := range spans {
 		if i > 0 && (s.start < spans[i-1].end || s.start == spans[i-1].start && s.end == spans[i-1].end) {
 			a := spans[i-1].edit
-			return nil, &Error{Line: s.edit.Line, Column: s.edit.Column, Value: s.edit.Old,
+			return nil, 0, &Error{Line: s.edit.Line, Column: s.edit.Column, Value: s.edit.Old,
 				How: fmt.Sprintf("is edited twice (to %q, and at line %d, column %d to %q)", s.text, a.Line, a.Column, spans[i-1].text),
 				Fix: "make one edit of it"}
 		}
 		size += len(s.text) - (s.end - s.start)
 	}
-	out := make([]byte, 0, size)
-	last := 0
-	for _, s := range spans {
-		out = append(append(out, doc[last:s.start]...), s.text...)
-		last = s.end
-	}
-	return append(out, doc[last:]...), nil
+	return spans, size, nil
 }
 
 // locate finds the bytes an edit replaces.
@@ -288,12 +320,33 @@ func plain(s string) bool {
 		strings.Contains(s, ": ") || strings.HasSuffix(s, ":") || strings.IndexByte("-?:&*!|>'\"%@`", s[0]) >= 0 {
 		return false
 	}
+	if reference(s) {
+		return true
+	}
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte("["+s+"]"), &n); err != nil || len(n.Content) != 1 {
 		return false
 	}
 	seq := n.Content[0]
 	return len(seq.Content) == 1 && seq.Content[0].Kind == yaml.ScalarNode && seq.Content[0].ShortTag() == "!!str" && seq.Content[0].Value == s
+}
+
+// reference reports whether s, which starts with no indicator and does not end in a colon, is
+// made of what an image reference with a digest is made of (letters, digits, ._/:+- and an @):
+// then it is plain, and a string (no YAML null, boolean, number or timestamp holds an @), with
+// no need to parse it.
+func reference(s string) bool {
+	at := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '@':
+			at = true
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("._/:+-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return at
 }
 
 // comment sets the line comment after a value that ends at end.
@@ -364,13 +417,16 @@ func tokenEnd(b []byte) int {
 	return len(b)
 }
 
-// lineStarts returns the offset at which each line starts (index 0 is line 1).
-func lineStarts(data []byte) []int {
-	starts := make([]int, 1, bytes.Count(data, []byte("\n"))+1)
-	for i, c := range data {
-		if c == '\n' {
-			starts = append(starts, i+1)
+// lineStarts returns the offset at which each line starts (index 0 is line 1), up to line n.
+func lineStarts(data []byte, n int) []int {
+	starts := make([]int, 1, n+1)
+	for off := 0; len(starts) < n; {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			break
 		}
+		off += i + 1
+		starts = append(starts, off)
 	}
 	return starts
 }

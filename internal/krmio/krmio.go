@@ -16,9 +16,11 @@
 package krmio
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
@@ -36,8 +38,9 @@ type Processor interface {
 }
 
 // Run reads input, runs p and returns the output ResourceList and an error, as fn.Run does: the
-// output is nil only when the input cannot be read, and an unsuccessful run is an error.
-func Run(p Processor, input []byte) ([]byte, error) {
+// output is nil only when the input cannot be read (or the output cannot be made), and an
+// unsuccessful run is an error. The output is written by its WriteTo, from the input's bytes.
+func Run(p Processor, input []byte) (*Output, error) {
 	if p == nil {
 		return nil, errors.New("nil Processor")
 	}
@@ -55,7 +58,7 @@ func Run(p Processor, input []byte) ([]byte, error) {
 		}
 		ok, fnErr = p.Process(l)
 	}
-	out, err := l.Write()
+	out, err := l.Output()
 	switch {
 	case err != nil:
 		return nil, err
@@ -97,6 +100,8 @@ type Item struct {
 	key     string
 	edits   []splice.Edit
 	replace *yaml.Node
+	// out is the item as written, when that is not its text with its edits made.
+	out []byte
 }
 
 // Parse returns the item's mapping node, a tree of its own that the caller may change and drop;
@@ -133,12 +138,16 @@ func (l *List) parseAll() error {
 // If they cannot be made, neither in its text nor in its tree without changing another value, it
 // records none and returns a *WriteError. (For a list read whole, that is found by Write.)
 func (it *Item) Edit(edits ...splice.Edit) error {
+	all := append(it.edits[:len(it.edits):len(it.edits)], edits...)
 	if it.tree == nil {
-		if _, err := it.write(append(it.edits[:len(it.edits):len(it.edits)], edits...)); err != nil {
-			return err
+		it.out = nil
+		if _, err := splice.Check(it.text, all); err != nil {
+			if it.out, err = it.write(all); err != nil {
+				return err
+			}
 		}
 	}
-	it.edits = append(it.edits, edits...)
+	it.edits = all
 	return nil
 }
 
@@ -151,7 +160,7 @@ func (l *List) Add(n *yaml.Node) { l.added = append(l.added, &Item{replace: n, k
 // Reset drops every edit, replacement and added item: the list is written as it came in.
 func (l *List) Reset() {
 	for _, it := range l.Items {
-		it.edits, it.replace = nil, nil
+		it.edits, it.replace, it.out = nil, nil, nil
 	}
 	l.added = nil
 }
@@ -173,68 +182,114 @@ func (e *WriteError) Error() string {
 	return fmt.Sprintf("%v, and the resource written anew would change its value at %s", e.Edit, e.Changed)
 }
 
-// Write returns the output ResourceList: the items (edited, replaced, or as they came) and the
+// Output is a List ready to be written: whatever may fail has been done.
+type Output struct {
+	l          *List
+	items      []*Item
+	body, tail []byte
+}
+
+// Output prepares the output ResourceList: the items (edited, replaced, or as they came) and the
 // added items, in the SDK's order (sortItems), the functionConfig and the results. A *WriteError
-// names an item of a list read whole that cannot be written with its edits; Reset and Write
-// again to write the list as it came in.
-func (l *List) Write() ([]byte, error) {
+// names an item of a list read whole that cannot be written with its edits (Reset and call
+// Output again for the list as it came in).
+func (l *List) Output() (*Output, error) {
 	items := append(l.Items[:len(l.Items):len(l.Items)], l.added...)
 	sortItems(items)
-	size := len(l.trailer)
-	for _, it := range items {
-		size += len(it.lead) + len(it.text) + 100*len(it.edits)
-	}
-	out := bytes.NewBuffer(make([]byte, 0, size+size/8+4096))
-	out.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
-	if len(items) > 0 {
-		out.WriteString("items:\n")
-	}
-	if err := l.writeItems(out, items); err != nil {
-		return nil, err
-	}
+	var tail bytes.Buffer
 	if fc := l.FunctionConfig; fc != nil && !fc.IsEmpty() {
 		rn := fc.MoveToResourceNode()
 		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "functionConfig"}, rn.YNode()}}
 		l.FunctionConfig = fn.MoveToKubeObject(rn)
-		if err := yaml.NewEncoder(out).Encode(m); err != nil {
+		if err := yaml.NewEncoder(&tail).Encode(m); err != nil {
 			return nil, fmt.Errorf("write functionConfig: %w", err)
 		}
 	}
-	if err := appendResults(out, l.Results); err != nil {
+	if err := appendResults(&tail, l.Results); err != nil {
 		return nil, err
 	}
-	return out.Bytes(), nil
+	var body bytes.Buffer
+	if l.whole {
+		if err := writeWhole(&body, items); err != nil {
+			return nil, err
+		}
+	}
+	for _, it := range items {
+		if err := it.prepare(); err != nil {
+			return nil, err
+		}
+	}
+	return &Output{l: l, items: items, body: body.Bytes(), tail: tail.Bytes()}, nil
+}
+
+// WriteTo writes the output ResourceList to w, the items from the input's bytes, edited.
+func (o *Output) WriteTo(w io.Writer) (int64, error) {
+	cw := &counter{w: w}
+	out := bufio.NewWriterSize(cw, 64<<10)
+	out.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
+	if len(o.items) > 0 {
+		out.WriteString("items:\n")
+	}
+	out.Write(o.body)
+	if !o.l.whole {
+		o.l.writeItems(out, o.items)
+	}
+	out.Write(o.tail)
+	err := out.Flush()
+	return cw.n, err
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// prepare encodes a replaced or added item, as it will be written; an item with edits was
+// prepared by Edit.
+func (it *Item) prepare() error {
+	if it.replace == nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := encode(&b, it.replace, it.indent); err != nil {
+		return err
+	}
+	it.out = b.Bytes()
+	return nil
 }
 
 // writeLines writes b, ending it with a line break if it has none.
-func writeLines(out *bytes.Buffer, b []byte) {
+func writeLines(out *bufio.Writer, b []byte) {
 	out.Write(b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
 		out.WriteByte('\n')
 	}
 }
 
-// writeItems writes items: each one's lead and its text, edited, or its tree.
-func (l *List) writeItems(out *bytes.Buffer, items []*Item) error {
-	if l.whole {
-		return writeWhole(out, items)
-	}
+// writeItems writes the items of a list read from its text: each one's lead and its text,
+// edited, or as prepared.
+func (l *List) writeItems(out *bufio.Writer, items []*Item) {
+	var scratch []byte
 	for _, it := range items {
 		writeLines(out, it.lead)
-		if it.replace != nil {
-			if err := encode(out, it.replace, it.indent); err != nil {
-				return err
-			}
+		if it.out != nil {
+			writeLines(out, it.out)
 			continue
 		}
-		text, err := it.write(it.edits)
-		if err != nil {
-			return err
+		var err error
+		if scratch, err = splice.Append(scratch[:0], it.text, it.edits); err != nil {
+			panic(fmt.Sprintf("krmio: edits that Item.Edit checked cannot be made: %v", err)) // cannot happen: the same plan
 		}
-		writeLines(out, text)
+		writeLines(out, scratch)
 	}
 	writeLines(out, l.trailer)
-	return nil
 }
 
 // write returns an item read from its text with edits made: in its text or, when that cannot be,

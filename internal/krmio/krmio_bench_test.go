@@ -29,7 +29,7 @@ func BenchmarkResults(b *testing.B) {
 		run  func([]byte) ([]byte, error)
 	}{
 		{"sdk", func(in []byte) ([]byte, error) { return fn.Run(p.sdk(), in) }},
-		{"krmio", func(in []byte) ([]byte, error) { return Run(p, in) }},
+		{"krmio", func(in []byte) ([]byte, error) { return run(p, in) }},
 	} {
 		b.Run(fmt.Sprintf("%s/%d", c.name, len(results)), func(b *testing.B) {
 			b.ReportAllocs()
@@ -81,7 +81,7 @@ func BenchmarkItems(b *testing.B) {
 		run  func([]byte) ([]byte, error)
 	}{
 		{"sdk", func(in []byte) ([]byte, error) { return fn.Run(p.sdk(), in) }},
-		{"krmio", func(in []byte) ([]byte, error) { return Run(p, in) }},
+		{"krmio", func(in []byte) ([]byte, error) { return run(p, in) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -73,6 +73,33 @@ func many(n int) fn.Results {
 	return rs
 }
 
+// run is Run, its output written to a buffer: nil if there is none.
+func run(p Processor, in []byte) ([]byte, error) {
+	out, err := Run(p, in)
+	if out == nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if _, werr := out.WriteTo(&b); werr != nil {
+		return nil, werr
+	}
+	return b.Bytes(), err
+}
+
+// write writes l's output.
+func write(t *testing.T, l *List) string {
+	t.Helper()
+	out, err := l.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := out.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
 // processor is a Processor that parses every item, calls edit on each (if set), and appends results.
 type processor struct {
 	results fn.Results
@@ -145,7 +172,7 @@ func TestResultsMatchSDK(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := processor{results: c.results, ok: c.success}
 			want, wantErr := fn.Run(p.sdk(), []byte(c.input))
-			got, gotErr := Run(p, []byte(c.input))
+			got, gotErr := run(p, []byte(c.input))
 			wantItems, wantRest := cut(string(want))
 			gotItems, gotRest := cut(string(got))
 			if diff := cmp.Diff(wantRest, gotRest); diff != "" {
@@ -176,7 +203,7 @@ func FuzzResultsMatchSDK(f *testing.F) {
 			Field:       &fn.Field{Path: path, CurrentValue: msg, ProposedValue: value},
 			File:        &fn.File{Path: value, Index: index}}}}
 		want, wantErr := fn.Run(p.sdk(), []byte(items))
-		got, gotErr := Run(p, []byte(items))
+		got, gotErr := run(p, []byte(items))
 		_, wantRest := cut(string(want))
 		_, gotRest := cut(string(got))
 		if diff := cmp.Diff(wantRest, gotRest); diff != "" {
@@ -197,7 +224,7 @@ func TestRunBadInput(t *testing.T) {
 		"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- just a string\n",
 	} {
 		_, wantErr := fn.Run(processor{ok: true}.sdk(), []byte(in))
-		out, err := Run(processor{ok: true}, []byte(in))
+		out, err := run(processor{ok: true}, []byte(in))
 		if wantErr == nil || out != nil || fmt.Sprint(err) != fmt.Sprint(wantErr) {
 			t.Errorf("%q: Run = %q, %v; want nil, %v as fn.Run", in, out, err, wantErr)
 		}
@@ -252,7 +279,7 @@ func readAsRun(t testing.TB, in string) *List {
 func TestRoundTrip(t *testing.T) {
 	for i, tt := range inputs {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			out, err := Run(processor{ok: true}, []byte(tt.in))
+			out, err := run(processor{ok: true}, []byte(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,7 +334,7 @@ func FuzzRoundTrip(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		rl, sdkErr := fn.ParseResourceList([]byte(in))
-		out, err := Run(processor{ok: true}, []byte(in))
+		out, err := run(processor{ok: true}, []byte(in))
 		if sdkErr != nil {
 			if out != nil || fmt.Sprint(err) != fmt.Sprint(sdkErr) {
 				t.Fatalf("Run = %q, %v; the SDK refuses the input: %v", out, err, sdkErr)
@@ -338,7 +365,7 @@ func TestSortMatchesSDK(t *testing.T) {
 	for i := range 500 {
 		fmt.Fprintf(&in, "- apiVersion: v%d\n  kind: K%d\n  metadata: {name: n%d, namespace: ns%d}\n  seq: %d\n", i%2, i%3, i%7, i%5, i)
 	}
-	out, err := Run(processor{ok: true}, []byte(in.String()))
+	out, err := run(processor{ok: true}, []byte(in.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,17 +426,14 @@ func TestEdits(t *testing.T) {
 	}
 	l.Add(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
 		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kind"}, {Kind: yaml.ScalarNode, Tag: "!!str", Value: "AA"}}})
-	out, err := l.Write()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := write(t, l)
 	want := "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" +
 		"- kind: A\n  image: 'a:1@sha256:0' # kept\n  other: x\n" +
 		"- kind: AA\n" +
 		"- kind: B\n  image: |-\n    b:1@sha256:0\n" +
 		"- kind: C\n  image: |-\n    c:1\n  when: >-\n    ( a &&\n      b\n    )\n" +
 		"- kind: D\n  v: 2\n"
-	if diff := cmp.Diff(want, string(out)); diff != "" {
+	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
 	wantErr := []string{`line 2, column 10: the value "c:1" is a block scalar (|), so it cannot be edited in place; write it as a plain or quoted string on one line, and the resource written anew would change its value at when`}
@@ -417,8 +441,8 @@ func TestEdits(t *testing.T) {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 	l.Reset()
-	if out, err := l.Write(); err != nil || !strings.HasSuffix(string(out), strings.TrimPrefix(in, "kind: ResourceList\n")) {
-		t.Errorf("after Reset: %v\n%s", err, out)
+	if out := write(t, l); !strings.HasSuffix(out, strings.TrimPrefix(in, "kind: ResourceList\n")) {
+		t.Errorf("after Reset:\n%s", out)
 	}
 }
 
@@ -440,7 +464,7 @@ func TestGoldenItems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := Run(processor{ok: true}, in)
+		out, err := run(processor{ok: true}, in)
 		if err != nil {
 			t.Fatal(err)
 		}
