@@ -9,6 +9,8 @@
 //	floor time   = the no-op's median wall time + ceil(distinct / 16) × latency
 //	floor memory = the no-op's median peak RSS
 //
+// and peak RSS is also bound by the ResourceList's size: at most 8 bytes per input byte + 24 MiB.
+//
 // Run it with `make bench` or `go run ./bench -digester bin/digester`. It exits 1 if an output is
 // wrong or a request target is missed; time and memory targets are reported, not enforced,
 // because they depend on the machine.
@@ -34,10 +36,13 @@ import (
 	"github.com/digester/digester/internal/registrytest"
 )
 
-// Targets (issue 4).
+// Targets (issue 4; the input-bound memory target, issue 20).
 const (
 	timeTarget   = 1.15
 	memoryTarget = 1.10
+	// perInputByte and fixedKiB bound peak RSS by the ResourceList's size: 8 bytes a byte + 24 MiB.
+	perInputByte = 8
+	fixedKiB     = 24 << 10
 	lanes        = 16 // the default per-registry concurrency, the floor's parallelism
 )
 
@@ -59,6 +64,7 @@ func main() {
 type row struct {
 	mode                        gen.Mode
 	resources, distinct, fields int
+	inputBytes                  int
 	latency                     time.Duration
 	wall, floor                 time.Duration
 	rss, floorRSS               int64 // KiB
@@ -143,8 +149,8 @@ func repsFor(resources, reps int) int {
 
 // measure runs the no-op and digester reps times each, interleaved, and returns their medians.
 func measure(reg *registrytest.Registry, pkg *gen.Package, m gen.Mode, digester, noop string, env []string, reps int) (row, error) {
-	r := row{mode: m, resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields}
 	input := pkg.InputFor(m)
+	r := row{mode: m, resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields, inputBytes: len(input)}
 	var walls, floors []time.Duration
 	var rsss, floorRSSs []int64
 	var first []byte
@@ -264,7 +270,7 @@ func spawn(usageFile, bin string) int {
 
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tresources\tfields\tdistinct\tlatency\twall\tfloor\ttime ratio\trequests\tmanifest req/distinct\tpeak RSS\tno-op RSS\tRSS ratio\ttargets\t")
+	fmt.Fprintln(tw, "mode\tresources\tfields\tdistinct\tlatency\twall\tfloor\ttime ratio\trequests\tmanifest req/distinct\tinput\tpeak RSS\tRSS/input\tno-op RSS\tRSS ratio\ttargets\t")
 	var notes []string
 	for _, r := range rows {
 		tr := float64(r.wall) / float64(r.floor)
@@ -273,7 +279,7 @@ func printTable(w io.Writer, rows []row) {
 		if tr > timeTarget {
 			miss = append(miss, "time")
 		}
-		if mr > memoryTarget {
+		if mr > memoryTarget || r.rss > int64(perInputByte*r.inputBytes/1024+fixedKiB) {
 			miss = append(miss, "memory")
 		}
 		if len(r.problems) > 0 {
@@ -284,12 +290,14 @@ func printTable(w io.Writer, rows []row) {
 		if len(miss) > 0 {
 			verdict = "MISSED: " + strings.Join(miss, ", ")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\t%s\t%.2f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\t%s\t%.1f\t%s\t%.2f\t%s\t\n",
 			r.mode, r.resources, r.fields, r.distinct, r.latency, ms(r.wall), ms(r.floor), tr,
-			r.requests, float64(r.manifests)/float64(r.distinct), mib(r.rss), mib(r.floorRSS), mr, verdict)
+			r.requests, float64(r.manifests)/float64(r.distinct), mib(int64(r.inputBytes/1024)), mib(r.rss),
+			float64(r.rss*1024)/float64(r.inputBytes), mib(r.floorRSS), mr, verdict)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nfloor = no-op median wall + ceil(distinct/%d) × latency; targets: time ratio ≤ %.2f, RSS ratio ≤ %.2f,\n", lanes, timeTarget, memoryTarget)
+	fmt.Fprintf(w, "peak RSS ≤ %d × input + %d MiB (RSS/input is peak RSS over the ResourceList's bytes),\n", perInputByte, fixedKiB>>10)
 	fmt.Fprintln(w, "≤ 1 manifest request per distinct reference, no manifest GET, ≤ 1 ping; requests and RSS are the worst run, times the median.")
 	for _, n := range notes {
 		fmt.Fprintln(w, "note:", n)
