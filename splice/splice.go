@@ -16,6 +16,7 @@ package splice
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ const (
 	opReplace op = iota
 	opInsertKey
 	opComment
+	opValue
 )
 
 // Edit is one change to a document: see Replace, SetKey and SetComment.
@@ -48,6 +50,10 @@ type Edit struct {
 	indent             int
 	flow               bool
 	mapLine, mapColumn int
+	// block is SetValue's "key: value" as yaml.v3 writes it, and replace whether the key is in
+	// the text (at Line:Column) rather than added after the key there.
+	block   string
+	replace bool
 }
 
 // Replace replaces the value of the scalar at line:column, old as parsed, with new, keeping its
@@ -97,8 +103,41 @@ func SetKey(m *yaml.Node, key, value, after string) Edit {
 	return e
 }
 
+// SetValue sets key in the block mapping m, parsed from the document, to value, any tree, written
+// as yaml.v3 writes it (two-space indentation, sequences not indented under their key) at the
+// indentation of m's keys: it replaces the key and its whole value when the key is in the text,
+// and otherwise adds them after m's last key and its value. Keys of m that are not in the text
+// (Line 0) are ignored. Line endings are the document's (CRLF if it has any).
+func SetValue(m *yaml.Node, key string, value *yaml.Node) Edit {
+	e := Edit{op: opValue, key: key, Old: key}
+	if m == nil || m.Kind != yaml.MappingNode {
+		return e // Apply says why it cannot be done
+	}
+	e.flow, e.mapLine, e.mapColumn = m.Style&yaml.FlowStyle != 0, m.Line, m.Column
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		switch k := m.Content[i]; {
+		case k.Line == 0:
+		case k.Value == key:
+			e.Line, e.Column, e.replace = k.Line, k.Column, true
+		case !e.replace:
+			e.Line, e.Column = k.Line, k.Column
+		}
+	}
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	kv := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, value}}
+	if err := enc.Encode(kv); err == nil && enc.Close() == nil {
+		e.block = strings.TrimSuffix(b.String(), "\n")
+	}
+	return e
+}
+
 // Error is an edit that cannot be made in place.
 type Error struct {
+	// Index is the edit's place among the edits given to Apply or Check.
+	Index        int
 	Line, Column int
 	// Value is the value as parsed (or, for an insertion, the key).
 	Value string
@@ -114,11 +153,12 @@ func (e *Error) Error() string {
 
 const oneLine = "write it as a plain or quoted string on one line"
 
-// span replaces data[start:end] with text.
+// span replaces data[start:end] with text, for edit, the index-th edit.
 type span struct {
 	start, end int
 	text       string
 	edit       Edit
+	index      int
 }
 
 // Apply returns doc with the edits made, or an *Error for the first edit that cannot be made in
@@ -168,11 +208,16 @@ func plan(doc []byte, edits []Edit) ([]span, int, error) {
 	}
 	starts := lineStarts(doc, last)
 	spans := make([]span, 0, len(edits))
-	for _, e := range edits {
+	for i, e := range edits {
 		s, err := locate(doc, starts, e)
 		if err != nil {
+			var se *Error
+			if errors.As(err, &se) {
+				se.Index = i
+			}
 			return nil, 0, err
 		}
+		s.index = i
 		spans = append(spans, s)
 	}
 	slices.SortStableFunc(spans, func(a, b span) int { return cmp.Or(a.start-b.start, a.end-b.end) })
@@ -181,7 +226,7 @@ func plan(doc []byte, edits []Edit) ([]span, int, error) {
 	for i, s := range spans {
 		if i > 0 && (s.start < spans[i-1].end || s.start == spans[i-1].start && s.end == spans[i-1].end) {
 			a := spans[i-1].edit
-			return nil, 0, &Error{Line: s.edit.Line, Column: s.edit.Column, Value: s.edit.Old,
+			return nil, 0, &Error{Index: s.index, Line: s.edit.Line, Column: s.edit.Column, Value: s.edit.Old,
 				How: fmt.Sprintf("is edited twice (to %q, and at line %d, column %d to %q)", s.text, a.Line, a.Column, spans[i-1].text),
 				Fix: "make one edit of it"}
 		}
@@ -201,6 +246,9 @@ func locate(doc []byte, starts []int, e Edit) (span, error) {
 	if e.op == opInsertKey && e.Old == "\x00" {
 		return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.key, How: "cannot be added after a value that is not a scalar", Fix: "add it by hand"}
 	}
+	if e.op == opValue {
+		return setValue(doc, starts, e)
+	}
 	off, ok := offset(doc, starts, e.Line, e.Column)
 	if !ok {
 		return fail("is not where the YAML parser put it", oneLine)
@@ -217,9 +265,9 @@ func locate(doc []byte, starts []int, e Edit) (span, error) {
 			}
 		}
 		if quote == '\'' {
-			return span{start, end, strings.ReplaceAll(e.New, "'", "''"), e}, nil
+			return span{start: start, end: end, text: strings.ReplaceAll(e.New, "'", "''"), edit: e}, nil
 		}
-		return span{start, end, e.New, e}, nil
+		return span{start: start, end: end, text: e.New, edit: e}, nil
 	case opComment:
 		return comment(doc, end+quoteLen(quote), e)
 	}
@@ -331,6 +379,62 @@ func plain(s string) bool {
 	return len(seq.Content) == 1 && seq.Content[0].Kind == yaml.ScalarNode && seq.Content[0].ShortTag() == "!!str" && seq.Content[0].Value == s
 }
 
+// setValue replaces a key and its value, or adds them after the key at e's position and its
+// value, in a block mapping.
+func setValue(doc []byte, starts []int, e Edit) (span, error) {
+	fail := func(how string) (span, error) {
+		return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.key, How: how, Fix: "write the mapping in block style, with its keys on lines of their own"}
+	}
+	switch {
+	case e.flow:
+		return fail("is in a flow mapping")
+	case e.Line == 0 || e.block == "":
+		return fail("cannot be set: the mapping has no key in the text, or the value cannot be written")
+	}
+	off, ok := offset(doc, starts, e.Line, e.Column)
+	if !ok || e.replace && !bytes.HasPrefix(doc[off:], []byte(e.key)) {
+		return fail("is not where the YAML parser put it")
+	}
+	nl := "\n"
+	if bytes.Contains(doc, []byte("\r\n")) {
+		nl = "\r\n"
+	}
+	pad := strings.Repeat(" ", e.Column-1)
+	text := strings.ReplaceAll(e.block, "\n", nl+pad)
+	end := valueEnd(doc, off, e.Column)
+	if e.replace {
+		return span{start: off, end: end, text: text, edit: e}, nil
+	}
+	return span{start: end, end: end, text: nl + pad + text, edit: e}, nil
+}
+
+// valueEnd returns the offset where the value of the block mapping key at off (its column given)
+// ends: the end, before its line break, of the last line that is more indented than the key, or
+// a "- " entry at its indentation. Comment and blank lines after the value are not part of it.
+func valueEnd(data []byte, off, column int) int {
+	end := lineEnd(data, off)
+	for start := end; start < len(data); {
+		if start = bytes.IndexByte(data[start:], '\n') + start + 1; start == 0 || start >= len(data) {
+			break
+		}
+		e := lineEnd(data, start)
+		line := data[start:e]
+		trimmed := bytes.TrimLeft(line, " ")
+		indent := len(line) - len(trimmed)
+		switch {
+		case len(bytes.TrimSpace(trimmed)) == 0 || trimmed[0] == '#':
+			// part of the value only if more of it follows
+		case indent > column-1,
+			indent == column-1 && trimmed[0] == '-' && (len(trimmed) == 1 || trimmed[1] == ' ' || trimmed[1] == '\t'):
+			end = e
+		default:
+			return end
+		}
+		start = e
+	}
+	return end
+}
+
 // reference reports whether s, which starts with no indicator and does not end in a colon, is
 // made of what an image reference with a digest is made of (letters, digits, ._/:+- and an @):
 // then it is plain, and a string (no YAML null, boolean, number or timestamp holds an @), with
@@ -358,10 +462,10 @@ func comment(doc []byte, end int, e Edit) (span, error) {
 	case strings.ContainsAny(e.New, "\r\n"):
 		return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.Old, How: "cannot take a comment of several lines", Fix: "give a comment of one line"}
 	case len(trimmed) == 0:
-		return span{end, end, " " + e.New, e}, nil
+		return span{start: end, end: end, text: " " + e.New, edit: e}, nil
 	case trimmed[0] == '#' && len(trimmed) < len(rest): // a comment, after white space
 		start := end + len(rest) - len(trimmed)
-		return span{start, eol, e.New, e}, nil
+		return span{start: start, end: eol, text: e.New, edit: e}, nil
 	}
 	return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.Old,
 		How: fmt.Sprintf("is followed on its line by %q, which a comment would hide", trimmed), Fix: "write the value on a line of its own"}
@@ -371,7 +475,7 @@ func comment(doc []byte, end int, e Edit) (span, error) {
 func insertKey(doc []byte, end int, e Edit) (span, error) {
 	kv := e.key + ": " + quoted(e.New)
 	if e.flow {
-		return span{end, end, ", " + e.key + ": " + flowQuoted(e.New), e}, nil
+		return span{start: end, end: end, text: ", " + e.key + ": " + flowQuoted(e.New), edit: e}, nil
 	}
 	eol := lineEnd(doc, end)
 	rest := bytes.TrimLeft(doc[end:eol], " \t")
@@ -383,7 +487,7 @@ func insertKey(doc []byte, end int, e Edit) (span, error) {
 	if eol < len(doc) && doc[eol] == '\r' {
 		nl = "\r\n"
 	}
-	return span{eol, eol, nl + strings.Repeat(" ", e.indent-1) + kv, e}, nil
+	return span{start: eol, end: eol, text: nl + strings.Repeat(" ", e.indent-1) + kv, edit: e}, nil
 }
 
 // quoted is s as a block mapping value: plain if it reads back as s, else single-quoted.
@@ -469,7 +573,7 @@ func offset(data []byte, starts []int, line, column int) (int, bool) {
 func Nodes(root *yaml.Node, edits []Edit) error {
 	targets := make([]*yaml.Node, len(edits)) // found first: an edit changes what the next would look for
 	for i, e := range edits {
-		if e.op == opInsertKey {
+		if e.op == opInsertKey || e.op == opValue {
 			targets[i] = find(root, func(n *yaml.Node) bool {
 				return n.Kind == yaml.MappingNode && n.Line == e.mapLine && n.Column == e.mapColumn
 			})
@@ -478,7 +582,7 @@ func Nodes(root *yaml.Node, edits []Edit) error {
 				return n.Kind == yaml.ScalarNode && n.Line == e.Line && n.Column == e.Column && n.Value == e.Old
 			})
 		}
-		if targets[i] == nil || e.op == opInsertKey && e.Line == 0 {
+		if targets[i] == nil || (e.op == opInsertKey || e.op == opValue) && e.Line == 0 {
 			return &Error{Line: e.Line, Column: e.Column, Value: e.Old, How: "is not in the tree", Fix: "edit the tree it was parsed into"}
 		}
 	}
@@ -496,6 +600,17 @@ func Nodes(root *yaml.Node, edits []Edit) error {
 			}
 			kv := []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: e.key}, {Kind: yaml.ScalarNode, Tag: "!!str", Value: e.New}}
 			n.Content = slices.Insert(n.Content, at+1, kv...)
+		case opValue:
+			var v yaml.Node
+			if err := yaml.Unmarshal([]byte(e.block), &v); err != nil || len(v.Content) != 1 || len(v.Content[0].Content) != 2 {
+				return &Error{Line: e.Line, Column: e.Column, Value: e.key, How: "cannot be written", Fix: "edit the tree it was parsed into"}
+			}
+			kv := v.Content[0].Content
+			if i := slices.IndexFunc(n.Content, func(k *yaml.Node) bool { return k.Line > 0 && k.Value == e.key }); i >= 0 && i%2 == 0 {
+				n.Content[i+1] = kv[1]
+			} else {
+				n.Content = append(n.Content, kv...)
+			}
 		}
 	}
 	return nil

@@ -170,6 +170,59 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestSetValue: a key's whole block value is written anew, or the key added after the mapping's
+// last key; nothing else changes, comments after the value and CRLF included.
+func TestSetValue(t *testing.T) {
+	images := func(refs ...string) *yaml.Node {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, r := range refs {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "image"}, {Kind: yaml.ScalarNode, Tag: "!!str", Value: r}}})
+		}
+		return seq
+	}
+	for _, tt := range []struct {
+		name, doc, want string
+		path            []string
+	}{
+		{
+			name: "replaced, at depth, a comment after it kept",
+			doc:  "- kind: DigestLock # lock\n  images:\n  - image: old:1\n    digest: x\n  # end of images\n  other: 1\n- kind: B\n",
+			path: []string{"0"},
+			want: "- kind: DigestLock # lock\n  images:\n  - image: a:1\n  - image: b:2\n  # end of images\n  other: 1\n- kind: B\n",
+		},
+		{
+			name: "added after the last key and its value, CRLF",
+			doc:  "kind: DigestLock\r\nmetadata:\r\n  name: d\r\n# trailing\r\n",
+			want: "kind: DigestLock\r\nmetadata:\r\n  name: d\r\nimages:\r\n- image: a:1\r\n- image: b:2\r\n# trailing\r\n",
+		},
+		{
+			name: "an empty value",
+			doc:  "images:\n- image: x\nz: 1\n",
+			want: "images: []\nz: 1\n",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			refs := []string{"a:1", "b:2"}
+			if strings.HasPrefix(tt.name, "an empty") {
+				refs = nil
+			}
+			got, err := splice.Apply([]byte(tt.doc), []splice.Edit{splice.SetValue(parse(t, tt.doc)(tt.path...), "images", images(refs...))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	_, err := splice.Apply([]byte("{kind: L, images: []}\n"), []splice.Edit{splice.SetValue(parse(t, "{kind: L, images: []}\n")(), "images", images("a"))})
+	var se *splice.Error
+	if !errors.As(err, &se) || se.How != "is in a flow mapping" {
+		t.Errorf("flow mapping: %v, want an error saying so", err)
+	}
+}
+
 // TestApplyRefuses: values that cannot be edited in place are errors that say how the value is
 // written, and nothing is edited.
 func TestApplyRefuses(t *testing.T) {
@@ -232,8 +285,8 @@ func TestApplyRefuses(t *testing.T) {
 func TestApplyTwiceDifferently(t *testing.T) {
 	_, err := splice.Apply([]byte("a: x\n"), []splice.Edit{splice.Replace(1, 4, "x", "y"), splice.Replace(1, 4, "x", "z")})
 	var se *splice.Error
-	if !errors.As(err, &se) || !strings.HasPrefix(se.How, "is edited twice") {
-		t.Fatalf("err = %v, want one saying the value is edited twice", err)
+	if !errors.As(err, &se) || !strings.HasPrefix(se.How, "is edited twice") || se.Index != 1 {
+		t.Fatalf("err = %v, want one saying the value is edited twice, about the second edit", err)
 	}
 }
 
