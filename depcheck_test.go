@@ -22,6 +22,7 @@ func TestImportBoundaries(t *testing.T) {
 		{"./imageref", append(frontEnds, mod+"/pin", mod+"/walker", mod+"/resolver", "github.com/google/go-containerregistry/", "sigs.k8s.io/")},
 		{"./pin", append(frontEnds, "k8s.io/client-go/", "github.com/prometheus/")},
 		{"./walker", append(frontEnds, mod+"/pin", mod+"/resolver", "github.com/google/go-containerregistry/")},
+		{"./splice", append(frontEnds, mod+"/pin", mod+"/walker", mod+"/resolver", "github.com/google/go-containerregistry/", "sigs.k8s.io/kustomize/")},
 		{"./resolver", append(frontEnds, mod+"/pin", mod+"/walker", "sigs.k8s.io/kustomize/kyaml/", "go.yaml.in/yaml/v3")},
 		{"./config", []string{mod, mod + "/cli", mod + "/webhook", mod + "/podcreds", mod + "/cmd/", "k8s.io/client-go/"}},
 		{"./webhook", []string{mod + "/config", mod + "/cli", mod + "/podcreds", "k8s.io/client-go/", "k8s.io/apimachinery/"}},
