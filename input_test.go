@@ -105,6 +105,27 @@ func TestBadInput(t *testing.T) {
 			wantOut:  []string{"[{name: i, image: &img " + img + "@" + d.String() + "}]", "image: *img"}, // the value edited in place, plain as written
 		},
 		{
+			name:     "JSON: read whole, written by yaml.v3",
+			in:       `{"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "` + img + `"}]}}]}`,
+			wantCode: 0,
+			wantOut:  []string{`"image": "` + img + "@" + d.String() + `"`, "pinned 1 image field"},
+		},
+		{
+			name:     "image in a block scalar: the resource written anew",
+			in:       pod("    containers:\n    - name: c\n      image: |-\n        " + img + "\n      args: [\"a\"]\n"),
+			wantCode: 0,
+			wantOut:  []string{"image: |-\n        " + img + "@" + d.String() + "\n      args: [\"a\"]\n", "pinned 1 image field"},
+		},
+		{
+			name:     "image in a block scalar, and a value a YAML writer would change",
+			in:       pod("    containers:\n    - name: c\n      image: |-\n        " + img + "\n      args:\n      - >-\n        ( a &&\n          b )\n"),
+			wantCode: 1,
+			wantStderr: `[error] v1/Pod/ns/p spec.containers[0].image: cannot write the pin of ` + img + `: the value is a block scalar (|), so it cannot be edited in place, ` +
+				`and written anew the resource would change its value at spec.containers[0].args[0]; write it as a plain or quoted string on one line`,
+			wantOut:   []string{"pinned nothing: 1 image field could not be pinned, so the package is returned unchanged"},
+			unchanged: true,
+		},
+		{
 			name:     "empty input",
 			in:       "",
 			wantCode: 0,

@@ -177,9 +177,10 @@ type WriteError struct {
 
 func (e *WriteError) Error() string {
 	if e.Edit == nil {
-		return fmt.Sprintf("the resource written anew would change its value at %s", e.Changed)
+		return fmt.Sprintf("written anew, the resource would change its value at %s", e.Changed)
 	}
-	return fmt.Sprintf("%v, and the resource written anew would change its value at %s", e.Edit, e.Changed)
+	return fmt.Sprintf("the value %s, so it cannot be edited in place, and written anew the resource would change its value at %s; %s",
+		e.Edit.How, e.Changed, e.Edit.Fix)
 }
 
 // Output is a List ready to be written: whatever may fail has been done.

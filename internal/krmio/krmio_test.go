@@ -436,7 +436,7 @@ func TestEdits(t *testing.T) {
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
-	wantErr := []string{`line 2, column 10: the value "c:1" is a block scalar (|), so it cannot be edited in place; write it as a plain or quoted string on one line, and the resource written anew would change its value at when`}
+	wantErr := []string{`the value is a block scalar (|), so it cannot be edited in place, and written anew the resource would change its value at when; write it as a plain or quoted string on one line`}
 	if diff := cmp.Diff(wantErr, unwritten); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
