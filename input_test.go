@@ -126,6 +126,14 @@ func TestBadInput(t *testing.T) {
 			unchanged: true,
 		},
 		{
+			name: "the same under on-error: warn: that resource left as it is, a warning, the run goes on",
+			in: pod("    containers:\n    - name: c\n      image: |-\n        "+img+"\n      args:\n      - >-\n        ( a &&\n          b )\n") +
+				"functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n  data:\n    on-error: warn\n",
+			wantCode:  0,
+			wantOut:   []string{"message: 'cannot write the pin of " + img + ": the value is a block scalar (|)", "severity: warning", "pinned 0 image fields", "1 left unpinned (on-error: warn)"},
+			unchanged: true,
+		},
+		{
 			name:     "empty input",
 			in:       "",
 			wantCode: 0,
