@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/kptdev/krm-functions-sdk/go/fn"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -50,7 +49,7 @@ func (p *processor) Process(l *krmio.List) (bool, error) {
 		ko := fn.MoveToKubeObject(yaml.NewRNode(n))
 		obj := &pin.Object{Node: n, File: ko.PathAnnotation(), Index: max(ko.IndexAnnotation(), 0)}
 		run.Add(obj)
-		if !pin.IsLock(n) {
+		if !run.Keeps(obj) {
 			obj.Node = nil // the core keeps what it needs; the item's text is what gets written
 		}
 		items[obj] = it
@@ -94,36 +93,49 @@ func (p *processor) Process(l *krmio.List) (bool, error) {
 	return rep.OK(), nil
 }
 
-// edit records, in each item's text, the values the run pinned: a new value, or a digest: key in
-// a kustomize images: entry. It returns the findings of the fields that cannot be written so,
-// with why.
+// edit records, in each item's text, the values the run pinned: a value replaced or, for a field
+// pinned in its kind's syntax (a kustomize images: entry's digest: key, a Kptfile function's tag
+// in a comment), what the core changed in the item's tree, compared with the item's text. It
+// returns the findings of the fields that cannot be written so, with why.
 func edit(items map[*pin.Object]*krmio.Item, rep *pin.Report) map[*pin.Finding]error {
-	byItem := map[*krmio.Item][]int{}
-	var order []*krmio.Item
+	byItem := map[*pin.Object][]int{}
+	var order []*pin.Object
 	for i, f := range rep.Findings {
 		if f.Object == nil || f.Pinned == "" || items[f.Object] == nil {
 			continue
 		}
-		it := items[f.Object]
-		if byItem[it] == nil {
-			order = append(order, it)
+		if byItem[f.Object] == nil {
+			order = append(order, f.Object)
 		}
-		byItem[it] = append(byItem[it], i)
+		byItem[f.Object] = append(byItem[f.Object], i)
 	}
 	unwritten := map[*pin.Finding]error{}
-	for _, it := range order {
-		var edits []splice.Edit
-		for _, i := range byItem[it] {
+	for _, obj := range order {
+		it, edits, err := items[obj], []splice.Edit(nil), error(nil)
+		var text *yaml.Node // the item as its text says, for the fields pinned in their kind's syntax
+		for _, i := range byItem[obj] {
 			f := &rep.Findings[i]
-			if f.Entry {
-				_, digest, _ := strings.Cut(f.Pinned, "@")
-				edits = append(edits, splice.SetKey(f.Node, "digest", digest, "newTag"))
-			} else {
+			if f.Kind.Verbatim() {
 				edits = append(edits, splice.Replace(f.Line, f.Column, f.Image, f.Pinned))
+				continue
 			}
+			if text == nil {
+				if text, err = it.Parse(); err != nil {
+					break
+				}
+			}
+			es, derr := splice.Diff([]*yaml.Node{text}, []*yaml.Node{obj.Node}, f.Node)
+			if derr != nil {
+				err = derr
+				break
+			}
+			edits = append(edits, es...)
 		}
-		if err := it.Edit(edits...); err != nil {
-			for _, i := range byItem[it] {
+		if err == nil {
+			err = it.Edit(edits...)
+		}
+		if err != nil {
+			for _, i := range byItem[obj] {
 				unwritten[&rep.Findings[i]] = err
 			}
 		}

@@ -80,3 +80,17 @@ func TestBatchesKeepNoTrees(t *testing.T) {
 		t.Errorf("summary %+v, want 2 pinned", rep.Summary)
 	}
 }
+
+// TestKeeps: the run needs the whole tree of a DigestLock and of an object with a field pinned in
+// its kind's syntax (a Kptfile function, with its tag in a comment), and of no other object.
+func TestKeeps(t *testing.T) {
+	reg, _ := serve(t)
+	kptfile := "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: p\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n  - image: ghcr.io/acme/app:2\n"
+	objs := objects(t, pod("a", "nginx:1.27"), kptfile, lockDoc("nginx:1.27", "sha256:"+"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))
+	b := newPinner(reg, nil).Start()
+	b.Add(objs...)
+	got := []bool{b.Keeps(objs[0]), b.Keeps(objs[1]), b.Keeps(objs[2])}
+	if diff := cmp.Diff([]bool{false, true, true}, got); diff != "" {
+		t.Errorf("Keeps of a Pod, a Kptfile, a DigestLock (-want +got):\n%s", diff)
+	}
+}

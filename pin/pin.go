@@ -65,6 +65,7 @@ type run struct {
 	// locks and walked are what Add found, for collect: the DigestLocks, and each object's fields.
 	locks  []*Object
 	walked []walked
+	keep   map[*Object]bool // the objects whose trees the run needs whole (Keeps)
 	tasks  []*task
 	// inUse holds the normalised references (with a tag) of every image field, whatever becomes
 	// of it; resolvedLock, what this run resolved or verified, by reference as written: the lock
@@ -95,7 +96,7 @@ type Batches struct{ r *run }
 func (p *Pinner) Start() *Batches {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
-		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}}
+		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}, keep: map[*Object]bool{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
@@ -103,14 +104,19 @@ func (p *Pinner) Start() *Batches {
 }
 
 // Add walks objs and keeps what it found: each image field with its node (the scalar, or a
-// kustomize images: entry), and every DigestLock whole. It keeps no other part of an object's
-// tree, so a front end may drop the tree (set Node to nil) of any object but a DigestLock
-// (IsLock) once Add returns; the objects themselves are kept, for the findings.
+// mapping such as a kustomize images: entry), and every DigestLock whole. It keeps no other part
+// of an object's tree, so a front end may drop the tree (set Node to nil) of any object that
+// Keeps does not name once Add returns; the objects themselves are kept, for the findings.
 func (b *Batches) Add(objs ...*Object) {
 	for _, obj := range objs {
 		b.r.walk(obj)
 	}
 }
+
+// Keeps reports whether the run needs obj's tree whole after Add: it is a DigestLock, or one of
+// its fields is pinned other than by its value (walker.Kind.Verbatim is false: a key added, a
+// line comment), which a front end that writes text finds by comparing the tree with the text.
+func (b *Batches) Keeps(obj *Object) bool { return b.r.keep[obj] }
 
 // Finish looks every distinct reference up once, decides what each field becomes and, if the
 // report is OK and the mode is pin, sets the fields' nodes and the lock.
@@ -175,6 +181,7 @@ func (r *run) walk(obj *Object) {
 	root := mapping(obj.Node)
 	if root != nil && IsLock(root) {
 		r.locks = append(r.locks, obj)
+		r.keep[obj] = true
 	}
 	if root == nil {
 		return
@@ -194,6 +201,11 @@ func (r *run) walk(obj *Object) {
 	case obj.Values:
 		f, pr := r.walker.HelmValues(root)
 		fields, problems = append(fields, f...), append(problems, pr...)
+	}
+	for _, f := range fields {
+		if !f.Kind.Verbatim() {
+			r.keep[obj] = true
+		}
 	}
 	r.walked = append(r.walked, walked{obj: obj, id: id, fields: fields, problems: problems})
 }

@@ -143,11 +143,36 @@ func TestApply(t *testing.T) {
 			edits: func(at func(...string) *yaml.Node) []splice.Edit {
 				a, b := at("0", "image"), at("1", "image")
 				return []splice.Edit{
-					splice.Replace(a.Line, a.Column, a.Value, "gcr.io/kpt-fn/set-labels@"+digest), splice.SetComment(a.Line, a.Column, a.Value, "v0.2"),
-					splice.Replace(b.Line, b.Column, b.Value, "gcr.io/kpt-fn/apply-setters@"+digest), splice.SetComment(b.Line, b.Column, b.Value, "# v0.1"),
+					splice.Replace(a.Line, a.Column, a.Value, "gcr.io/kpt-fn/set-labels@"+digest), splice.SetComment(a.Line, "", "v0.2"),
+					splice.Replace(b.Line, b.Column, b.Value, "gcr.io/kpt-fn/apply-setters@"+digest), splice.SetComment(b.Line, "#old", "# v0.1"),
 				}
 			},
 			want: "- image: gcr.io/kpt-fn/set-labels@" + digest + " # v0.2\n- image: gcr.io/kpt-fn/apply-setters@" + digest + " # v0.1\n",
+		},
+		{
+			name: "a plain value that would not read back plain is quoted",
+			doc:  "a: x # c\nb: [y]\n",
+			edits: func(at func(...string) *yaml.Node) []splice.Edit {
+				return []splice.Edit{splice.Replace(1, 4, "x", "true"), splice.Replace(2, 5, "y", "y #z")}
+			},
+			want: "a: 'true' # c\nb: ['y #z']\n",
+		},
+		{
+			name: "an empty value set after its key's colon; a key added after an empty value",
+			doc:  "m:\n  digest:\n  tag:\nf: {digest: , tag: 1}\n",
+			edits: func(at func(...string) *yaml.Node) []splice.Edit {
+				return []splice.Edit{splice.SetKey(at("m"), "digest", digest, "tag"), splice.SetKey(at("m"), "x", "y", "tag"),
+					splice.SetKey(at("f"), "digest", digest, "tag")}
+			},
+			want: "m:\n  digest: " + digest + "\n  tag:\n  x: y\nf: {digest: '" + digest + "' , tag: 1}\n",
+		},
+		{
+			name: "a comment set at the end of a flow mapping's line",
+			doc:  "- {image: a, configPath: b} # v1\n- {image: c}\n",
+			edits: func(at func(...string) *yaml.Node) []splice.Edit {
+				return []splice.Edit{splice.SetComment(1, "# v1", "# v2"), splice.SetComment(2, "", "v3")}
+			},
+			want: "- {image: a, configPath: b} # v2\n- {image: c} # v3\n",
 		},
 		{
 			name: "a single quote in the new value is doubled",
@@ -241,14 +266,10 @@ func TestApplyRefuses(t *testing.T) {
 		{"other tag", "a: !custom nginx\n", func(at func(...string) *yaml.Node) splice.Edit { return pin(at("a")) }, "is written with the explicit tag !custom"},
 		{"not the parsed value", "a: nginx\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.Replace(1, 4, "redis", "x") }, "is not written as the YAML parser read it"},
 		{"position past the end", "a: nginx\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.Replace(9, 1, "nginx", "x") }, "is not where the YAML parser put it"},
-		{"plain value that would read as another type", "a: x\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.Replace(1, 4, "x", "true") },
-			`cannot hold "true": it does not read back as the same string when written plain`},
-		{"plain value that would end at a comment", "a: x\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.Replace(1, 4, "x", "x #y") },
-			`cannot hold "x #y": it does not read back as the same string when written plain`},
 		{"double quote in double quotes", `a: "x"` + "\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.Replace(1, 4, "x", `x"`) },
 			`cannot hold "x\"": it would need escapes in double quotes`},
-		{"comment after a flow value followed by more", "a: {image: x, b: c}\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.SetComment(1, 12, "x", "t") },
-			`is followed on its line by ", b: c}", which a comment would hide`},
+		{"a comment that is not there", "a: {image: x, b: c} # c\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.SetComment(1, "# d", "t") },
+			`is not at the end of line 1`},
 		{"key after a block value", "m:\n  a:\n    b: c\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.SetKey(at("m"), "digest", digest, "a") },
 			"cannot be added after a value that is not a scalar"},
 		{"key in an empty mapping", "m: {}\n", func(at func(...string) *yaml.Node) splice.Edit { return splice.SetKey(at("m"), "digest", digest, "a") },
@@ -298,7 +319,7 @@ func TestNodes(t *testing.T) {
 		splice.SetKey(at("images", "0"), "digest", digest, "newTag"),
 		splice.SetKey(at("images", "1"), "digest", digest, "newTag"),
 		pin(at("c", "image")),
-		splice.SetComment(at("c", "image").Line, at("c", "image").Column, "busybox", "# pinned"),
+		splice.SetComment(at("c", "image").Line, "# b", "# pinned"),
 	}
 	text, err := splice.Apply([]byte(doc), edits)
 	if err != nil {
@@ -366,8 +387,8 @@ func FuzzApply(f *testing.F) {
 			switch {
 			case keys && n.Kind == yaml.MappingNode:
 				edits = append(edits, splice.SetKey(n, "digest", digest, "newTag"))
-			case !keys && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
-				edits = append(edits, pin(n))
+			case !keys && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && (n.Style != 0 || readsPlain(n.Value+"@"+digest)):
+				edits = append(edits, pin(n)) // as digester pins: a value that stays plain, or is quoted
 			}
 		})
 		out, err := splice.Apply(data, edits)
@@ -392,6 +413,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("the new text holds other values than the edited tree (-tree +text):\n%s\n%q", diff, out)
 		}
 	})
+}
+
+// readsPlain reports whether s, written plain in a flow sequence, reads back as the string s.
+func readsPlain(s string) bool {
+	var n yaml.Node
+	if yaml.Unmarshal([]byte("["+s+"]"), &n) != nil || len(n.Content) != 1 || len(n.Content[0].Content) != 1 {
+		return false
+	}
+	v := n.Content[0].Content[0]
+	return v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" && v.Value == s
 }
 
 // walk calls fn on every node under n, keys included, each once; aliases are not followed.
