@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/digester/digester/internal/filetx"
 	"github.com/digester/digester/pin"
+	"github.com/digester/digester/splice"
 )
 
 // writeAll works out every file's new bytes, stages each in a filetx.Tx and commits them: all
@@ -67,9 +67,10 @@ func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*p
 }
 
 // render sets the file's pinned bytes, if the run changed it: its bytes with the values that
-// findings pinned edited in place, and the images: of each changed lock written anew.
+// findings pinned edited in place, and the images: of each changed lock written anew (package
+// splice).
 func (fl *input) render(findings []pin.Finding, locks []*pin.Object) error {
-	edits, err := fl.edits(findings)
+	edits, by, err := fl.pinEdits(findings)
 	if err != nil {
 		return err
 	}
@@ -83,9 +84,15 @@ func (fl *input) render(findings []pin.Finding, locks []*pin.Object) error {
 	if len(edits) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(edits, func(a, b edit) int { return a.start - b.start })
-	if fl.pinned, err = fl.apply(edits); err != nil {
-		return err
+	if fl.pinned, err = splice.Apply(fl.data, edits); err != nil {
+		var se *splice.Error
+		switch {
+		case !errors.As(err, &se):
+			return err
+		case se.Index < len(by):
+			return pinError(by[se.Index], se)
+		}
+		return fl.lockError(locks[se.Index-len(by)].Node, "has its images: key where digester cannot write it ("+se.How+")")
 	}
 	if len(locks) > 0 {
 		return checkLocks(fl)
@@ -189,22 +196,6 @@ func identity(n *yaml.Node) pin.ID {
 		}
 	}
 	return id
-}
-
-// apply returns the file's bytes with the edits, in order and not overlapping, made.
-func (f *file) apply(edits []edit) ([]byte, error) {
-	var b bytes.Buffer
-	last := 0
-	for _, e := range edits {
-		if e.start < last || e.end > len(f.data) || e.start > e.end {
-			return nil, &fileError{f.name, fmt.Sprintf("two edits of the same bytes (at offset %d): digester cannot write both", e.start)}
-		}
-		b.Write(f.data[last:e.start])
-		b.WriteString(e.text)
-		last = e.end
-	}
-	b.Write(f.data[last:])
-	return b.Bytes(), nil
 }
 
 // unwritten makes the report say that no file was written, and why: the findings that said a

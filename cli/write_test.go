@@ -215,19 +215,15 @@ func TestOverlappingEdits(t *testing.T) {
 	}
 	a, b := "nginx:1.27@sha256:"+strings.Repeat("a", 64), "nginx:1.27@sha256:"+strings.Repeat("b", 64)
 
-	edits, err := f.edits([]pin.Finding{fd("spec.containers[0].image", a), fd("spec.initContainers[0].image", a)})
-	if err != nil {
+	in := &input{file: f}
+	if err := in.render([]pin.Finding{fd("spec.containers[0].image", a), fd("spec.initContainers[0].image", a)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.apply(edits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "kind: Pod\nspec:\n  containers: [{image: " + a + "}]\n"; string(out) != want {
-		t.Errorf("got %q, want %q", out, want)
+	if want := "kind: Pod\nspec:\n  containers: [{image: " + a + "}]\n"; string(in.pinned) != want {
+		t.Errorf("got %q, want %q", in.pinned, want)
 	}
 
-	_, err = f.edits([]pin.Finding{fd("spec.containers[0].image", a), fd("spec.initContainers[0].image", b)})
+	err := in.render([]pin.Finding{fd("spec.containers[0].image", a), fd("spec.initContainers[0].image", b)}, nil)
 	want := "pod.yaml:3:24: Pod a spec.initContainers[0].image: its value is also that of Pod a spec.containers[0].image (line 3), and the two would be pinned differently (" + b + ", " + a + "); write each in its own place"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)

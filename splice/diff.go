@@ -17,7 +17,7 @@ import (
 func Diff(old, cur []*yaml.Node, now *yaml.Node) ([]Edit, error) {
 	was := findIn(old, func(n *yaml.Node) bool { return n.Kind == now.Kind && n.Line == now.Line && n.Column == now.Column })
 	if was == nil {
-		return nil, fmt.Errorf("the field is not where the YAML parser put it")
+		return nil, fmt.Errorf("the field is not where the YAML parser put it, so it cannot be edited in place")
 	}
 	var out []Edit
 	switch now.Kind {
@@ -48,11 +48,11 @@ func mappingDiff(was, now *yaml.Node) ([]Edit, error) {
 		case oldK != nil && oldV.Kind == yaml.ScalarNode && v.Kind == yaml.ScalarNode && oldV.Value != v.Value:
 			out = append(out, setPair(oldK, oldV, v.Value, was.Style&yaml.FlowStyle != 0))
 		case oldK == nil && i == 0:
-			return nil, fmt.Errorf("digester would add the key %s first in its mapping, which it does not do; add it by hand", k.Value)
+			return nil, fmt.Errorf("the key %s would go first in its mapping, where no key is added; add it by hand", k.Value)
 		case oldK == nil:
 			prevK, prevV := pair(was, now.Content[i-2].Value)
 			if prevK == nil || v.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("digester cannot add the key %s in place; add it by hand", k.Value)
+				return nil, fmt.Errorf("the key %s cannot be added in place; add it by hand", k.Value)
 			}
 			out = append(out, insertAfter(was, prevK, prevV, k.Value, v.Value))
 		}
