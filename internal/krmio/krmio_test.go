@@ -232,10 +232,10 @@ func TestRunBadInput(t *testing.T) {
 }
 
 // inputs are ResourceLists written every way the SDK reads: as kpt and kustomize write them, and
-// by hand (indented items, comments between and after items, CRLF, a document marker, no final
-// line break, an item whose mapping starts on the line after its "-"), and ways read whole (JSON,
-// flow style, an anchor in one item and its alias in another, a byte order mark, a quoted string
-// over lines that look like items).
+// by hand (indented items, comments between and after items, CRLF, a document marker, an item
+// whose mapping starts on the line after its "-"), and ways read whole (JSON, flow style, an
+// anchor in one item and its alias in another, a byte order mark, a quoted string over lines that
+// look like items, no line break at the end).
 var inputs = []struct {
 	in   string
 	text bool // read from its text, not whole
@@ -245,7 +245,8 @@ var inputs = []struct {
 	{"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n  - kind: A\n    x: 1\n  # between\n  - kind: B\n    y: |+\n      keep\n\n  - kind: C\n", true},
 	{"---\nkind: ResourceList\n# before items\nitems: # the items\n# first\n- kind: A # a\n  # foot of A\n# head of B\n\n- kind: B\n  when: >-\n    ( a &&\n      b\n    )\n# after the last\nfunctionConfig: # fc\n  kind: ConfigMap\n  data: {k: v}\n", true},
 	{"apiVersion: config.kubernetes.io/v1\r\nkind: ResourceList\r\nitems:\r\n- kind: A\r\n  x: \"1\"\r\n- kind: B\r\n", true},
-	{"kind: ResourceList\nitems:\n-\n  kind: A\n  v: 1\n- kind: B", true},
+	{"kind: ResourceList\nitems:\n-\n  kind: A\n  v: 1\n- kind: B\n", true},
+	{"kind: ResourceList\nitems:\n- kind: A\n  v: |+\n ", false}, // no line break at the end
 	{"kind: ResourceList\nfunctionConfig: {kind: C}\nitems:\n- kind: A\n", true},
 	{`{"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [{"kind": "A", "s": "x: y"}, {"kind": "B"}]}`, false},
 	{"kind: ResourceList\nitems: [{kind: A}, {kind: B, v: [1, 2]}]\n", false},

@@ -13,8 +13,11 @@ import (
 // the SDK's.
 func Read(in []byte) (*List, error) {
 	items, rest, ok := split(in)
-	if !ok || len(bytes.TrimSpace(rest)) == 0 { // the SDK reads blank input as a ResourceList
+	switch {
+	case !ok, len(bytes.TrimSpace(rest)) == 0: // the SDK reads blank input as a ResourceList
 		return readWhole(in)
+	case !bytes.HasSuffix(in, []byte("\n")):
+		return readWhole(in) // the line break the last item would need could change its last value (|+)
 	}
 	rl, err := fn.ParseResourceList(rest)
 	if err != nil || len(rl.Items) > 0 {
