@@ -470,16 +470,17 @@ func resolveSymbols(t *testing.T, w *world, s string) string {
 	})
 }
 
-// lockText writes a DigestLock with entries, as a user would by hand.
+// lockText writes a DigestLock with entries, as a user would by hand: one entry per reference
+// (a lock that lists one reference twice, differently, cannot be read, as the README says).
 func lockText(entries [][2]string) string {
 	var b strings.Builder
 	b.WriteString("apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n")
 	seen := map[string]bool{}
 	for _, e := range entries {
-		if seen[e[0]] {
+		if seen[normalise(e[0])] {
 			continue
 		}
-		seen[e[0]] = true
+		seen[normalise(e[0])] = true
 		fmt.Fprintf(&b, "- image: %s\n  digest: %s\n", e[0], e[1])
 	}
 	return b.String()

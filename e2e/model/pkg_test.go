@@ -305,15 +305,6 @@ func (l *layout) match(out string) (values map[*field]string, lock string, ok bo
 	return values, lock, true
 }
 
-// inputValues are the fields' values as the input writes them.
-func (l *layout) inputValues() map[*field]string {
-	values := map[*field]string{}
-	for _, fd := range l.fields {
-		values[fd] = fd.image
-	}
-	return values
-}
-
 // rebase is a file's template for its output: the output's bytes with each field's value a
 // marker again, so that a later run can start from what an earlier one wrote.
 func (l *layout) rebase(out string) (pkgFile, bool) {

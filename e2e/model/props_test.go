@@ -168,6 +168,15 @@ func (c *kase) entry(ref string) string {
 	return ""
 }
 
+// usable is the lock's digest for a reference if the lock was made for the run's platform (an
+// entry for another platform answers nothing), "" otherwise.
+func (c *kase) usable(ref string) string {
+	if c.earlierPlatform != c.sc.settings.Platform {
+		return ""
+	}
+	return c.entry(ref)
+}
+
 // skipped is the README's rule for skip-prefixes: a prefix matches the reference as written or
 // its normalised name (for Docker Hub also docker.io/…), on a path boundary.
 func skipped(ref string, prefixes []string) bool {
@@ -267,7 +276,8 @@ func (c *kase) exotic() bool {
 // edit in place, and the package has one (an alias, a block scalar): a limit of the command line
 // that the KRM function and the webhook do not have. reportTrue checks what it says then.
 func (c *kase) cliCannotEdit(r *result) bool {
-	return r.front == "command line" && c.exotic() && (strings.Contains(r.stderr, "cannot pin it in place") || strings.Contains(r.stderr, "so that digester can add its digest"))
+	said := r.stderr + strings.Join(r.messages(), "\n")
+	return r.front == "command line" && c.exotic() && (strings.Contains(said, "cannot pin it in place") || strings.Contains(said, "so that digester can add its digest"))
 }
 
 var pinnedRE = regexp.MustCompile(`^(.+)@(sha256:[0-9a-f]{64})$`)
@@ -613,11 +623,13 @@ func (c *kase) lockKeepsWhatIsUsed(r *result) {
 	}
 	used := map[string]string{}
 	for _, fd := range c.fields() {
-		tagPart, _, pinned := strings.Cut(fd.image, "@")
-		if resolver.Template(tagPart) != "" || pinned && !hasTag(tagPart) {
-			continue
+		tagPart, digest, pinned := strings.Cut(fd.image, "@")
+		switch {
+		case resolver.Template(tagPart) != "":
+		case pinned && !hasTag(tagPart) && c.entry(tagPart) != digest:
+		default: // a tag-less nginx@sha256:… pinned from the entry of nginx uses it (README)
+			used[normalise(tagPart)] = fd.id()
 		}
-		used[normalise(tagPart)] = fd.id()
 	}
 	after := map[string]bool{}
 	for img := range r.lock {
@@ -630,9 +642,10 @@ func (c *kase) lockKeepsWhatIsUsed(r *result) {
 	}
 }
 
-// lockHoldsWhatWasResolved checks the lock a pin run leaves: every entry spelled with a tag, one
-// per reference; what the run added or changed is the digest the registry serves for the run's
-// platform now; and each field the run pinned agrees with its entry.
+// lockHoldsWhatWasResolved checks the lock a pin run leaves: one entry per reference; what the
+// run added or changed is the digest the registry serves for the run's platform now; and each
+// field the run pinned agrees with its entry. (A tag-less reference is locked as written, for
+// latest: the README says so since issue 24.)
 func (c *kase) lockHoldsWhatWasResolved(r *result) {
 	s := c.sc.settings
 	if s.Check || r.exit != 0 || r.lock == nil {
@@ -640,9 +653,6 @@ func (c *kase) lockHoldsWhatWasResolved(r *result) {
 	}
 	names := map[string]string{}
 	for img, d := range r.lock {
-		if !hasTag(img) {
-			c.fail("lock", "%s: %s wrote the tag-less %s to the lock", s, r.front, img)
-		}
 		n := normalise(img)
 		if other, dup := names[n]; dup {
 			c.fail("lock", "%s: %s wrote %s and %s to the lock, one reference", s, r.front, other, img)
@@ -795,7 +805,7 @@ func (c *kase) lockEqualsFresh(r *result) {
 		}
 		k, _ := refKey(tagPart)
 		cur, ok := c.w.current(k, s.Platform)
-		if e := c.entry(tagPart); e != "" && (!ok || e != cur) || e == "" && s.Lock == "frozen" {
+		if e := c.usable(tagPart); e != "" && (!ok || e != cur) || e == "" && s.Lock == "frozen" {
 			agree = false
 		}
 	}
@@ -812,7 +822,7 @@ func (c *kase) lockEqualsFresh(r *result) {
 		tagPart, _, _ := strings.Cut(fd.image, "@")
 		k, _ := refKey(tagPart)
 		cur, ok := c.w.current(k, s.Platform)
-		if e := c.entry(tagPart); e != "" && (!ok || e != cur) || e == "" && s.Lock == "frozen" {
+		if e := c.usable(tagPart); e != "" && (!ok || e != cur) || e == "" && s.Lock == "frozen" {
 			continue // the tag moved since the lock, the lock is for another platform or lacks it: the model judges
 		}
 		var fv string

@@ -103,6 +103,20 @@ spec:
 		settings: settings{Platform: "linux/arm64", Pinned: "verify", OnError: "fail"},
 	},
 	{
+		// ... and so is a pin to another platform's image of the tag's current index.
+		// Breaks: claims.
+		name:     "other platform's image reported as a moved tag",
+		files:    []pkgFile{{name: "pod.yaml", template: pod("web", "«ghcr.io/acme/api:2.1@{linux/amd64 acme/api:2.1}»")}},
+		settings: settings{Platform: "linux/arm64", Pinned: "verify", OnError: "fail"},
+	},
+	{
+		// pinned: refresh moves a pin to one platform's image to the index, saying "the tag now
+		// points to" the index, though the tag never moved. Breaks: claims.
+		name:     "refresh says a tag moved that did not",
+		files:    []pkgFile{{name: "pod.yaml", template: pod("web", "«nginx:1.27@{linux/arm64 library/nginx:1.27}»")}},
+		settings: settings{Pinned: "refresh", OnError: "fail"},
+	},
+	{
 		// check --pinned verify passes a pin to the index's attestation manifest
 		// (unknown/unknown), which is no image. Breaks: model (must fail).
 		name:     "verify passes an attestation pin",
@@ -111,7 +125,7 @@ spec:
 	},
 	{
 		// A tag-less reference goes to the lock as written; check then fails ("would drop") and
-		// the next pin empties the lock. Breaks: lock (tag-less), check after pin, pin twice.
+		// the next pin empties the lock. Breaks: check after pin, pin twice.
 		name:     "tag-less reference in the lock",
 		files:    []pkgFile{{name: "pod.yaml", template: pod("web", "«nginx»")}},
 		settings: settings{Lock: "update", Pinned: "keep", OnError: "fail"},
@@ -142,6 +156,16 @@ spec:
 		settings: settings{Lock: "update", Pinned: "keep", OnError: "fail"},
 	},
 	// Found by this test, not in issue 24:
+	{
+		// A kustomize images: entry that a run pins (it gains digest:) is left alone from then
+		// on, so the next run finds its lock entry unused: check with the settings of the pin that
+		// wrote the lock fails ("would drop 1"), and a second pin drops the entry.
+		// Breaks: check after pin, pin twice.
+		name: "a pinned kustomize entry loses its lock entry",
+		files: []pkgFile{{name: "kustomization.yaml", template: "resources:\n- pod.yaml\nimages:\n- name: nginx\n  newTag: \"1.27\"\n"},
+			{name: "pod.yaml", template: pod("web", "«busybox:1.36»")}},
+		settings: settings{Lock: "update", Pinned: "keep", OnError: "fail"},
+	},
 	{
 		// `digester pin -` on documents that hold a DigestLock: when the lock changes, every
 		// document on stdout is written anew from its nodes (here: the list's indent and the
