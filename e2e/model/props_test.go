@@ -444,7 +444,7 @@ func (c *kase) webhookAgrees() {
 				got = fd.image
 			}
 			if a.allowed && got != want {
-				c.fail("webhook", "%s: Pod %s %s: the webhook made it %q, `digester pin -` %q", s, p.name, fd.id(), got, want)
+				c.fail("webhook", "%s: Pod %s %s: the webhook made it %q, `digester pin -` %q", s, p.name, pathString(fd.path), got, want)
 			}
 		}
 		for ptr := range a.patch {
@@ -525,7 +525,7 @@ func maskImages(text string, images []string) string {
 	images = slices.Clone(images)
 	slices.SortFunc(images, func(a, b string) int { return stdcmp.Or(len(b)-len(a), strings.Compare(a, b)) }) // longest first
 	for _, img := range slices.Compact(images) {
-		re := regexp.MustCompile(regexp.QuoteMeta(img) + `(@sha256:[0-9a-f]{64})?`)
+		re := regexp.MustCompile(regexp.QuoteMeta(img) + `(@sha(256|512):[0-9a-f]+)?`)
 		text = re.ReplaceAllString(text, "<image>")
 	}
 	return text
@@ -663,7 +663,11 @@ func (c *kase) lockHoldsWhatWasResolved(r *result) {
 		}
 		k, ok := refKey(img)
 		if cur, okCur := c.w.current(k, s.Platform); ok && (!okCur || d != cur) {
-			c.fail("lock", "%s: %s wrote %s: %s to the lock, but the registry serves %s for platform %q (the lock's digest: %s)", s, r.front, img, short(d), short(cur), s.Platform, c.whatIs(d))
+			serves := "serves " + short(cur)
+			if !okCur {
+				serves = "serves no image"
+			}
+			c.fail("lock", "%s: %s wrote %s: %s to the lock, but the registry %s for platform %q (the lock's digest: %s)", s, r.front, img, short(d), serves, s.Platform, c.whatIs(d))
 		}
 	}
 	for _, fd := range c.fields() {
