@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -118,6 +119,7 @@ func (c *kase) earlierRun(files []pkgFile) []pkgFile {
 	return append(slices.Clone(out), pkgFile{name: lockFile, template: "«LOCK»", lock: text})
 }
 
+// firstLine is the first line of s, for one-line messages.
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
@@ -153,7 +155,7 @@ func (c *kase) describe() string {
 		b.WriteString("\n")
 	}
 	if c.sc.hand != nil {
-		fmt.Fprintf(&b, "hand-made lock in %s\n", cmpOr(c.sc.handFile, lockFile))
+		fmt.Fprintf(&b, "hand-made lock in %s\n", cmp.Or(c.sc.handFile, lockFile))
 	}
 	if len(c.sc.moves) > 0 {
 		fmt.Fprintf(&b, "tags moved after the package was made: %s\n", strings.Join(c.sc.moves, ", "))

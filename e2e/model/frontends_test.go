@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -217,7 +218,7 @@ func runCLI(t *testing.T, w *world, layouts []*layout, s settings) *result {
 	code := cli.Main(context.Background(), args, cli.Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Resolver: w.resolverOptions()})
 	r := &result{front: "command line", exit: code, stdout: stdout.String(), stderr: stderr.String(), hosts: w.seenHosts(),
 		files: readPackage(t, dir), values: map[*field]string{}, bytesOK: map[string]bool{}}
-	r.untouched = maps2equal(before, r.files)
+	r.untouched = maps.Equal(before, r.files)
 	r.report = parseReport(stdout.Bytes())
 	r.collect(t, layouts, r.files)
 	return r
@@ -279,24 +280,13 @@ func decodeFields(l *layout, text string) (map[*field]string, string) {
 // lockFile is where a run writes a new DigestLock.
 const lockFile = "digests.lock.yaml"
 
+// parseReport reads --output json; nil if it is not JSON.
 func parseReport(b []byte) *jsonReport {
 	var rep jsonReport
 	if json.Unmarshal(b, &rep) != nil {
 		return nil
 	}
 	return &rep
-}
-
-func maps2equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // parseLock reads a DigestLock's entries: reference as written -> digest. Any further keys an
@@ -447,6 +437,7 @@ func krmEnv(t *testing.T, w *world) []string {
 		"HTTPS_PROXY=" + w.proxy.URL, "SSL_CERT_FILE=" + w.proxy.CAFile}
 }
 
+// itemKey names an item (a document) of a package: file#index, as kpt's annotations do.
 func itemKey(file string, index int) string { return fmt.Sprintf("%s#%d", file, index) }
 
 // items decodes a ResourceList's items by their path and index annotations.

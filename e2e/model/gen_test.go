@@ -34,12 +34,16 @@ type gen struct {
 	n int // names made so far
 }
 
+// newGen returns the generator of seed.
 func newGen(seed int64) *gen { return &gen{r: rand.New(rand.NewPCG(uint64(seed), 0x6d6f64656c))} }
 
+// chance is true with probability p.
 func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
 
+// pick is one of xs.
 func pick[T any](g *gen, xs ...T) T { return xs[g.r.IntN(len(xs))] }
 
+// name is a new resource or container name.
 func (g *gen) name(prefix string) string {
 	g.n++
 	return fmt.Sprintf("%s-%d", prefix, g.n)
@@ -138,6 +142,7 @@ func (g *gen) files() []pkgFile {
 	return files
 }
 
+// separator is a document separator, with or without a comment.
 func (g *gen) separator() string {
 	return pick(g, "---\n", "---\n", "---\n# next\n", "--- # another\n")
 }
@@ -213,6 +218,7 @@ func (g *gen) quoted(v string) string {
 	return `"` + v + `"`
 }
 
+// comment is a trailing comment, sometimes.
 func (g *gen) comment() string {
 	if g.chance(0.2) {
 		return pick(g, " # pinned by CI", " #comment", "  # the web tier")
@@ -278,6 +284,7 @@ func (g *gen) podSpec(indent int) string {
 	return s
 }
 
+// metadata writes a name and, sometimes, an annotation that names an image but is none.
 func (g *gen) metadata(prefix string) string {
 	s := "metadata:\n  name: " + g.name(prefix) + g.comment() + "\n"
 	if g.chance(0.3) {
@@ -286,16 +293,19 @@ func (g *gen) metadata(prefix string) string {
 	return s
 }
 
+// pod writes a Pod.
 func (g *gen) pod() string {
 	return "apiVersion: v1\nkind: Pod\n" + g.metadata("pod") + "spec:\n" + g.podSpec(2)
 }
 
+// deployment writes a Deployment.
 func (g *gen) deployment() string {
 	return "apiVersion: apps/v1\nkind: Deployment\n" + g.metadata("web") +
 		"spec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n" +
 		g.podSpec(6)
 }
 
+// cronJob writes a CronJob.
 func (g *gen) cronJob() string {
 	return "apiVersion: batch/v1\nkind: CronJob\n" + g.metadata("cron") +
 		"spec:\n  schedule: \"*/5 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n" +

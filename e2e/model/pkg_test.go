@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type field struct {
 // id names a field in messages: file#doc path.
 func (f *field) id() string { return fmt.Sprintf("%s#%d %s", f.file, f.doc, pathString(f.path)) }
 
+// pathString writes a path as digester's findings do: spec.containers[0].image.
 func pathString(p []any) string {
 	var b strings.Builder
 	for _, e := range p {
@@ -263,7 +265,7 @@ func kustomizeEntry(e *yaml.Node) (fd *field, line, indent int) {
 			at = k
 		}
 	}
-	repo := cmpOr(newName, name)
+	repo := cmp.Or(newName, name)
 	ref := repo
 	switch {
 	case newTag != "":
@@ -272,13 +274,6 @@ func kustomizeEntry(e *yaml.Node) (fd *field, line, indent int) {
 		return nil, 0, 0
 	}
 	return &field{image: ref, entry: true}, at.Line, at.Column - 1
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // match reads a file's output: the value of every field (an entry: name:tag@digest once pinned)
@@ -352,6 +347,7 @@ func scalarAt(m *yaml.Node, k string) string {
 	return ""
 }
 
+// valueAt is the value of a mapping's key, nil if none.
 func valueAt(m *yaml.Node, k string) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
@@ -364,6 +360,7 @@ func valueAt(m *yaml.Node, k string) *yaml.Node {
 	return nil
 }
 
+// seqAt is the items of a mapping's list-valued key.
 func seqAt(m *yaml.Node, k string) []*yaml.Node {
 	if v := valueAt(m, k); v != nil && v.Kind == yaml.SequenceNode {
 		return v.Content

@@ -151,6 +151,7 @@ func startWorld(t *testing.T, tags []tagSpec, hosts []string, prefixed bool) *wo
 	return w
 }
 
+// key is a tag's catalogue key, "path:tag".
 func key(path, tag string) string { return path + ":" + tag }
 
 // specOf returns the catalogue entry of a "path:tag" key.
@@ -222,6 +223,7 @@ func (w *world) push(s tagSpec) {
 	w.mu.Unlock()
 }
 
+// digestOf is the digest f returns, as sha256:….
 func digestOf(t *testing.T, f func() (v1.Hash, error)) string {
 	t.Helper()
 	h, err := f()
@@ -374,6 +376,7 @@ type mitm struct {
 	CAFile string
 }
 
+// newMITM starts the proxy in front of reg, reached through transport, with a certificate for hosts.
 func newMITM(t *testing.T, reg *registrytest.Registry, transport http.RoundTripper, hosts []string) *mitm {
 	t.Helper()
 	ca, err := testcerts.NewCA()
@@ -442,6 +445,7 @@ type chanListener struct {
 	once  *sync.Once
 }
 
+// Accept hands over the next connection.
 func (l chanListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
@@ -451,11 +455,13 @@ func (l chanListener) Accept() (net.Conn, error) {
 	}
 }
 
+// Close stops Accept.
 func (l chanListener) Close() error {
 	l.once.Do(func() { close(l.done) })
 	return nil
 }
 
+// Addr is a placeholder: the connections come from the proxy.
 func (l chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 // bufferedConn reads what the hijacked connection had buffered first.
@@ -464,4 +470,5 @@ type bufferedConn struct {
 	r *bufio.Reader
 }
 
+// Read reads what was buffered, then the connection.
 func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
