@@ -79,7 +79,7 @@ func (r *run) decide() {
 		case got.Err != nil:
 			r.lookupFailed(t, got.Err)
 		case t.digest == "" && t.locked != "" && got.Digest != t.locked && r.opts.Pinned == PinnedVerify:
-			r.failed(CauseStale, t.use, fmt.Sprintf("stale lock entry: the lock pins %s to %s, but the tag now points to %s", img, t.locked, got.Digest))
+			r.failed(CauseStale, t.use, fmt.Sprintf("stale lock entry: the lock pins %s to %s, not to %s, which the tag points to now", img, t.locked, got.Digest))
 		case t.digest == "":
 			r.pinTag(t, got)
 		case t.tag == "": // repo@digest, served

@@ -223,10 +223,11 @@ func (r *run) writeLock() {
 	}
 }
 
-// checkLock reports, in check mode, a lock that pin mode would change.
+// checkLock reports, in check mode, a lock that pin mode would change (under lock: frozen it
+// changes none).
 func (r *run) checkLock() {
 	lk := r.lock
-	if lk == nil {
+	if lk == nil || r.opts.Lock == LockFrozen {
 		return
 	}
 	added, changed, dropped := lockDiff(lk.entries, r.entries())

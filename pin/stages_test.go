@@ -42,6 +42,11 @@ func TestCheckModeCounts(t *testing.T) {
 		want:    pin.Summary{Check: true, Failed: 1, Unpinned: 1, AlreadyPinned: 1},
 		wantMsg: "the lock is out of date: pinning would add 0, change 0 and drop 1 entries",
 	}, {
+		name: "frozen: the same lock is not out of date, since pin never changes it",
+		docs: []string{pod("a", "nginx:1.27@"+d["nginx:1.27"]), lockDoc("nginx:1.27", d["nginx:1.27"], "redis:7", old)},
+		opts: pin.Options{Mode: pin.ModeCheck, Lock: pin.LockFrozen},
+		want: pin.Summary{Check: true, AlreadyPinned: 1},
+	}, {
 		name: "a current lock",
 		docs: []string{pod("a", "nginx:1.27@"+d["nginx:1.27"]), lockDoc("nginx:1.27", d["nginx:1.27"])},
 		opts: pin.Options{Mode: pin.ModeCheck},

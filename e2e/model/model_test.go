@@ -58,13 +58,21 @@ func seeds(t *testing.T) []int64 {
 	if n == 0 {
 		n = defaultCases
 	}
-	base := time.Now().UnixNano()%1_000_000_000 + 1
+	// make test runs the same cases every time, so that it fails only when digester changed;
+	// make stress (MODEL_RANDOM=1) explores new ones.
+	base := int64(fixedBase)
+	if os.Getenv("MODEL_RANDOM") != "" {
+		base = time.Now().UnixNano()%1_000_000_000 + 1
+	}
 	out := make([]int64, n)
 	for i := range out {
 		out[i] = base + int64(i)
 	}
 	return out
 }
+
+// fixedBase is the first seed of make test's cases.
+const fixedBase = 1000
 
 // TestModel runs random cases, each from its own seed.
 func TestModel(t *testing.T) {

@@ -36,9 +36,11 @@ type field struct {
 	doc   int   // the document's index in the file
 	path  []any // keys (string) and indexes (int) from the document's root
 	kind  string
-	image string // the value as written in the input; for an entry, name:tag
-	// entry: a kustomize images: entry, pinned by adding a digest: key.
-	entry bool
+	image string // the value as written in the input; for an entry, name:tag[@digest]
+	// entry: a kustomize images: entry, pinned by adding a digest: key (or setting the one it has:
+	// then image carries it, and pinned is the line of its digest: key).
+	entry  bool
+	pinned int
 	// alias: a YAML alias of another field's anchored value (same group).
 	alias bool
 	group int // the regular expression's group holding the value (an entry: the digest)
@@ -127,6 +129,7 @@ func analyze(f pkgFile) (*layout, error) {
 	// inserted at the end of a line of the file (insert: line -> indent).
 	markerFields := map[int][]*field{}
 	insert := map[int]int{}
+	digestAt := map[int]int{} // line of an entry's digest: key -> its indent
 	var entries []*field
 	dec := yaml.NewDecoder(strings.NewReader(ph))
 	for doc := 0; ; doc++ {
@@ -173,7 +176,11 @@ func analyze(f pkgFile) (*layout, error) {
 				}
 				fd.file, fd.doc, fd.path, fd.kind = f.name, doc, []any{"images", i}, info.kind
 				entries = append(entries, fd)
-				insert[line] = indent
+				if fd.pinned > 0 {
+					digestAt[line] = indent
+				} else {
+					insert[line] = indent
+				}
 				fd.group = -line // resolved below
 			}
 		}
@@ -188,6 +195,19 @@ func analyze(f pkgFile) (*layout, error) {
 	markerAt := 0
 	for ln, line := range lines {
 		body, nl := strings.CutSuffix(line, "\n")
+		if indent, ok := digestAt[ln+1]; ok { // an entry's digest: the value is the entry's to change
+			group++
+			re.WriteString(strings.Repeat(" ", indent) + `digest: (sha256:[0-9a-f]{64})`)
+			for _, fd := range entries {
+				if fd.group == -(ln + 1) {
+					fd.group = group
+				}
+			}
+			if nl {
+				re.WriteString(`\n`)
+			}
+			continue
+		}
 		last := 0
 		for _, m := range markerRE.FindAllStringIndex(body, -1) {
 			re.WriteString(regexp.QuoteMeta(body[last:m[0]]))
@@ -241,19 +261,25 @@ func isKustomization(file string, d docInfo) bool {
 	return strings.HasPrefix(d.apiVersion, "kustomize.config.k8s.io/") && (d.kind == "Kustomization" || d.kind == "Component")
 }
 
-// kustomizeEntry reads an images: entry that digester pins (a tag, no digest, no tagSuffix) and
-// returns it as a field, with the line after which its digest: goes and that line's key indent.
+// kustomizeEntry reads an images: entry that digester pins (a tag, no tagSuffix, no digest or
+// a sha256 one on a line of its own) and returns it as a field, with the line after which its
+// digest: goes and that line's key indent, or, for a pinned entry, its digest: line and indent.
 func kustomizeEntry(e *yaml.Node) (fd *field, line, indent int) {
 	if e.Kind != yaml.MappingNode || e.Style&yaml.FlowStyle != 0 {
 		return nil, 0, 0
 	}
-	var name, newName, newTag string
-	var at *yaml.Node // newTag's key, or the last key
+	var name, newName, newTag, digest string
+	var at, digestKey *yaml.Node // newTag's key, or the last key; the digest: key
 	for i := 0; i+1 < len(e.Content); i += 2 {
 		k, v := e.Content[i], e.Content[i+1]
 		switch k.Value {
-		case "digest", "tagSuffix":
+		case "tagSuffix":
 			return nil, 0, 0
+		case "digest":
+			if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(v.Value) || v.Style != 0 {
+				return nil, 0, 0
+			}
+			digest, digestKey = v.Value, k
 		case "name":
 			name = v.Value
 		case "newName":
@@ -273,6 +299,9 @@ func kustomizeEntry(e *yaml.Node) (fd *field, line, indent int) {
 	case !hasTag(repo):
 		return nil, 0, 0
 	}
+	if digestKey != nil {
+		return &field{image: ref + "@" + digest, entry: true, pinned: digestKey.Line}, digestKey.Line, digestKey.Column - 1
+	}
 	return &field{image: ref, entry: true}, at.Line, at.Column - 1
 }
 
@@ -287,7 +316,7 @@ func (l *layout) match(out string) (values map[*field]string, lock string, ok bo
 	for _, fd := range l.fields {
 		v := m[fd.group]
 		if fd.entry {
-			v = fd.image
+			v, _, _ = strings.Cut(fd.image, "@")
 			if m[fd.group] != "" {
 				v += "@" + m[fd.group]
 			}
@@ -423,10 +452,11 @@ func fieldValue(doc any, fd *field) string {
 	}
 	if fd.entry {
 		m, _ := v.(map[string]any)
+		ref, _, _ := strings.Cut(fd.image, "@")
 		if d, ok := m["digest"].(string); ok {
-			return fd.image + "@" + d
+			return ref + "@" + d
 		}
-		return fd.image
+		return ref
 	}
 	if s, ok := v.(string); ok {
 		return s
