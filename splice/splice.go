@@ -103,7 +103,7 @@ func SetKey(m *yaml.Node, key, value, after string) Edit {
 
 // setPair sets the value of the pair k: v, parsed from the document, to value.
 func setPair(k, v *yaml.Node, value string, flow bool) Edit {
-	if empty(v) {
+	if empty(k, v) {
 		return Edit{op: opAfterKey, Line: k.Line, Column: k.Column, Old: k.Value, New: value, flow: flow}
 	}
 	return Replace(v.Line, v.Column, v.Value, value)
@@ -115,7 +115,7 @@ func insertAfter(m, k, v *yaml.Node, key, value string) Edit {
 	e := Edit{op: opInsertKey, key: key, New: value, flow: m.Style&yaml.FlowStyle != 0, mapLine: m.Line, mapColumn: m.Column}
 	switch {
 	case k == nil:
-	case empty(v):
+	case empty(k, v):
 		e.Line, e.Column, e.Old, e.indent, e.null = k.Line, k.Column, k.Value, min(k.Column, m.Column), true
 	default:
 		// The new key goes at the column of the key before it, or of the mapping, if that is less
@@ -128,9 +128,10 @@ func insertAfter(m, k, v *yaml.Node, key, value string) Edit {
 	return e
 }
 
-// empty reports whether v is a key's missing value (key: with nothing after it).
-func empty(v *yaml.Node) bool {
-	return v.Kind == yaml.ScalarNode && v.Tag == "!!null" && v.Value == "" && v.Style == 0
+// empty reports whether v is k's missing value (k: with nothing after it on its line). The parser
+// gives a lone "!" the same node, but where it is written: on a later line, it is a value.
+func empty(k, v *yaml.Node) bool {
+	return v.Kind == yaml.ScalarNode && v.Tag == "!!null" && v.Value == "" && v.Style == 0 && v.Line == k.Line
 }
 
 // SetValue sets key in the block mapping m, parsed from the document, to value, any tree, written
