@@ -90,8 +90,13 @@ type Entry struct {
 type Option func(*Watcher)
 
 // WithParser sets how a DigestLock is read (default: this package's own reading, which follows
-// pin's: fn.kpt.dev/v1alpha1 DigestLock, images: [{image, digest}]).
+// pin's: fn.kpt.dev/v1alpha1 DigestLock, images: [{image, digest, platform}]).
 func WithParser(p Parser) Option { return func(w *Watcher) { w.parse = p } }
+
+// WithPlatform sets the platform the locks must be recorded for (digester pin --platform; default
+// none: the digests of image indexes). A lock with an entry recorded for another is refused as a
+// whole. It applies to the default reading only.
+func WithPlatform(p string) Option { return func(w *Watcher) { w.parse = parseLockFor(p) } }
 
 // WithLogger logs each lock loaded, refused or deleted, each disagreement and each failed list or
 // watch to l (default: discarded).

@@ -15,18 +15,28 @@ const (
 	lockKind       = "DigestLock"
 )
 
-// parseLock reads a DigestLock document as package pin reads one from a package: apiVersion
-// fn.kpt.dev/v1alpha1, kind DigestLock, images: a list of {image, digest}, each with both. It is
-// the default Parser until pin exports its own reading, which then replaces it through WithParser
-// or here; the Watcher checks each entry's image and digest itself. One document only, duplicate
-// keys refused: a lock read wrong pins wrong.
-func parseLock(b []byte) (map[string]string, error) {
+// parseLock reads a DigestLock recorded with no platform (for the image index).
+func parseLock(b []byte) (map[string]string, error) { return parseLockFor("")(b) }
+
+// parseLockFor reads a DigestLock document as package pin reads one from a package: apiVersion
+// fn.kpt.dev/v1alpha1, kind DigestLock, images: a list of {image, digest, platform}, each with an
+// image and a digest, and the platform the Watcher pins for (WithPlatform): an entry recorded for
+// another holds a digest the webhook would not pin. It is stricter than pin's reading, since a
+// ConfigMap is written by hand as often as by digester: one document only, duplicate keys
+// refused, for a lock read wrong pins wrong. The Watcher checks each entry's image and digest
+// itself.
+func parseLockFor(platform string) Parser {
+	return func(b []byte) (map[string]string, error) { return parse(b, platform) }
+}
+
+func parse(b []byte, platform string) (map[string]string, error) {
 	var doc struct {
 		APIVersion string `yaml:"apiVersion"`
 		Kind       string `yaml:"kind"`
 		Images     []struct {
-			Image  string `yaml:"image"`
-			Digest string `yaml:"digest"`
+			Image    string `yaml:"image"`
+			Digest   string `yaml:"digest"`
+			Platform string `yaml:"platform"`
 		} `yaml:"images"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -50,8 +60,18 @@ func parseLock(b []byte) (map[string]string, error) {
 			return nil, fmt.Errorf("images[%d] needs an image and a digest", i)
 		case entries[e.Image] != "" && entries[e.Image] != e.Digest:
 			return nil, fmt.Errorf("images[%d]: %s is listed twice with different digests", i, e.Image)
+		case e.Platform != platform:
+			return nil, fmt.Errorf("images[%d]: %s is locked for platform %s, and the webhook pins for %s (--platform)", i, e.Image, orIndex(e.Platform), orIndex(platform))
 		}
 		entries[e.Image] = e.Digest
 	}
 	return entries, nil
+}
+
+// orIndex names the platform "" stands for.
+func orIndex(platform string) string {
+	if platform == "" {
+		return "none (the image index)"
+	}
+	return platform
 }

@@ -17,8 +17,9 @@ const header = "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata: {na
 // What a ConfigMap's lock gives, by normalised reference, or why it is refused as a whole.
 func TestRead(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		data map[string]string // nil: no data at all
+		name     string
+		platform string            // the Watcher's (WithPlatform)
+		data     map[string]string // nil: no data at all
 		want map[string]string
 		err  string
 	}{
@@ -34,7 +35,7 @@ func TestRead(t *testing.T) {
 		{name: "another key", data: map[string]string{"digests.lock.yml": header}, err: "no key digests.lock.yaml"},
 		{name: "empty", data: map[string]string{Key: ""}, err: "digests.lock.yaml: empty: want a DigestLock"},
 		{name: "not YAML", data: map[string]string{Key: header + "images: [\n"}, err: "digests.lock.yaml: not a DigestLock: yaml: line 4: did not find expected node content"},
-		{name: "images not a list", data: map[string]string{Key: header + "images: {image: nginx}\n"}, err: "digests.lock.yaml: not a DigestLock: yaml: unmarshal errors:\n  line 4: cannot unmarshal !!map into []struct { Image string \"yaml:\\\"image\\\"\"; Digest string \"yaml:\\\"digest\\\"\" }"},
+		{name: "images not a list", data: map[string]string{Key: header + "images: {image: nginx}\n"}, err: "digests.lock.yaml: not a DigestLock: yaml: unmarshal errors:\n  line 4: cannot unmarshal !!map into []struct { Image string \"yaml:\\\"image\\\"\"; Digest string \"yaml:\\\"digest\\\"\"; Platform string \"yaml:\\\"platform\\\"\" }"},
 		{name: "a duplicate key", data: map[string]string{Key: header + "images: []\nimages: []\n"}, err: `digests.lock.yaml: not a DigestLock: yaml: unmarshal errors:` + "\n" + `  line 5: mapping key "images" already defined at line 4`},
 		{name: "two documents", data: map[string]string{Key: header + "---\n" + header}, err: "digests.lock.yaml: more than one YAML document: want one DigestLock"},
 		{name: "another kind", data: map[string]string{Key: "apiVersion: v1\nkind: ConfigMap\n"}, err: `digests.lock.yaml: apiVersion "v1", kind "ConfigMap": want fn.kpt.dev/v1alpha1 DigestLock`},
@@ -52,9 +53,18 @@ func TestRead(t *testing.T) {
 		{name: "one image twice, two digests", data: map[string]string{Key: header + "images:\n- {image: app:1, digest: " + dA + "}\n- {image: app:1, digest: " + dB + "}\n"}, err: "digests.lock.yaml: images[1]: app:1 is listed twice with different digests"},
 		{name: "two spellings of one reference, two digests", data: map[string]string{Key: header + "images:\n- {image: nginx, digest: " + dA + "}\n- {image: docker.io/library/nginx:latest, digest: " + dB + "}\n"},
 			err: "digests.lock.yaml: docker.io/library/nginx:latest and nginx are one reference with different digests"},
+		{name: "recorded for the platform pinned for", platform: "linux/arm64", data: map[string]string{Key: header + "images:\n- {image: app:1, digest: " + dA + ", platform: linux/arm64}\n"},
+			want: map[string]string{"index.docker.io/library/app:1": dA}},
+		{name: "recorded for another platform", platform: "linux/arm64", data: map[string]string{Key: header + "images:\n- {image: app:1, digest: " + dA + ", platform: linux/arm64}\n- {image: app:2, digest: " + dB + ", platform: linux/amd64}\n"},
+			err: "digests.lock.yaml: images[1]: app:2 is locked for platform linux/amd64, and the webhook pins for linux/arm64 (--platform)"},
+		{name: "recorded for the index, pinned for a platform", platform: "linux/arm64", data: map[string]string{Key: header + "images:\n- {image: app:1, digest: " + dA + "}\n"},
+			err: "digests.lock.yaml: images[0]: app:1 is locked for platform none (the image index), and the webhook pins for linux/arm64 (--platform)"},
+		{name: "recorded for a platform, pinned for the index", data: map[string]string{Key: header + "images:\n- {image: app:1, digest: " + dA + ", platform: linux/arm64}\n"},
+			err: "digests.lock.yaml: images[0]: app:1 is locked for platform linux/arm64, and the webhook pins for none (the image index) (--platform)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &Watcher{parse: parseLock}
+			w := &Watcher{}
+			WithPlatform(tc.platform)(w)
 			got, err := w.read(&corev1.ConfigMap{Data: tc.data})
 			gotErr := ""
 			if err != nil {

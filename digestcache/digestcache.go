@@ -5,7 +5,9 @@
 //
 // Failures are never remembered: the callers waiting on a failed lookup share its error, and the
 // next caller looks the reference up again. With WithStaleIfError, a failed lookup of a reference
-// resolved a short while ago is answered with that digest instead, marked stale (RecordStale).
+// resolved a short while ago is answered with that digest instead, marked stale. With WithLock, a
+// reference a DigestLock lists is answered from it, before the cache and with no lookup. Record
+// collects where each answer of a call came from: lock, cache, registry or stale.
 package digestcache
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,9 +37,10 @@ type Cache struct {
 	next         Resolver
 	ttl          time.Duration
 	staleIfError time.Duration
+	lock         LockFunc
 	now          func() time.Time
 
-	lookups, hits, stale atomic.Int64
+	lookups, hits, stale, locked atomic.Int64
 
 	mu        sync.Mutex
 	entries   map[string]*entry // by normalised reference: nginx and docker.io/library/nginx:latest are one
@@ -80,6 +84,15 @@ func WithTTL(d time.Duration) Option { return func(c *Cache) { c.ttl = d } }
 // reference resolved in the last max(TTL, d) plus one sweep period.
 func WithStaleIfError(d time.Duration) Option { return func(c *Cache) { c.staleIfError = d } }
 
+// LockFunc gives the digest a DigestLock lists for ref (as written), and the lock's name; ok is
+// false when none lists it. (*clusterlock.Watcher).Digest is one.
+type LockFunc func(ref string) (digest, from string, ok bool)
+
+// WithLock answers the references lock lists with its digests, before the cache and with no
+// lookup; the others are looked up as without it. Lock answers are counted (LockHits), and
+// recorded as SourceLock.
+func WithLock(lock LockFunc) Option { return func(c *Cache) { c.lock = lock } }
+
 // WithClock sets where the time comes from (default time.Now), for tests.
 func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
 
@@ -105,40 +118,62 @@ func (c *Cache) Hits() int64 { return c.hits.Load() }
 // (WithStaleIfError), once for each caller so answered.
 func (c *Cache) StaleHits() int64 { return c.stale.Load() }
 
-// Stale is a reference answered with an earlier digest because its lookup failed.
-type Stale struct {
+// LockHits counts the references answered from the lock (WithLock), once for each caller.
+func (c *Cache) LockHits() int64 { return c.locked.Load() }
+
+// Source is where the digest of an answer came from.
+type Source string
+
+// Sources of answers.
+const (
+	// SourceLock: the DigestLock of WithLock lists the reference.
+	SourceLock Source = "lock"
+	// SourceCache: a digest resolved within the TTL.
+	SourceCache Source = "cache"
+	// SourceRegistry: a lookup in the registry, by this call or one in flight that it joined.
+	SourceRegistry Source = "registry"
+	// SourceStale: the lookup failed and a digest resolved within the stale-if-error window was
+	// served in its place.
+	SourceStale Source = "stale"
+)
+
+// Answer is where the answer for one reference came from. Failed lookups are not recorded.
+type Answer struct {
 	// Ref is the reference as the caller spelled it.
-	Ref string
-	// Digest is the digest served, resolved at Resolved.
-	Digest   string
+	Ref    string
+	Digest string
+	Source Source
+	// From names the lock the digest comes from (SourceLock).
+	From string
+	// Resolved is when the digest was looked up (SourceCache, SourceRegistry, SourceStale).
 	Resolved time.Time
-	// Err is why the lookup failed.
+	// Err is why the lookup failed (SourceStale).
 	Err error
 }
 
 type recorderKey struct{}
 
 type recorder struct {
-	mu    sync.Mutex
-	stale []Stale
+	mu      sync.Mutex
+	answers []Answer
 }
 
-// RecordStale returns a context that collects the stale answers of every Resolve called with it
-// (or a context derived from it), and a function that returns those collected so far. A front end
-// records one admission's, to warn about each.
-func RecordStale(ctx context.Context) (context.Context, func() []Stale) {
+// Record returns a context that collects the answers of every Resolve called with it (or a
+// context derived from it), and a function that returns those collected so far. A front end
+// records one admission's, to say where each digest came from and to warn about stale ones.
+func Record(ctx context.Context) (context.Context, func() []Answer) {
 	r := &recorder{}
-	return context.WithValue(ctx, recorderKey{}, r), func() []Stale {
+	return context.WithValue(ctx, recorderKey{}, r), func() []Answer {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return append([]Stale(nil), r.stale...)
+		return slices.Clone(r.answers)
 	}
 }
 
-func record(ctx context.Context, s Stale) {
+func record(ctx context.Context, a Answer) {
 	if r, ok := ctx.Value(recorderKey{}).(*recorder); ok {
 		r.mu.Lock()
-		r.stale = append(r.stale, s)
+		r.answers = append(r.answers, a)
 		r.mu.Unlock()
 	}
 }
@@ -148,7 +183,9 @@ func record(ctx context.Context, s Stale) {
 // runs to its end (bounded by ctx's deadline) even if ctx is cancelled, since other callers may be
 // waiting on it; this call stops waiting when ctx is done.
 func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.Result {
+	out := make(map[string]resolver.Result, len(refs))
 	want := make(map[string]*entry, len(refs))
+	cached := map[*entry]bool{}
 	var mine []string
 	var owned []*entry
 	c.mu.Lock()
@@ -156,6 +193,14 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 	c.sweep(now)
 	for _, s := range refs {
 		if _, ok := want[s]; ok {
+			continue
+		}
+		if _, ok := out[s]; ok {
+			continue
+		}
+		if d, from, ok := c.fromLock(s); ok {
+			out[s] = resolver.Result{Digest: d}
+			record(ctx, Answer{Ref: s, Digest: d, Source: SourceLock, From: from})
 			continue
 		}
 		k := key(s)
@@ -175,6 +220,7 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 			owned = append(owned, e)
 		} else {
 			c.hits.Add(1)
+			cached[e] = isDone(e)
 		}
 		want[s] = e
 	}
@@ -200,20 +246,45 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 		c.mu.Unlock()
 	}
 
-	out := make(map[string]resolver.Result, len(want))
 	for s, e := range want {
 		select {
 		case <-e.done:
 			out[s] = e.res
-			if e.failed != nil {
+			switch {
+			case e.failed != nil:
 				c.stale.Add(1)
-				record(ctx, Stale{Ref: s, Digest: e.res.Digest, Resolved: e.resolved, Err: e.failed})
+				record(ctx, Answer{Ref: s, Digest: e.res.Digest, Source: SourceStale, Resolved: e.resolved, Err: e.failed})
+			case e.res.Err == nil && cached[e]:
+				record(ctx, Answer{Ref: s, Digest: e.res.Digest, Source: SourceCache, Resolved: e.resolved})
+			case e.res.Err == nil:
+				record(ctx, Answer{Ref: s, Digest: e.res.Digest, Source: SourceRegistry, Resolved: e.resolved})
 			}
 		case <-ctx.Done():
 			out[s] = resolver.Result{Err: fmt.Errorf("gave up waiting for the lookup of %s: %w", s, ctx.Err())}
 		}
 	}
 	return out
+}
+
+// fromLock answers s from the lock, if there is one and it lists s.
+func (c *Cache) fromLock(s string) (digest, from string, ok bool) {
+	if c.lock == nil {
+		return "", "", false
+	}
+	if digest, from, ok = c.lock(s); ok {
+		c.locked.Add(1)
+	}
+	return digest, from, ok
+}
+
+// isDone reports whether e's lookup has ended.
+func isDone(e *entry) bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // settle stores the result r of e's lookup, finished at now, and reports whether e stays in the

@@ -141,13 +141,16 @@ func runStaleSteps(t *testing.T, c *digestcache.Cache, f *fake, clk *clock, step
 	for i, s := range steps {
 		clk.t = start.Add(s.at)
 		f.failing, f.err, f.calls = s.err != nil, s.err, nil
-		ctx, recorded := digestcache.RecordStale(context.Background())
+		ctx, recorded := digestcache.Record(context.Background())
 		got := c.Resolve(ctx, s.refs)
 		if diff := cmp.Diff(s.want, got, errText); diff != "" {
 			t.Errorf("step %d: results (-want +got):\n%s", i, diff)
 		}
 		var gotStale []stale
 		for _, r := range recorded() {
+			if r.Source != digestcache.SourceStale {
+				continue
+			}
 			gotStale = append(gotStale, stale{r.Ref, r.Digest, r.Resolved.Sub(start), r.Err})
 		}
 		if diff := cmp.Diff(s.stale, gotStale, errText, cmpopts.SortSlices(func(a, b stale) bool { return a.Ref < b.Ref })); diff != "" {
@@ -216,11 +219,11 @@ func TestStaleIfErrorSharedLookup(t *testing.T) {
 	clk.t = clk.t.Add(2 * time.Minute)
 	f.failing, f.gate = true, make(chan struct{})
 	const n = 20
-	recorded := make([]func() []digestcache.Stale, n)
+	recorded := make([]func() []digestcache.Answer, n)
 	results := make([]map[string]resolver.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		ctx, rec := digestcache.RecordStale(context.Background())
+		ctx, rec := digestcache.Record(context.Background())
 		recorded[i] = rec
 		wg.Go(func() { results[i] = c.Resolve(ctx, []string{"app:1"}) })
 	}
@@ -233,7 +236,7 @@ func TestStaleIfErrorSharedLookup(t *testing.T) {
 		if diff := cmp.Diff(map[string]resolver.Result{"app:1": {Digest: "sha256:1"}}, results[i]); diff != "" {
 			t.Errorf("caller %d (-want +got):\n%s", i, diff)
 		}
-		if got := recorded[i](); len(got) != 1 || got[0].Ref != "app:1" || got[0].Digest != "sha256:1" {
+		if got := recorded[i](); len(got) != 1 || got[0].Ref != "app:1" || got[0].Digest != "sha256:1" || got[0].Source != digestcache.SourceStale {
 			t.Errorf("caller %d recorded %+v, want app:1 served stale", i, got)
 		}
 	}

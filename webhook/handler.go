@@ -26,6 +26,7 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/digester/digester/digestcache"
 	"github.com/digester/digester/pin"
 	"github.com/digester/digester/resolver"
 	"github.com/digester/digester/walker"
@@ -56,7 +57,34 @@ type Handler struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	pods     PodLookups
+	scope    Scope
 }
+
+// Scope says which objects the webhook pins.
+type Scope string
+
+// Scopes.
+const (
+	// ScopeWorkloads pins every object that holds images: Pods, workloads, custom resources.
+	ScopeWorkloads Scope = "workloads"
+	// ScopePods pins Pods only (and the ephemeral containers added to them): workloads and custom
+	// resources are stored as written, as Git has them, and the Pods their controllers create are
+	// pinned.
+	ScopePods Scope = "pods"
+)
+
+// ParseScope parses a --scope value.
+func ParseScope(s string) (Scope, error) {
+	switch sc := Scope(s); sc {
+	case ScopeWorkloads, ScopePods:
+		return sc, nil
+	}
+	return "", fmt.Errorf("scope %q: want %s or %s", s, ScopeWorkloads, ScopePods)
+}
+
+// WithScope sets which objects are pinned (default ScopeWorkloads); the others are admitted as
+// they are, whatever the registration sends.
+func WithScope(s Scope) Option { return func(h *Handler) { h.scope = s } }
 
 // Pod names the credentials of an object's pod spec: where it runs and what it pulls with.
 type Pod struct {
@@ -107,7 +135,7 @@ func NewHandler(lookup pin.Lookup, pinOpts pin.Options, opts ...Option) *Handler
 	if pinOpts.Deadline <= 0 {
 		pinOpts.Deadline = DefaultDeadline
 	}
-	h := &Handler{opts: pinOpts, lookup: lookup, maxBytes: DefaultMaxRequestBytes, memory: budget{capacity: DefaultMaxReviewMemory}, log: slog.New(slog.DiscardHandler)}
+	h := &Handler{opts: pinOpts, lookup: lookup, maxBytes: DefaultMaxRequestBytes, memory: budget{capacity: DefaultMaxReviewMemory}, log: slog.New(slog.DiscardHandler), scope: ScopeWorkloads}
 	for _, o := range opts {
 		o(h)
 	}
@@ -157,14 +185,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, http.StatusBadRequest, fmt.Sprintf("want an %s %s with a request, got apiVersion %.64q kind %.64q", reviewAPIVersion, reviewKind, rev.APIVersion, rev.Kind))
 		return
 	}
-	start := time.Now()
-	resp, outcome, err := h.admit(r.Context(), rev.Request, mem)
+	ctx, answers := digestcache.Record(r.Context())
+	a := &admission{req: rev.Request, start: time.Now(), answers: answers}
+	resp, outcome, err := h.admit(ctx, a, mem)
 	mem.release() // the objects are read and done with
 	if err != nil {
 		h.refuse(w, err)
 		return
 	}
-	h.metrics.observe(rev.Request.Operation, outcome, time.Since(start))
+	h.metrics.observe(rev.Request.Operation, outcome, time.Since(a.start))
 	out, err := json.Marshal(review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
 	if err != nil { // cannot happen: every field is a string, bool, number or byte slice
 		h.reject(w, http.StatusInternalServerError, err.Error())
@@ -207,7 +236,7 @@ func (h *Handler) refuse(w http.ResponseWriter, err error) {
 
 // Outcomes of an admission, as the metrics count them.
 const (
-	outcomeIgnored   = "ignored"   // not CREATE or UPDATE, or no object
+	outcomeIgnored   = "ignored"   // not CREATE or UPDATE, no object, or out of scope
 	outcomeUnchanged = "unchanged" // nothing to pin
 	outcomePinned    = "pinned"    // a patch was returned
 	outcomeWarned    = "warned"    // admitted with warnings (on-error: warn, or fields the walker could not read)
@@ -216,9 +245,10 @@ const (
 
 // admit pins the request's object and says what to answer. Its error, if any, is from mem: the
 // memory for reviews could not take the objects.
-func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*response, string, error) {
+func (h *Handler) admit(ctx context.Context, a *admission, mem *claim) (*response, string, error) {
+	req := a.req
 	resp := &response{UID: req.UID, Allowed: true}
-	if req.Operation != "CREATE" && req.Operation != "UPDATE" || len(req.Object) == 0 || string(req.Object) == "null" {
+	if req.Operation != "CREATE" && req.Operation != "UPDATE" || len(req.Object) == 0 || string(req.Object) == "null" || !h.inScope(req) {
 		return resp, outcomeIgnored, nil
 	}
 	what := describeRequest(req)
@@ -253,6 +283,8 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 	}
 	rep := pin.New(lookup, h.opts, opts...).Run(ctx, []*pin.Object{{Node: obj.node}})
 	h.metrics.pinned(rep.Summary.Pinned)
+	answers := a.answers()
+	h.metrics.answered(answers)
 
 	reported := map[*yaml.Node]bool{}
 	for _, f := range rep.Findings {
@@ -285,7 +317,8 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 	}
 	if !rep.OK() {
 		errs, probs := listed(failures, maxFailureBytes, ""), listed(problems, maxFailureBytes, "")
-		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", errs, "failed", len(failures), "credentials", probs)
+		h.log.Warn("denied", "uid", req.UID, "object", what, "errors", errs, "failed", len(failures), "credentials", probs,
+			"images", logged(answers), "durationMs", a.milliseconds())
 		msg := fmt.Sprintf("digester could not pin the images of %s: %s", what, strings.Join(errs, "; "))
 		switch {
 		case len(probs) > 0:
@@ -298,6 +331,7 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 	for i, p := range problems { // first: they may be why the images after them were not pinned
 		warnings = slices.Insert(warnings, i, "digester: "+p)
 	}
+	warnings = append(warnings, staleWarnings(answers, a.start)...)
 	resp.Warnings = listed(warnings, maxWarningBytes, "digester: ")
 	outcome := outcomeUnchanged
 	if len(warnings) > 0 {
@@ -310,9 +344,63 @@ func (h *Handler) admit(ctx context.Context, req *request, mem *claim) (*respons
 		if outcome == outcomeUnchanged {
 			outcome = outcomePinned
 		}
-		h.log.Info("pinned", "uid", req.UID, "object", what, "fields", len(patch), "registryRequests", rep.Summary.Requests)
+		h.log.Info("pinned", "uid", req.UID, "object", what, "fields", len(patch), "images", logged(answers),
+			"registryRequests", rep.Summary.Requests, "durationMs", a.milliseconds())
 	}
 	return resp, outcome, nil
+}
+
+// admission is one review's request and what is recorded of it as it is answered.
+type admission struct {
+	req   *request
+	start time.Time
+	// answers returns where the digests looked up so far came from.
+	answers func() []digestcache.Answer
+}
+
+// milliseconds is the time since the admission started, in milliseconds.
+func (a *admission) milliseconds() float64 {
+	return float64(time.Since(a.start).Microseconds()) / 1000
+}
+
+// inScope reports whether req's object is one the Handler's scope pins.
+func (h *Handler) inScope(req *request) bool {
+	return h.scope != ScopePods || req.Kind.Group == "" && req.Kind.Kind == "Pod"
+}
+
+// loggedImage is one digest of an admission as its log line shows it.
+type loggedImage struct {
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+	Source string `json:"source"`
+	From   string `json:"from,omitempty"`
+}
+
+// logged lists, in the order asked, each image an admission looked up, its digest and where the
+// digest came from, at most maxListed of them.
+func logged(answers []digestcache.Answer) []loggedImage {
+	var out []loggedImage
+	for i, a := range answers {
+		if i == maxListed {
+			out = append(out, loggedImage{Image: fmt.Sprintf("and %d more", len(answers)-maxListed)})
+			break
+		}
+		out = append(out, loggedImage{Image: truncate(a.Ref, maxFailureBytes), Digest: a.Digest, Source: string(a.Source), From: a.From})
+	}
+	return out
+}
+
+// staleWarnings are the warnings for the digests served stale: the image, why its lookup failed,
+// and how old the digest is.
+func staleWarnings(answers []digestcache.Answer, now time.Time) []string {
+	var out []string
+	for _, a := range answers {
+		if a.Source == digestcache.SourceStale {
+			out = append(out, fmt.Sprintf("digester: %s: pinned to %s, its digest %s ago, because the registry gave no answer now (stale-if-error): %v",
+				a.Ref, a.Digest, now.Sub(a.Resolved).Round(time.Second), a.Err))
+		}
+	}
+	return out
 }
 
 // podLookup is the lookup of one admission's pod spec, chosen when the first image needs a lookup:

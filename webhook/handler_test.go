@@ -307,6 +307,10 @@ func TestMetrics(t *testing.T) {
 		`digester_webhook_admissions_total{operation="CREATE",outcome="pinned"} 2`,
 		`digester_webhook_admissions_total{operation="DELETE",outcome="ignored"} 1`,
 		`digester_webhook_cache_hits_total 1`,
+		`digester_webhook_digests_total{source="cache"} 1`, // the second Pod's
+		`digester_webhook_digests_total{source="lock"} 0`,
+		`digester_webhook_digests_total{source="registry"} 1`, // the first Pod's
+		`digester_webhook_digests_total{source="stale"} 0`,
 		`digester_webhook_lookups_total 1`,
 		`digester_webhook_pinned_fields_total 2`,
 		`digester_webhook_registry_requests_total 2`, // the ping and one HEAD

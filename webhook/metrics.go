@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/digester/digester/digestcache"
 )
 
 // Counters is what the lookup cache counts; *digestcache.Cache is one.
@@ -26,6 +28,7 @@ type Metrics struct {
 	pinnedN    prometheus.Counter
 	rejectedN  prometheus.Counter
 	throttledN prometheus.Counter
+	digests    *prometheus.CounterVec
 
 	certs     atomic.Pointer[Certificates] // the serving certificate, once a Server uses it
 	certsOnce sync.Once
@@ -58,8 +61,15 @@ func NewMetrics(c Counters) *Metrics {
 			Name: "digester_webhook_throttled_requests_total",
 			Help: "Reviews answered 429 (retried by the API server) because the reviews in flight held the memory for reviews.",
 		}),
+		digests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "digester_webhook_digests_total",
+			Help: "Digests the admissions used, by where each came from: lock (a lock ConfigMap), cache, registry (a lookup, or one in flight joined), stale (a lookup failed and an earlier digest was served, --stale-if-error).",
+		}, []string{"source"}),
 	}
-	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN, m.throttledN,
+	for _, s := range []digestcache.Source{digestcache.SourceLock, digestcache.SourceCache, digestcache.SourceRegistry, digestcache.SourceStale} {
+		m.digests.WithLabelValues(string(s)) // every series from the start, at 0
+	}
+	reg.MustRegister(m.admissions, m.duration, m.pinnedN, m.rejectedN, m.throttledN, m.digests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "digester_webhook_lookups_total",
@@ -117,6 +127,25 @@ func (m *Metrics) observe(op, outcome string, d time.Duration) {
 func (m *Metrics) pinned(n int) {
 	if m != nil {
 		m.pinnedN.Add(float64(n))
+	}
+}
+
+// WatchLocks exports rejected, the count of lock ConfigMap versions refused as a whole (a lock that
+// does not parse, a malformed entry), as digester_webhook_lock_configmaps_rejected_total.
+func (m *Metrics) WatchLocks(rejected func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "digester_webhook_lock_configmaps_rejected_total",
+		Help: "Versions of lock ConfigMaps (--lock-configmap) refused as a whole, and so not used: no digests.lock.yaml, a lock that does not parse, a malformed entry, another platform. The log says why.",
+	}, func() float64 { return float64(rejected()) }))
+}
+
+// answered counts an admission's digests by source.
+func (m *Metrics) answered(answers []digestcache.Answer) {
+	if m == nil {
+		return
+	}
+	for _, a := range answers {
+		m.digests.WithLabelValues(string(a.Source)).Inc()
 	}
 }
 

@@ -46,6 +46,7 @@ type Server struct {
 	drainTimeout  time.Duration
 	log           *slog.Logger
 	ready         atomic.Bool
+	readyWhen     func() (bool, string)
 	// readHeaderTimeout, readTimeout and idleTimeout are the bounds above (tests shorten them).
 	readHeaderTimeout, readTimeout, idleTimeout time.Duration
 	checkEvery                                  time.Duration // how often the certificate's expiry is checked
@@ -61,6 +62,13 @@ func WithShutdownDelay(d time.Duration) ServerOption { return func(s *Server) { 
 // WithDrainTimeout bounds the wait for in-flight admissions once the server stops accepting
 // connections (default DefaultDeadline plus 2 s).
 func WithDrainTimeout(d time.Duration) ServerOption { return func(s *Server) { s.drainTimeout = d } }
+
+// WithReadyWhen makes /readyz answer 503, with the reason ready gives, until ready reports true:
+// the webhook's locks from the cluster are read, so that no admission pins from the registry what
+// a lock lists.
+func WithReadyWhen(ready func() (bool, string)) ServerOption {
+	return func(s *Server) { s.readyWhen = ready }
+}
 
 // WithServerLogger logs the server's events and errors to l (default: nowhere).
 func WithServerLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
@@ -80,6 +88,12 @@ func NewServer(h http.Handler, m *Metrics, certs *Certificates, opts ...ServerOp
 		if !s.ready.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
+		}
+		if s.readyWhen != nil {
+			if ok, why := s.readyWhen(); !ok {
+				http.Error(w, why, http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ok")
 	})
@@ -114,7 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down: unready, then draining", "delay", s.shutdownDelay, "timeout", s.drainTimeout)
+	s.log.Info("shutting down: unready, then draining", "delay", s.shutdownDelay.String(), "timeout", s.drainTimeout.String())
 	time.Sleep(s.shutdownDelay)
 	dctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/digester/digester/clusterlock"
 	"github.com/digester/digester/config"
 	"github.com/digester/digester/digestcache"
 	"github.com/digester/digester/pin"
@@ -67,7 +69,36 @@ type flags struct {
 	credentialRefresh time.Duration
 	pullSecrets       bool
 	kubeconfig        string
+	scope             string
+	lockConfigMaps    lockSources
+	staleIfError      time.Duration
 }
+
+// lockSources are the values of --lock-configmap, in the order given.
+type lockSources []clusterlock.Source
+
+func (l *lockSources) String() string {
+	var s []string
+	for _, src := range *l {
+		s = append(s, src.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *lockSources) Set(v string) error {
+	src, err := clusterlock.ParseSource(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, src)
+	return nil
+}
+
+// defaultStaleIfError is how long after its lookup a digest may still be used when the registry
+// gives no answer: long enough to ride out a registry's usual outage, short enough that a digest
+// served is one the webhook itself pinned this hour (README, "The webhook when the registry is
+// down").
+const defaultStaleIfError = time.Hour
 
 // defaults are the shared settings' values when nothing is configured: an admission must finish
 // within the API server's timeoutSeconds (10 by default), so lookups are bounded far below a CI
@@ -102,7 +133,10 @@ func parseFlags(args []string, out io.Writer, getenv func(string) string) (flags
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep serving while unready before draining")
 	fs.DurationVar(&f.credentialRefresh, "credential-refresh", defaultCredentialRefresh, "how long a registry's credentials and tokens are used before they are read and exchanged anew; 0 keeps the first for the process's life")
 	fs.BoolVar(&f.pullSecrets, "pull-secrets", true, "look images up with the credentials of the pod spec's imagePullSecrets and its ServiceAccount's, read from the cluster (needs get on secrets and serviceaccounts), before the webhook's own")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to read pull secrets with (default: the pod's in-cluster ServiceAccount)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to read pull secrets and lock ConfigMaps with (default: the pod's in-cluster ServiceAccount)")
+	fs.StringVar(&f.scope, "scope", string(webhook.ScopeWorkloads), "what is pinned: workloads (every object with images) or pods (Pods only: workloads stay as written in Git, the Pods their controllers create are pinned)")
+	fs.Var(&f.lockConfigMaps, "lock-configmap", "NAMESPACE/NAME of a ConfigMap whose key digests.lock.yaml holds a DigestLock (digester pin --lock update writes one): the references it lists are pinned to its digests with no registry request, and its edits followed; repeatable, the first listed wins a disagreement (needs get, list and watch on it)")
+	fs.DurationVar(&f.staleIfError, "stale-if-error", defaultStaleIfError, "when a registry gives no answer (unreachable, timeout, 5xx, 429), use a digest the webhook resolved less than this long ago, with a warning; 0: refuse")
 	if err := fs.Parse(args); err != nil {
 		if e := f.settings.Err(); e != nil {
 			err = e
@@ -129,6 +163,12 @@ func parseFlags(args []string, out io.Writer, getenv func(string) string) (flags
 	if f.credentialRefresh < 0 {
 		errs = append(errs, fmt.Errorf("--credential-refresh=%s: want 0 or more", f.credentialRefresh))
 	}
+	if _, err := webhook.ParseScope(f.scope); err != nil {
+		errs = append(errs, fmt.Errorf("--scope: %w", err))
+	}
+	if f.staleIfError < 0 {
+		errs = append(errs, fmt.Errorf("--stale-if-error=%s: want 0 or more", f.staleIfError))
+	}
 	if f.port < 1 || f.port > 65535 {
 		errs = append(errs, fmt.Errorf("--port=%d: want 1-65535", f.port))
 	}
@@ -150,19 +190,31 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		resolver.WithCredentialRefresh(f.credentialRefresh),
 		resolver.WithUserAgent("digester-webhook"),
 	)
-	cache := digestcache.New(resolver.New(resolverOpts...), digestcache.WithTTL(f.cacheTTL))
-	var counters webhook.Counters = cache
-	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes), webhook.WithMaxReviewMemory(f.maxReviewMemory)}
-	if f.pullSecrets {
-		client, err := kubeClient(f.kubeconfig)
-		if err != nil {
+	var client kubernetes.Interface
+	if f.pullSecrets || len(f.lockConfigMaps) > 0 {
+		if client, err = kubeClient(f.kubeconfig); err != nil {
 			return err
 		}
+	}
+	cacheOpts := []digestcache.Option{digestcache.WithTTL(f.cacheTTL), digestcache.WithStaleIfError(f.staleIfError)}
+	var locks *clusterlock.Watcher
+	if len(f.lockConfigMaps) > 0 {
+		if locks, err = clusterlock.New(client, f.lockConfigMaps, clusterlock.WithPlatform(platformString(cfg)), clusterlock.WithLogger(log)); err != nil {
+			return err
+		}
+		locks.Start(ctx)
+		cacheOpts = append(cacheOpts, digestcache.WithLock(locks.Digest))
+	}
+	cache := digestcache.New(resolver.New(resolverOpts...), cacheOpts...)
+	var counters webhook.Counters = cache
+	scope, _ := webhook.ParseScope(f.scope) // checked by parseFlags
+	opts := []webhook.Option{webhook.WithLogger(log), webhook.WithMaxRequestBytes(f.maxRequestBytes), webhook.WithMaxReviewMemory(f.maxReviewMemory), webhook.WithScope(scope)}
+	if f.pullSecrets {
 		// Each set of pull-secret credentials gets a resolver (and so registry tokens) and a cache
-		// of its own, its keychain tried before the webhook's own.
+		// of its own, its keychain tried before the webhook's own; the locks come first in each.
 		pool := podcreds.NewPool(podcreds.NewReader(client, podcreds.WithTTL(f.cacheTTL)), cache, func(kc authn.Keychain) podcreds.Lookup {
 			res := resolver.New(append(slices.Clip(resolverOpts), resolver.WithKeychain(authn.NewMultiKeychain(kc, resolver.DefaultKeychain)))...)
-			return digestcache.New(res, digestcache.WithTTL(f.cacheTTL))
+			return digestcache.New(res, cacheOpts...)
 		})
 		counters = pool
 		opts = append(opts, webhook.WithPodCredentials(pool))
@@ -173,14 +225,29 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "address", ln.Addr().String(), "onError", cfg.OnError.String(), "mode", cfg.Mode.String(), "pinned", cfg.Pinned.String(), "deadline", cfg.Deadline.String(), "cacheTTL", f.cacheTTL.String())
-	srv := webhook.NewServer(h, metrics, certs, webhook.WithServerLogger(log),
-		webhook.WithShutdownDelay(f.shutdownDelay), webhook.WithDrainTimeout(cfg.Deadline+2*time.Second))
+	log.Info("serving", "address", ln.Addr().String(), "scope", f.scope, "onError", cfg.OnError.String(), "mode", cfg.Mode.String(), "pinned", cfg.Pinned.String(),
+		"deadline", cfg.Deadline.String(), "cacheTTL", f.cacheTTL.String(), "staleIfError", f.staleIfError.String(), "lockConfigMaps", f.lockConfigMaps.String())
+	srvOpts := []webhook.ServerOption{webhook.WithServerLogger(log), webhook.WithShutdownDelay(f.shutdownDelay), webhook.WithDrainTimeout(cfg.Deadline + 2*time.Second)}
+	if locks != nil {
+		metrics.WatchLocks(locks.Rejected)
+		srvOpts = append(srvOpts, webhook.WithReadyWhen(func() (bool, string) {
+			return locks.Synced(), "the lock ConfigMaps are not read yet"
+		}))
+	}
+	srv := webhook.NewServer(h, metrics, certs, srvOpts...)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
 	log.Info("drained, exiting")
 	return nil
+}
+
+// platformString is the platform the webhook pins for as a DigestLock records it: "" for none.
+func platformString(cfg config.Config) string {
+	if cfg.Platform == nil {
+		return ""
+	}
+	return cfg.Platform.String()
 }
 
 // kubeClient is a client of the cluster whose pull secrets the webhook reads: from kubeconfig, or
@@ -194,7 +261,7 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		cfg, err = rest.InClusterConfig()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading pull secrets needs a cluster (--kubeconfig, or run in a pod), or pass --pull-secrets=false: %w", err)
+		return nil, fmt.Errorf("reading pull secrets and lock ConfigMaps needs a cluster (--kubeconfig, or run in a pod), or pass --pull-secrets=false and no --lock-configmap: %w", err)
 	}
 	// The client's default of 5 requests/s would queue a burst of admissions from new namespaces.
 	cfg.QPS, cfg.Burst = 50, 100

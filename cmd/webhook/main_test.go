@@ -33,6 +33,10 @@ func TestFlagErrors(t *testing.T) {
 		{append(tls, "extra"), `unexpected arguments ["extra"]`},
 		{append(tls, "--lock=update"), "lock, lock-file: the webhook reads and writes no package lock"},
 		{append(tls, "--config=/nonexistent/digester.yaml"), "--config: open /nonexistent/digester.yaml: no such file or directory"},
+		{append(tls, "--scope=deployments"), `--scope: scope "deployments": want workloads or pods`},
+		{append(tls, "--stale-if-error=-1s"), "--stale-if-error=-1s: want 0 or more"},
+		{append(tls, "--lock-configmap=digests"), `invalid value "digests" for flag -lock-configmap: lock ConfigMap "digests": want NAMESPACE/NAME`},
+		{append(tls, "--lock-configmap=a/b/c"), `invalid value "a/b/c" for flag -lock-configmap: lock ConfigMap "a/b/c": want NAMESPACE/NAME`},
 		{append(tls, "--lock=frozen", "--pinned=verify"), "lock: frozen sends no registry request, so it cannot go with pinned: verify, which asks the registries"},
 	} {
 		_, _, err := parseFlags(tc.args, io.Discard, noEnv)
@@ -80,6 +84,14 @@ additionalImageFields:
 	want.ImageFields = []walker.ImageField{{Kind: "MyKind", Path: "spec/runner/image"}}
 	if diff := cmp.Diff(want, cfg, cmp.AllowUnexported(resolver.Mirror{})); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)
+	}
+	if f.scope != "workloads" || f.staleIfError != time.Hour || len(f.lockConfigMaps) != 0 {
+		t.Errorf("gitops defaults: scope %s, stale-if-error %s, lock ConfigMaps %v", f.scope, f.staleIfError, f.lockConfigMaps)
+	}
+	f, _, err = parseFlags([]string{"--tls-cert-file=c", "--tls-private-key-file=k", "--scope=pods", "--stale-if-error=0",
+		"--lock-configmap=team-a/digests", "--lock-configmap=digester-system/digests"}, io.Discard, noEnv)
+	if err != nil || f.scope != "pods" || f.staleIfError != 0 || f.lockConfigMaps.String() != "team-a/digests,digester-system/digests" {
+		t.Errorf("scope %s, stale-if-error %s, lock ConfigMaps %s, %v", f.scope, f.staleIfError, f.lockConfigMaps.String(), err)
 	}
 	if f.port != 8443 || cfg.Deadline != 8*time.Second || cfg.Timeout != 5*time.Second || f.credentialRefresh != defaultCredentialRefresh || f.maxReviewMemory != 128<<20 {
 		t.Errorf("server defaults: port %d, deadline %s, timeout %s, credential refresh %s, review memory %d", f.port, cfg.Deadline, cfg.Timeout, f.credentialRefresh, f.maxReviewMemory)

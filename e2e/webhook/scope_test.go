@@ -293,7 +293,7 @@ func TestControllerManagerScopePods(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(api.StopControllerManager)
-	url := startWebhook(t)
+	url := startWebhook(t, "--scope=pods")
 	ns := "gitops"
 	label := map[string]string{"digester-e2e-scope": "gitops"}
 	namespace(t, ns, label)
