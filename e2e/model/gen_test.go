@@ -247,7 +247,9 @@ func (g *gen) containers(key string, indent int) string {
 	}
 	exotic := g.chance(0.04)
 	for i := range n {
-		if g.chance(0.15) {
+		// An anchored image and its alias are written in block style (a flow item would leave the
+		// alias without its anchor).
+		if flow := g.chance(0.15); flow && !exotic {
 			fmt.Fprintf(&b, "%s- {name: %s, image: %s}%s\n", item, g.name("c"), g.quoted(g.ref()), g.comment())
 			continue
 		}

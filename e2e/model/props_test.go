@@ -232,6 +232,9 @@ func (c *kase) modelAgrees(r *result) {
 			c.fail("model", "%s: %s left %s = %q, the model wants %q (%s)", c.sc.settings, r.front, fd.id(), got, o.want, o.why)
 		}
 	}
+	if s.Lock == "frozen" && !c.hasLock() {
+		must = append(must, "the package (lock: frozen, and it has no DigestLock)")
+	}
 	strict := s.Check || s.OnError != "warn"
 	switch {
 	case len(must) > 0 && strict && r.exit == 0:
@@ -239,6 +242,11 @@ func (c *kase) modelAgrees(r *result) {
 	case len(must) == 0 && len(can) == 0 && r.exit != 0 && !c.exotic():
 		c.fail("model", "%s: %s exited %d, but nothing in the package can fail: %s", c.sc.settings, r.front, r.exit, firstLine(r.stderr))
 	}
+}
+
+// hasLock reports whether the package holds a DigestLock before the run.
+func (c *kase) hasLock() bool {
+	return slices.ContainsFunc(c.layouts, func(l *layout) bool { return l.lockGroup > 0 })
 }
 
 // failSeverity is how a run reports a field it cannot pin: an error, or under on-error: warn
