@@ -267,3 +267,39 @@ func TestStaleIfErrorBoundedMemory(t *testing.T) {
 		t.Errorf("entries held (-want +got):\n%s", diff)
 	}
 }
+
+// What the cache holds after each call, by TTL and stale-if-error window: a failure and, with
+// neither, a digest are not kept; the sweep runs once per TTL (per window with no TTL), dropping
+// what is older than the longer of the two.
+func TestEntriesHeld(t *testing.T) {
+	type call struct {
+		at      time.Duration
+		failing bool
+		want    int // entries held after the call
+	}
+	for _, tc := range []struct {
+		name       string
+		ttl, stale time.Duration
+		calls      []call
+	}{
+		{name: "no cache, no window: nothing kept", calls: []call{{want: 0}, {at: time.Second, want: 0}}},
+		{name: "a failure is not kept", ttl: time.Minute, calls: []call{{failing: true, want: 0}}},
+		{name: "no cache, a window: swept once per window", stale: 10 * time.Minute,
+			calls: []call{{want: 1}, {at: 5 * time.Minute, want: 2}, {at: 11 * time.Minute, want: 2}, {at: 21 * time.Minute, want: 1}}},
+		{name: "swept once per TTL, not per window", ttl: time.Minute, stale: 10 * time.Minute,
+			calls: []call{{want: 1}, {at: time.Minute, want: 2}, {at: 10*time.Minute + 30*time.Second, want: 2}, {at: 12 * time.Minute, want: 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, clk := &fake{}, &clock{t: time.Unix(1000, 0)}
+			c := digestcache.New(f, digestcache.WithTTL(tc.ttl), digestcache.WithStaleIfError(tc.stale), digestcache.WithClock(clk.now))
+			for i, cl := range tc.calls {
+				clk.t = time.Unix(1000, 0).Add(cl.at)
+				f.failing = cl.failing
+				c.Resolve(context.Background(), []string{fmt.Sprintf("app:%d", i)})
+				if got := c.Len(); got != cl.want {
+					t.Errorf("call %d at %s: %d entries held, want %d", i, cl.at, got, cl.want)
+				}
+			}
+		})
+	}
+}
