@@ -20,8 +20,8 @@ func TestRead(t *testing.T) {
 		name     string
 		platform string            // the Watcher's (WithPlatform)
 		data     map[string]string // nil: no data at all
-		want map[string]string
-		err  string
+		want     map[string]string
+		err      string
 	}{
 		{name: "as digester writes it", data: map[string]string{Key: "# Image digests pinned by digester\n" + header +
 			"images:\n- image: nginx:1.27\n  digest: " + dA + "\n- image: registry.example:5000/team/app:v2\n  digest: " + dB + "\n"},
