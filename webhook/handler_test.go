@@ -200,15 +200,26 @@ func TestAdmitFailurePolicy(t *testing.T) {
 
 // A registry that does not answer within the admission's deadline: the admission is answered
 // (denied, saying so) when the deadline passes, not when the API server gives up.
+//
+// The registry hangs for longer than the deadline and then answers, so that a Handler that waited
+// past its deadline would say what the registry answered, not that the deadline passed. Unset, the
+// deadline is DefaultDeadline.
 func TestAdmitDeadline(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	reg := registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(faultregistry.Always(faultregistry.Manifest(""), faultregistry.Hang(release, nil))))
-	defer reg.Close()
-	h := webhook.NewHandler(digestcache.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithRetries(1, 0, 0))), pin.Options{Deadline: 200 * time.Millisecond})
-	_, got, _ := post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
-	if got.Allowed || !strings.Contains(got.Message, `spec.containers[0].image (container "c0"): cannot pin nginx:1.27`) {
-		t.Errorf("answer %+v, want a denial naming the container and image", got)
+	for _, tc := range []struct {
+		deadline, hang time.Duration
+	}{
+		{200 * time.Millisecond, 2 * time.Second},
+		{0, webhook.DefaultDeadline + 2*time.Second},
+	} {
+		release := make(chan struct{})
+		time.AfterFunc(tc.hang, func() { close(release) })
+		reg := registrytest.New(registrytest.WithTLS(), registrytest.WithMiddleware(faultregistry.Always(faultregistry.Manifest(""), faultregistry.Hang(release, nil))))
+		h := webhook.NewHandler(digestcache.New(resolver.New(resolver.WithTransport(reg.Transport()), resolver.WithRetries(1, 0, 0))), pin.Options{Deadline: tc.deadline})
+		_, got, _ := post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
+		if got.Allowed || !strings.Contains(got.Message, `spec.containers[0].image (container "c0"): cannot pin nginx:1.27`) || !strings.Contains(got.Message, "deadline") {
+			t.Errorf("deadline %s: answer %+v, want a denial naming the container, the image and the deadline", tc.deadline, got)
+		}
+		reg.Close()
 	}
 }
 
@@ -226,6 +237,7 @@ func TestRejectMalformed(t *testing.T) {
 		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"AdmissionReview\"\n"},
 		{"long kind, quoted in part", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"` + strings.Repeat("x", 1500) + `"}`, http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"" + strings.Repeat("x", 64) + "\"\n"},
 		{"oversized", http.MethodPost, review("CREATE", "Pod", podJSON(strings.Repeat("a", 2000)), ""), http.StatusBadRequest, "request body is over 2000 bytes\n"},
+		{"exactly the bound", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}` + strings.Repeat(" ", 2000-61), http.StatusBadRequest, "want an admission.k8s.io/v1 AdmissionReview with a request, got apiVersion \"admission.k8s.io/v1\" kind \"AdmissionReview\"\n"},
 		{"GET", http.MethodGet, "", http.StatusMethodNotAllowed, "POST an AdmissionReview\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +250,13 @@ func TestRejectMalformed(t *testing.T) {
 	}
 	if n := f.reg.Count("", ""); n != 0 {
 		t.Errorf("registry saw %d requests, want none", n)
+	}
+	// An empty body claims no memory for reviews (one of unknown length is reckoned at the bound).
+	h = webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxRequestBytes(2000), webhook.WithMaxReviewMemory(100))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, webhook.MutatePath, strings.NewReader("")))
+	if want := "request body is not an AdmissionReview: unexpected end of JSON input\n"; rec.Code != http.StatusBadRequest || rec.Body.String() != want {
+		t.Errorf("empty body: %d %q, want 400 %q", rec.Code, rec.Body.String(), want)
 	}
 }
 
