@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -183,5 +184,54 @@ func TestStaleIfError(t *testing.T) {
 	_, a, _ = post(t, h, review("CREATE", "Pod", podJSON("ghcr.io/acme/sidecar:1"), ""))
 	if a.Allowed || !strings.Contains(a.Message, "ghcr.io/acme/sidecar:1") {
 		t.Errorf("an image never resolved: allowed %v, %q; want denied, naming it", a.Allowed, a.Message)
+	}
+}
+
+// pods records the pod specs whose credentials were asked for, and looks up through next.
+type pods struct {
+	next  pin.Lookup
+	asked []webhook.Pod
+}
+
+func (p *pods) For(_ context.Context, pod webhook.Pod) (pin.Lookup, []string) {
+	p.asked = append(p.asked, pod)
+	return p.next, nil
+}
+
+// The credentials of a namespaced object's pod spec are asked for, once an image needs a lookup;
+// a cluster-scoped object's are not (it runs no Pod of its own namespace).
+func TestPodCredentialsAskedFor(t *testing.T) {
+	f := newFixture(t, pin.OnErrorFail)
+	p := &pods{next: f.cache}
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithPodCredentials(p))
+	withSecrets := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"ns"},"spec":{"serviceAccountName":"builder","imagePullSecrets":[{"name":"regcred"}],"containers":[{"name":"c0","image":"nginx:1.27"}]}}`
+	post(t, h, review("CREATE", "Pod", withSecrets, ""))
+	clusterScoped := strings.Replace(review("CREATE", "Pod", podJSON("ghcr.io/acme/sidecar:1"), ""), `"namespace":"ns",`, "", 1)
+	if _, a, _ := post(t, h, clusterScoped); len(a.Patch) != 1 {
+		t.Errorf("cluster-scoped object: patch %v, want its image pinned", a.Patch)
+	}
+	want := []webhook.Pod{{Namespace: "ns", ServiceAccount: "builder", PullSecrets: []string{"regcred"}}}
+	if diff := cmp.Diff(want, p.asked); diff != "" {
+		t.Errorf("credentials asked for (-want +got):\n%s", diff)
+	}
+}
+
+// An UPDATE that carries no oldObject is pinned as a CREATE.
+func TestUpdateWithoutOldObject(t *testing.T) {
+	f := newFixture(t, pin.OnErrorFail)
+	_, a, _ := post(t, f.h, review("UPDATE", "Pod", podJSON("nginx:1.27"), ""))
+	if diff := cmp.Diff([]map[string]string{replace("/spec/containers/0/image", "nginx:1.27@"+f.digests["nginx:1.27"])}, a.Patch); !a.Allowed || diff != "" {
+		t.Errorf("allowed %v %q, patch (-want +got):\n%s", a.Allowed, a.Message, diff)
+	}
+}
+
+// A review is reckoned at three times its size, whatever its few JSON values: one of 6 KB, mostly
+// one long annotation, does not fit in 10 KB for reviews.
+func TestReviewReckonedBySize(t *testing.T) {
+	f := newFixture(t, pin.OnErrorFail)
+	h := webhook.NewHandler(f.cache, pin.Options{}, webhook.WithMaxReviewMemory(10_000))
+	body := review("CREATE", "Pod", strings.Replace(podJSON("nginx:1.27"), `"namespace":"ns"`, `"namespace":"ns","annotations":{"note":"`+strings.Repeat("x", 6000)+`"}`, 1), "")
+	if code, _, msg := post(t, h, body); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a %d-byte review: %d %q, want 413", len(body), code, msg)
 	}
 }
