@@ -166,9 +166,11 @@ func TestStaleIfError(t *testing.T) {
 	cache := digestcache.New(resolver.New(resolver.WithTransport(f.reg.Transport()), resolver.WithRetries(1, 0, 0)),
 		digestcache.WithTTL(time.Nanosecond), digestcache.WithStaleIfError(time.Hour))
 	m := webhook.NewMetrics(cache)
-	h := webhook.NewHandler(cache, pin.Options{}, webhook.WithMetrics(m))
+	var buf bytes.Buffer
+	h := webhook.NewHandler(cache, pin.Options{}, webhook.WithMetrics(m), webhook.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
 	post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
 	f.reg.Close()
+	buf.Reset()
 
 	_, a, _ := post(t, h, review("CREATE", "Pod", podJSON("nginx:1.27"), ""))
 	if diff := cmp.Diff([]map[string]string{replace("/spec/containers/0/image", "nginx:1.27@"+f.digests["nginx:1.27"])}, a.Patch); !a.Allowed || diff != "" {
@@ -180,6 +182,17 @@ func TestStaleIfError(t *testing.T) {
 	}
 	if got := metric(t, m, `digester_webhook_digests_total{source="stale"}`); got != "1" {
 		t.Errorf("stale digests %s, want 1", got)
+	}
+	// One log line for the admission: it pinned, and warned.
+	if n := strings.Count(buf.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines for one admission, want 1:\n%s", n, buf.String())
+	}
+	lines := logLines(t, &buf, "pinned, with warnings")
+	if len(lines) != 1 {
+		t.Fatalf("no 'pinned, with warnings' line:\n%s", buf.String())
+	}
+	if diff := cmp.Diff([]logged{{"nginx:1.27", f.digests["nginx:1.27"], "stale", ""}}, images(t, lines[0])); diff != "" {
+		t.Errorf("images logged (-want +got):\n%s", diff)
 	}
 	_, a, _ = post(t, h, review("CREATE", "Pod", podJSON("ghcr.io/acme/sidecar:1"), ""))
 	if a.Allowed || !strings.Contains(a.Message, "ghcr.io/acme/sidecar:1") {

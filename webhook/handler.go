@@ -334,18 +334,24 @@ func (h *Handler) admit(ctx context.Context, a *admission, mem *claim) (*respons
 	warnings = append(warnings, staleWarnings(answers, a.start)...)
 	resp.Warnings = listed(warnings, maxWarningBytes, "digester: ")
 	outcome := outcomeUnchanged
-	if len(warnings) > 0 {
-		outcome = outcomeWarned
-		h.log.Warn("admitted with warnings", "uid", req.UID, "object", what, "warnings", resp.Warnings, "warned", len(warnings))
-	}
 	if len(patch) > 0 {
 		resp.Patch, _ = json.Marshal(patch) // strings only: cannot fail
 		resp.PatchType = "JSONPatch"
-		if outcome == outcomeUnchanged {
-			outcome = outcomePinned
+		outcome = outcomePinned
+	}
+	// One line for an admission that pins or warns, with what it pinned and what it warned of.
+	attrs := []any{"uid", req.UID, "object", what, "fields", len(patch), "images", logged(answers),
+		"registryRequests", rep.Summary.Requests, "durationMs", a.milliseconds()}
+	switch {
+	case len(warnings) > 0:
+		outcome = outcomeWarned
+		msg := "admitted with warnings"
+		if len(patch) > 0 {
+			msg = "pinned, with warnings"
 		}
-		h.log.Info("pinned", "uid", req.UID, "object", what, "fields", len(patch), "images", logged(answers),
-			"registryRequests", rep.Summary.Requests, "durationMs", a.milliseconds())
+		h.log.Warn(msg, append(attrs, "warnings", resp.Warnings, "warned", len(warnings))...)
+	case len(patch) > 0:
+		h.log.Info("pinned", attrs...)
 	}
 	return resp, outcome, nil
 }
