@@ -383,9 +383,13 @@ func FuzzApply(f *testing.F) {
 			return
 		}
 		var edits []splice.Edit
+		replaced := false // a mapping has a digest key already: SetKey sets its value, not a new line
 		walk(&root, func(n *yaml.Node) {
 			switch {
 			case keys && n.Kind == yaml.MappingNode:
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					replaced = replaced || n.Content[i].Value == "digest"
+				}
 				edits = append(edits, splice.SetKey(n, "digest", digest, "newTag"))
 			case !keys && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && (n.Style != 0 || readsPlain(n.Value+"@"+digest)):
 				edits = append(edits, pin(n)) // as digester pins: a value that stays plain, or is quoted
@@ -399,7 +403,9 @@ func FuzzApply(f *testing.F) {
 			}
 			return
 		}
-		if got := added.ReplaceAll(out, nil); !bytes.Equal(got, data) {
+		// What the edits added is taken out again, unless a value was set in place (the values
+		// are compared below).
+		if got := added.ReplaceAll(out, nil); !replaced && !bytes.Equal(got, data) {
 			t.Fatalf("bytes other than the edits changed:\n%q\n%q", data, out)
 		}
 		var fromText yaml.Node
