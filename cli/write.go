@@ -150,7 +150,7 @@ func createdLocks(rep *pin.Report, files []*input, stdin *input, paths []string)
 
 // holds says what the file at name holds, as read in files.
 func holds(name string, files []*input) string {
-	real, err := filepath.EvalSymlinks(name)
+	real, err := resolve(name) // absolute, as each file's real path is
 	if err != nil {
 		return "is not a file digester read"
 	}
@@ -164,7 +164,11 @@ func holds(name string, files []*input) string {
 			if m := o.Node; m != nil {
 				id = identity(m)
 			}
-			kinds = append(kinds, strings.TrimSpace(id.String()))
+			what := strings.TrimSpace(id.String())
+			if what == "" { // a scalar or a list as a document, or a mapping with no kind or name
+				what = "a document that names no resource"
+			}
+			kinds = append(kinds, what)
 		}
 		if len(kinds) == 0 {
 			return "holds no resource"

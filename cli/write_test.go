@@ -37,6 +37,7 @@ func TestLockOnlyOverALock(t *testing.T) {
 		args  []string
 		file  string // the one the lock would have overwritten
 		holds string
+		here  bool // run in dir, on the PATH "."
 	}{
 		{
 			name: "a ConfigMap in digests.lock.yaml",
@@ -56,14 +57,39 @@ func TestLockOnlyOverALock(t *testing.T) {
 			files: map[string]string{"app.yaml": nginxPod, "locks/images.yaml": "notes\n", ".krmignore": "locks/\n"},
 			args:  []string{"--lock", "update", "--lock-file", "locks/images.yaml"}, file: "locks/images.yaml", holds: "is not among the files digester read",
 		},
+		{
+			// the file's name is relative, its real path absolute: it was said not to be read
+			name: "a ConfigMap in digests.lock.yaml, the PATH relative",
+			files: map[string]string{
+				"app.yaml":          nginxPod,
+				"digests.lock.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+			},
+			args: []string{"--lock", "update"}, file: "digests.lock.yaml", holds: "holds ConfigMap settings", here: true,
+		},
+		{
+			name:  "an emptied file: an empty document and a comment",
+			files: map[string]string{"app.yaml": nginxPod, "digests.lock.yaml": "---\n# emptied\n--- ~\n"},
+			args:  []string{"--lock", "update"}, file: "digests.lock.yaml", holds: "holds no resource",
+		},
+		{
+			name:  "documents that name no resource", // was "exists and holds , so …"
+			files: map[string]string{"app.yaml": nginxPod, "digests.lock.yaml": "--- just text\n---\nnotes: [a, b]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"},
+			args:  []string{"--lock", "update"}, file: "digests.lock.yaml",
+			holds: "holds a document that names no resource, a document that names no resource, ConfigMap settings",
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			testfiles.Write(t, dir, tt.files)
-			got := runCLI(t, reg, "", append(append([]string{"pin"}, tt.args...), dir)...)
+			path, file := dir, filepath.Join(dir, tt.file)
+			if tt.here {
+				t.Chdir(dir)
+				path, file = ".", tt.file
+			}
+			got := runCLI(t, reg, "", append(append([]string{"pin"}, tt.args...), path)...)
 			want := result{
 				code: 1,
-				stdout: filepath.Join(dir, tt.file) + ": error: exists and " + tt.holds + ", so the new DigestLock is not written over it: " +
+				stdout: file + ": error: exists and " + tt.holds + ", so the new DigestLock is not written over it: " +
 					"digester writes a lock only over a DigestLock or as a new file; name another file with --lock-file, or move this one\n",
 				stderr: "digester: pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)\n",
 			}
