@@ -308,3 +308,118 @@ func TestStageWritesOnlyTemporaryFiles(t *testing.T) {
 		t.Errorf("tree after Abort (-want +got):\n%s", diff)
 	}
 }
+
+// TestCommitKeepsOwner: a replacement gets the original's owner and group when only one of them
+// differs from the user's own, as when both do (TestCommitKeepsOwnerAndMode). It needs root.
+func TestCommitKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	for _, own := range []struct{ uid, gid int }{{1234, os.Getegid()}, {os.Geteuid(), 5678}} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "a.yaml")
+		write(t, p, "a\n")
+		if err := os.Chown(p, own.uid, own.gid); err != nil {
+			t.Fatal(err)
+		}
+		tx := &Tx{}
+		if err := tx.Stage(p, read(t, p), []byte("b\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if int(st.Uid) != own.uid || int(st.Gid) != own.gid {
+			t.Errorf("owner %d:%d, want %d:%d", st.Uid, st.Gid, own.uid, own.gid)
+		}
+	}
+}
+
+// TestCommitErrorSaysWhatWasPutBack: the error of a failed commit says how many files written
+// before the failing one were put back — none, one, several — and names each file that could not
+// be put back, with where its original is kept; that copy is left for the user.
+func TestCommitErrorSaysWhatWasPutBack(t *testing.T) {
+	enospc := func(tx *Tx, fail func(oldpath, newpath string) bool) {
+		tx.rename = func(oldpath, newpath string) error {
+			if fail(oldpath, newpath) {
+				return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.ENOSPC}
+			}
+			return os.Rename(oldpath, newpath)
+		}
+	}
+	stage := func(t *testing.T, tx *Tx, dir string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			write(t, p, n+" old\n")
+			if err := tx.Stage(p, read(t, p), []byte(n+" new\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	for _, tt := range []struct {
+		names []string // staged in this order; the last one fails
+		put   string   // what the error says after the failure
+	}{
+		{[]string{"z.yaml"}, ""},
+		{[]string{"a.yaml", "z.yaml"}, "; the file written before it was put back"},
+		{[]string{"a.yaml", "b.yaml", "z.yaml"}, "; the 2 files written before it were put back"},
+	} {
+		dir := t.TempDir()
+		tx := &Tx{}
+		stage(t, tx, dir, tt.names...)
+		z := filepath.Join(dir, "z.yaml")
+		enospc(tx, func(_, newpath string) bool { return newpath == z })
+		err := tx.Commit(context.Background())
+		if want := "write " + z + ": cannot replace it: no space left on device" + tt.put; err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+		want := map[string]string{}
+		for _, n := range tt.names {
+			want[n] = n + " old\n"
+		}
+		if diff := cmp.Diff(want, tree(t, dir)); diff != "" {
+			t.Errorf("tree (-want +got):\n%s", diff)
+		}
+	}
+
+	t.Run("a file that cannot be put back", func(t *testing.T) {
+		dir := t.TempDir()
+		tx := &Tx{}
+		stage(t, tx, dir, "a.yaml", "b.yaml", "z.yaml")
+		a, z := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "z.yaml")
+		enospc(tx, func(oldpath, newpath string) bool {
+			return newpath == z || newpath == a && strings.Contains(oldpath, ".digester-backup-")
+		})
+		err := tx.Commit(context.Background())
+		got := tree(t, dir)
+		var backup string
+		for k := range got {
+			if strings.HasPrefix(k, ".a.yaml.digester-backup-") {
+				backup = filepath.Join(dir, k)
+			}
+		}
+		if backup == "" {
+			t.Fatalf("no backup of a.yaml kept: %v", got)
+		}
+		want := "write " + z + ": cannot replace it: no space left on device; the file written before it was put back; " +
+			a + " could not be put back (rename " + backup + " " + a + ": no space left on device): it holds the new bytes, and its original is kept in " + backup
+		if err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+		var ce *CommitError
+		if !errors.As(err, &ce) || ce.Restored != 1 || len(ce.Stuck) != 1 {
+			t.Errorf("err = %#v; want a CommitError with 1 restored, 1 stuck", err)
+		}
+		wantTree := map[string]string{"a.yaml": "a.yaml new\n", filepath.Base(backup): "a.yaml old\n", "b.yaml": "b.yaml old\n", "z.yaml": "z.yaml old\n"}
+		if diff := cmp.Diff(wantTree, got); diff != "" {
+			t.Errorf("tree (-want +got):\n%s", diff)
+		}
+	})
+}
