@@ -423,3 +423,58 @@ func TestCommitErrorSaysWhatWasPutBack(t *testing.T) {
 		}
 	})
 }
+
+// TestCommitModes: a file written through a symbolic link keeps its own mode, not the link's
+// (0777); a new file is created with mode 0644, not the 0600 of a temporary file.
+func TestCommitModes(t *testing.T) {
+	dir := t.TempDir()
+	c, link, d := filepath.Join(dir, "c.yaml"), filepath.Join(dir, "link.yaml"), filepath.Join(dir, "new", "d.yaml")
+	write(t, c, "c\n")
+	if err := os.Chmod(c, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("c.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	tx := &Tx{}
+	if err := tx.Stage(link, read(t, link), []byte("c pinned\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Stage(d, Snapshot{}, []byte("d\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]fs.FileMode{c: 0o640, d: 0o644} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode(), err, want)
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"c.yaml": "c pinned\n", "link.yaml": "-> c.yaml", "new/": "", "new/d.yaml": "d\n"}, tree(t, dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}
+
+// TestStageRefusesChangedFile: a file written in place (it has a second hard link) is copied
+// aside by Stage, to be put back if the commit fails; if it changed since it was read, Stage
+// fails with a ChangedError and leaves no temporary file.
+func TestStageRefusesChangedFile(t *testing.T) {
+	dir := t.TempDir()
+	b := filepath.Join(dir, "b.yaml")
+	write(t, b, "b\n")
+	if err := os.Link(b, filepath.Join(dir, "b2.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	snap := read(t, b)
+	write(t, b, "B\n")
+	tx := &Tx{}
+	err := tx.Stage(b, snap, []byte("b pinned\n"))
+	var ce *ChangedError
+	if !errors.As(err, &ce) || ce.Path != b || ce.What != "changed" {
+		t.Errorf("err = %v; want a ChangedError for %s: changed", err, b)
+	}
+	if diff := cmp.Diff(map[string]string{"b.yaml": "B\n", "b2.yaml": "B\n"}, tree(t, dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}
