@@ -391,14 +391,20 @@ func (tx *Tx) write(s *staged) error {
 }
 
 // cause is the system's error inside a path or link error: the message names the file anyway.
+// A system call's name goes too: io.Copy's copy_file_range or sendfile is no news to the user,
+// and a kernel that lacks them reports the same failure as a plain write.
 func cause(err error) error {
 	var pe *fs.PathError
 	var le *os.LinkError
+	var se *os.SyscallError
 	switch {
 	case errors.As(err, &le):
-		return le.Err
+		err = le.Err
 	case errors.As(err, &pe):
-		return pe.Err
+		err = pe.Err
+	}
+	if errors.As(err, &se) {
+		err = se.Err
 	}
 	return err
 }

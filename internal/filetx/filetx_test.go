@@ -478,3 +478,44 @@ func TestStageRefusesChangedFile(t *testing.T) {
 		t.Errorf("tree (-want +got):\n%s", diff)
 	}
 }
+
+// TestCommitRollsBackPartWrite: a file written in place that fails part way (here past the
+// process's file size limit) is put back byte for byte with the files written before it, and
+// the error counts only those as put back.
+func TestCommitRollsBackPartWrite(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	write(t, a, "a\n")
+	write(t, b, "b\n")
+	if err := os.Link(b, filepath.Join(dir, "b2.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	orig := tree(t, dir)
+	tx := &Tx{}
+	if err := tx.Stage(a, read(t, a), []byte("a pinned\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Stage(b, read(t, b), []byte(strings.Repeat("b pinned\n", 100))); err != nil {
+		t.Fatal(err)
+	}
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = 512 // writes past it fail with EFBIG (Go ignores SIGXFSZ)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
+		t.Skipf("cannot lower the file size limit: %v", err)
+	}
+	err := tx.Commit(context.Background())
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	want := "write " + b + ": cannot write it in place: file too large; the file written before it was put back"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	if diff := cmp.Diff(orig, tree(t, dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}
