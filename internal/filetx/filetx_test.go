@@ -498,24 +498,62 @@ func TestCommitRollsBackPartWrite(t *testing.T) {
 	if err := tx.Stage(b, read(t, b), []byte(strings.Repeat("b pinned\n", 100))); err != nil {
 		t.Fatal(err)
 	}
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	low := limit
-	low.Cur = 512 // writes past it fail with EFBIG (Go ignores SIGXFSZ)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
-		t.Skipf("cannot lower the file size limit: %v", err)
-	}
-	err := tx.Commit(context.Background())
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
+	var err error
+	fileSizeLimit(t, 512, func() { err = tx.Commit(context.Background()) })
 	want := "write " + b + ": cannot write it in place: file too large; the file written before it was put back"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
 	if diff := cmp.Diff(orig, tree(t, dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}
+
+// fileSizeLimit runs f with the process's file size limit lowered to n bytes: a write past it
+// fails with EFBIG (Go ignores SIGXFSZ). The tests of this package do not run in parallel.
+func fileSizeLimit(t *testing.T, n uint64, f func()) {
+	t.Helper()
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
+		t.Skipf("cannot lower the file size limit: %v", err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	f()
+}
+
+// TestStageFailsPartWrite: new bytes that cannot be written whole to the temporary file (here
+// past the file size limit) fail the Stage, for a file that exists and for a new one, and leave
+// no temporary file behind: a part of them is never committed.
+func TestStageFailsPartWrite(t *testing.T) {
+	dir := t.TempDir()
+	a, n := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "n.yaml")
+	write(t, a, "a\n")
+	snap := read(t, a)
+	data := []byte(strings.Repeat("pinned\n", 100))
+	tx := &Tx{}
+	var errA, errN error
+	fileSizeLimit(t, 512, func() {
+		errA = tx.Stage(a, snap, data)
+		errN = tx.Stage(n, Snapshot{}, data)
+	})
+	for p, err := range map[string]error{a: errA, n: errN} {
+		if want := "write " + p + ": cannot write a temporary file in " + dir + ": file too large"; err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"a.yaml": "a\n"}, tree(t, dir)); diff != "" {
 		t.Errorf("tree (-want +got):\n%s", diff)
 	}
 }
