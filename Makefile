@@ -62,7 +62,7 @@ mutate:
 	@set -e; for p in $(MUTATE); do \
 	  echo "== $$p"; \
 	  GOFLAGS="$(GOFLAGS) -count=1" bin/gremlins unleash ./$$p --config tools/gremlins.yaml --workers 1 --timeout-coefficient 10 \
-	    --output-statuses lt -o out/mutate-$$p.json; \
+	    --output-statuses lt -o out/mutate-$${p##*/}.json; \
 	done
 
 ## bench: digester against a no-op SDK function on generated packages, registry on loopback (docs/performance.md).
