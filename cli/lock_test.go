@@ -18,18 +18,25 @@ func TestLockKeyNotWritable(t *testing.T) {
 	reg, _ := testRegistry(t, "nginx:1.27")
 	old := "sha256:" + strings.Repeat("0", 64)
 	lock := "# the package's lock\n---\n" + strings.Replace(lockYAML("nginx:1.27", old), "\nimages:", "\n\"images\":", 1)
-	files := map[string]string{"app.yaml": nginxPod, "digests.lock.yaml": lock}
-	dir := t.TempDir()
-	testfiles.Write(t, dir, files)
-	got := runCLI(t, reg, "", "pin", "--pinned=refresh", "--lock=update", dir)
-	want := result{1, filepath.Join(dir, "digests.lock.yaml") + ": error: the DigestLock at line 5 has its images: key where digester cannot write it (is not where the YAML parser put it), " +
-		"so digester cannot update its images: in place; write it in block style, or delete it and run pin --lock update to write a new one\n",
-		"digester: pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)\n"}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(files, testfiles.Read(t, dir)); diff != "" {
-		t.Errorf("files (-want +got):\n%s", diff)
+	for name, files := range map[string]map[string]string{
+		"a file of its own": {"app.yaml": nginxPod, "digests.lock.yaml": lock},
+		// the lock's edit comes after the image's among the file's edits
+		"a file shared with a pinned image": {"digests.lock.yaml": lock + "---\n" + nginxPod},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			testfiles.Write(t, dir, files)
+			got := runCLI(t, reg, "", "pin", "--pinned=refresh", "--lock=update", dir)
+			want := result{1, filepath.Join(dir, "digests.lock.yaml") + ": error: the DigestLock at line 5 has its images: key where digester cannot write it (is not where the YAML parser put it), " +
+				"so digester cannot update its images: in place; write it in block style, or delete it and run pin --lock update to write a new one\n",
+				"digester: pinned nothing: no file was written, for the error above (1 distinct reference, 2 registry requests)\n"}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(files, testfiles.Read(t, dir)); diff != "" {
+				t.Errorf("files (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
