@@ -73,9 +73,9 @@ func TestLockOnlyOverALock(t *testing.T) {
 		},
 		{
 			name:  "documents that name no resource", // was "exists and holds , so …"
-			files: map[string]string{"app.yaml": nginxPod, "digests.lock.yaml": "--- just text\n---\nnotes: [a, b]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"},
+			files: map[string]string{"app.yaml": nginxPod, "digests.lock.yaml": "--- just text\n---\nnotes: [a, b]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: prod}\n"},
 			args:  []string{"--lock", "update"}, file: "digests.lock.yaml",
-			holds: "holds a document that names no resource, a document that names no resource, ConfigMap settings",
+			holds: "holds a document that names no resource, a document that names no resource, ConfigMap prod/settings",
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
