@@ -47,6 +47,9 @@ func apply(root, n *yaml.Node, e Edit) error {
 	switch e.op {
 	case opReplace:
 		n.Value = e.New
+		if n.Style&yaml.TaggedStyle == 0 {
+			n.Tag = "!!str" // as the text reads: a value that would not read back as this string is quoted
+		}
 	case opComment:
 		n.LineComment = e.New
 	case opAfterKey:
@@ -57,9 +60,17 @@ func apply(root, n *yaml.Node, e Edit) error {
 		i := slices.Index(m.Content, n)
 		m.Content[i+1] = str(e.New)
 	case opInsertKey:
-		at := slices.IndexFunc(n.Content, func(c *yaml.Node) bool { return c.Line == e.Line && c.Column == e.Column })
+		at := -1
+		for i := range n.Content {
+			// The position is the value's, or the key's when the value is empty (e.null); an
+			// empty value itself takes the position of what follows it, so it is passed over.
+			if c := n.Content[i]; c.Line == e.Line && c.Column == e.Column && (i%2 == 0) == e.null {
+				at = i
+				break
+			}
+		}
 		if e.null {
-			at++ // the position is the key's: its empty value follows it
+			at++ // the key's position: its empty value follows it
 		}
 		if at <= 0 || at%2 == 0 {
 			return &Error{Line: e.Line, Column: e.Column, Value: e.key, How: "is not in the tree", Fix: "edit the tree it was parsed into"}
