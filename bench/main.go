@@ -77,7 +77,8 @@ type row struct {
 	files, largest              int // the command line's rows: files, and the largest one's bytes
 	latency                     time.Duration
 	wall, floor                 time.Duration
-	rss, floorRSS               int64 // KiB
+	cpu                         time.Duration // user + system time (the command line's rows)
+	rss, floorRSS               int64         // KiB
 	requests, manifests, gets   int
 	pings                       int
 	problems                    []string
@@ -158,7 +159,7 @@ func run(digester, sizeList, latencyList string, reps int, cli cliTree, stdout i
 			r.latency = lat
 			cliRows = append(cliRows, r)
 			failed = failed || len(r.problems) > 0
-			fmt.Fprintf(os.Stderr, "bench: command line, %d resources in %d files, latency %s, %s: wall %s, peak RSS %s\n", cli.resources, len(files.Names), lat, m, r.wall.Round(time.Millisecond), mib(r.rss))
+			fmt.Fprintf(os.Stderr, "bench: command line, %d resources in %d files, latency %s, %s: wall %s, CPU %s, peak RSS %s\n", cli.resources, len(files.Names), lat, m, r.wall.Round(time.Millisecond), r.cpu.Round(time.Millisecond), mib(r.rss))
 		}
 	}
 	reg.SetLatency(0)
@@ -190,14 +191,14 @@ func measure(reg *registrytest.Registry, pkg *gen.Package, m gen.Mode, digester,
 	var rsss, floorRSSs []int64
 	var first []byte
 	for i := range reps {
-		_, wall, rss, err := exe(noop, env, input)
+		_, wall, rss, _, err := exe(noop, env, input)
 		if err != nil {
 			return r, fmt.Errorf("no-op: %w", err)
 		}
 		floors, floorRSSs = append(floors, wall), append(floorRSSs, rss)
 
 		reg.Reset()
-		out, wall, rss, err := exe(digester, env, input)
+		out, wall, rss, _, err := exe(digester, env, input)
 		if err != nil {
 			return r, fmt.Errorf("digester: %w", err)
 		}
@@ -265,7 +266,7 @@ func measureCLI(reg *registrytest.Registry, pkg *gen.Package, files *gen.Files, 
 	dir := filepath.Join(tmp, "cli-"+string(m))
 	defer os.RemoveAll(dir)
 	r := row{mode: m, resources: pkg.Resources, distinct: pkg.Distinct, fields: pkg.Fields, files: len(files.Names), largest: files.Largest()}
-	var walls []time.Duration
+	var walls, cpus []time.Duration
 	var rsss []int64
 	for i := range reps {
 		if i == 0 || m == gen.Pin {
@@ -276,35 +277,36 @@ func measureCLI(reg *registrytest.Registry, pkg *gen.Package, files *gen.Files, 
 			r.inputBytes = n
 		}
 		reg.Reset()
-		_, wall, rss, err := exe(digester, env, nil, string(m), dir)
+		_, wall, rss, cpu, err := exe(digester, env, nil, string(m), dir)
 		if err != nil {
 			return r, fmt.Errorf("digester %s: %w", m, err)
 		}
-		walls, rsss = append(walls, wall), append(rsss, rss)
+		walls, rsss, cpus = append(walls, wall), append(rsss, rss), append(cpus, cpu)
 		if err := files.Check(dir); err != nil {
 			return r, fmt.Errorf("after digester %s: %w", m, err)
 		}
 		r.count(reg.Requests())
 	}
-	r.wall, r.rss = median(walls), median(rsss)
+	r.wall, r.rss, r.cpu = median(walls), median(rsss), median(cpus)
 	r.targets(m, pkg.Distinct)
 	return r, nil
 }
 
-// exe runs bin with input on stdin and returns its stdout, wall time and peak RSS in KiB.
+// exe runs bin with input on stdin and returns its stdout, wall time, peak RSS in KiB and CPU
+// time (user + system).
 //
 // It starts bin through a copy of this program in spawn mode: on Linux a child's peak RSS
 // counts the memory of the process it was started from (the exec'd process inherits the
 // parent's high-water mark), and this process holds the registry and the packages. The small
 // spawner makes that inheritance a few MiB, the same for both binaries.
-func exe(bin string, env []string, input []byte, args ...string) ([]byte, time.Duration, int64, error) {
+func exe(bin string, env []string, input []byte, args ...string) ([]byte, time.Duration, int64, time.Duration, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	f, err := os.CreateTemp("", "bench-usage-")
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	f.Close()
 	defer os.Remove(f.Name())
@@ -315,22 +317,23 @@ func exe(bin string, env []string, input []byte, args ...string) ([]byte, time.D
 	cmd.Stdin = bytes.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(errb.String()))
+		return nil, 0, 0, 0, fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(errb.String()))
 	}
 	usage, err := os.ReadFile(f.Name())
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
-	var wall time.Duration
+	var wall, cpu time.Duration
 	var rss int64
-	if _, err := fmt.Sscan(string(usage), &wall, &rss); err != nil {
-		return nil, 0, 0, fmt.Errorf("read usage of %s: %w", bin, err)
+	if _, err := fmt.Sscan(string(usage), &wall, &rss, &cpu); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("read usage of %s: %w", bin, err)
 	}
-	return out.Bytes(), wall, rss, nil
+	return out.Bytes(), wall, rss, cpu, nil
 }
 
 // spawn runs bin with args on this process's stdin, stdout and stderr and writes its wall time
-// (ns) and peak RSS (KiB, from rusage) to usageFile; it returns bin's exit code.
+// (ns), peak RSS (KiB, from rusage) and CPU time (ns, user + system) to usageFile; it returns
+// bin's exit code.
 func spawn(usageFile, bin string, args ...string) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -342,7 +345,8 @@ func spawn(usageFile, bin string, args ...string) int {
 		return 1
 	}
 	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
-	if werr := os.WriteFile(usageFile, []byte(fmt.Sprintf("%d %d\n", wall.Nanoseconds(), rss)), 0o600); werr != nil {
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if werr := os.WriteFile(usageFile, []byte(fmt.Sprintf("%d %d %d\n", wall.Nanoseconds(), rss, cpu.Nanoseconds())), 0o600); werr != nil {
 		fmt.Fprintln(os.Stderr, "bench spawn:", werr)
 		return 1
 	}
@@ -390,19 +394,21 @@ func printTable(w io.Writer, rows []row) {
 func printCLITable(w io.Writer, rows []row) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "command line\tresources\tfiles\tfields\tdistinct\tlatency\twall\tµs/resource\trequests\tmanifest req/distinct\tinput\tlargest file\tpeak RSS\tRSS/input\tRSS/field\t")
+	fmt.Fprintln(tw, "command line\tresources\tfiles\tfields\tdistinct\tlatency\twall\tµs/resource\tCPU\tCPU µs/resource\trequests\tmanifest req/distinct\tinput\tlargest file\tpeak RSS\tRSS/input\tRSS/field\t")
 	var notes []string
 	for _, r := range rows {
 		if len(r.problems) > 0 {
 			notes = append(notes, fmt.Sprintf("command line %s: %s", r.mode, strings.Join(r.problems, "; ")))
 		}
-		fmt.Fprintf(tw, "digester %s DIR\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%d\t%.2f\t%s\t%.1f KiB\t%s\t%.2f\t%.0f B\t\n",
+		fmt.Fprintf(tw, "digester %s DIR\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\t%.1f\t%d\t%.2f\t%s\t%.1f KiB\t%s\t%.2f\t%.0f B\t\n",
 			r.mode, r.resources, r.files, r.fields, r.distinct, r.latency, ms(r.wall), float64(r.wall.Microseconds())/float64(r.resources),
+			ms(r.cpu), float64(r.cpu.Microseconds())/float64(r.resources),
 			r.requests, float64(r.manifests)/float64(r.distinct), mib(int64(r.inputBytes/1024)), float64(r.largest)/1024, mib(r.rss),
 			float64(r.rss*1024)/float64(r.inputBytes), float64(r.rss*1024)/float64(r.fields))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nRSS/input is peak RSS over the bytes of all files, RSS/field over the image fields;")
+	fmt.Fprintln(w, "\nCPU is user + system time, which a loaded machine changes less than wall time; RSS/input is")
+	fmt.Fprintln(w, "peak RSS over the bytes of all files, RSS/field over the image fields; times and RSS are medians;")
 	fmt.Fprintln(w, "check runs on the pinned files; every file is compared with the pinned package byte for byte after each run.")
 	for _, n := range notes {
 		fmt.Fprintln(w, "note:", n)
