@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/digester/digester/config"
@@ -193,8 +194,12 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 		cfg.Report = config.ReportFields // one line per field that pin would change
 	}
 
-	// Read every file before anything is pinned: a file that does not parse fails the run.
-	files, stdin, roots, err := readAll(f.paths, env.Stdin)
+	// Each file is read, parsed and handed to the core in turn, and dropped unless the run needs
+	// it whole: a file that does not parse fails the run before any lookup. Writing reads again
+	// each file that has something to write (writeAll).
+	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
+	batches := pin.New(lookup, cfg.Options).Start()
+	files, stdin, roots, locks, err := readAll(f.paths, env.Stdin, batches)
 	if err != nil {
 		var missing *missingPath
 		if errors.As(err, &missing) {
@@ -203,14 +208,7 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "digester: %v\n", err)
 		return ExitFail
 	}
-	var objs []*pin.Object
-	for _, fl := range files {
-		objs = append(objs, fl.objs...)
-	}
-	locks := snapshotLocks(files)
-
-	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
-	rep := pin.New(lookup, cfg.Options).Run(ctx, objs)
+	rep := batches.Finish(ctx)
 	if err := interrupt.Stopped(ctx); err != nil { // what the run found is moot: nothing is written
 		fmt.Fprintf(env.Stderr, "digester: %v: nothing was written\n", err)
 		return ExitFail
@@ -253,11 +251,13 @@ type input struct {
 	pinned []byte
 }
 
-// readAll reads every file under paths, each once however many names lead to it; "-" is stdin,
-// returned also as stdin. roots are the paths given, their symbolic links resolved: digester
-// writes only under them.
-func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *input, roots []string, err error) {
+// readAll reads every file under paths, each once however many names lead to it, and adds its
+// objects to b as it goes (input.add); "-" is stdin, returned also as stdin. roots are the paths
+// given, their symbolic links resolved: digester writes only under them. locks holds each
+// DigestLock as YAML before the run, to see which the run changed.
+func readAll(paths []string, stdinReader io.Reader, b *pin.Batches) (files []*input, stdin *input, roots []string, locks map[*pin.Object]string, err error) {
 	seen := map[string]bool{}
+	locks = map[*pin.Object]string{}
 	for _, p := range paths {
 		if p == "-" {
 			if stdin != nil {
@@ -265,23 +265,24 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 			}
 			data, err := io.ReadAll(stdinReader)
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("read stdin: %w", err)
+				return nil, nil, nil, nil, fmt.Errorf("read stdin: %w", err)
 			}
 			stdin = &input{file: &file{name: "<stdin>", data: data}}
 			if err := stdin.parse(); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
+			stdin.add(b, locks)
 			files = append(files, stdin)
 			continue
 		}
 		root, err := resolve(p)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		roots = append(roots, root)
 		names, err := yamlFiles(p)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		for _, name := range names {
 			real, err := realPath(name, p, root)
@@ -290,7 +291,7 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 				err = fmt.Errorf("%s: deleted while digester read the package", name)
 			}
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			if seen[real] {
 				continue
@@ -298,17 +299,21 @@ func readAll(paths []string, stdinReader io.Reader) (files []*input, stdin *inpu
 			seen[real] = true
 			data, snap, err := filetx.Read(name)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			fl := &input{file: &file{name: name, path: name, real: real, snap: snap, data: data}}
 			if err := fl.parse(); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			markValues(fl.file)
+			if parsed != nil {
+				parsed(fl.file)
+			}
+			fl.add(b, locks)
 			files = append(files, fl)
 		}
 	}
-	return files, stdin, roots, nil
+	return files, stdin, roots, locks, nil
 }
 
 // realPath returns the real path of name, a file found under the PATH p whose real path is root:
@@ -350,6 +355,28 @@ func resolve(name string) (string, error) {
 		return "", fmt.Errorf("%s is a symbolic link to %s, which cannot be followed: %w", name, target, err)
 	}
 	return "", err
+}
+
+// parsed, if set, sees each file read from disk once it is parsed: tests watch what is kept.
+var parsed func(*file)
+
+// add hands the file's objects to b and notes its DigestLocks in locks. Then, unless b keeps one
+// of the objects whole (a DigestLock; a field pinned in its kind's syntax, which writeAll finds
+// by comparing the tree with the text) or the file is stdin, it drops the file's bytes and trees:
+// the core keeps only the image fields it found, and writeAll reads the file again if the run
+// pins any of them. So the run holds one file at a time, not the package.
+func (fl *input) add(b *pin.Batches, locks map[*pin.Object]string) {
+	for o, before := range snapshotLocks([]*input{fl}) {
+		locks[o] = before
+	}
+	b.Add(fl.objs...)
+	if fl.path == "" || slices.ContainsFunc(fl.objs, b.Keeps) {
+		return
+	}
+	for _, o := range fl.objs {
+		o.Node = nil // the findings keep the object, for its file: not its tree
+	}
+	fl.data, fl.docs, fl.objs = nil, nil, nil
 }
 
 // snapshotLocks records each DigestLock object as YAML before the run, to see which the run changed.

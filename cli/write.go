@@ -22,11 +22,17 @@ import (
 // run with no file written. A DigestLock the run changed gets new images: and nothing else of
 // its file changes; a lock the run created goes to the first directory given, or after the
 // documents on stdout. Pinned stdin is left in stdin.pinned for the caller to print.
+//
+// It holds one file at a time: a file whose bytes were dropped once read (input.add) is read
+// again, and must be as it was (filetx.Reread), and its bytes go once staged. Errors are
+// reported as if every file's new bytes were worked out first and staged after: an edit that
+// cannot be made first, then a lock that cannot be created, then the first file that cannot be
+// staged, then every file that changed (Commit).
 func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*pin.Object]string, paths, roots []string) error {
-	byFile := map[string][]pin.Finding{}
-	for _, f := range rep.Findings {
+	byFile := map[string][]int32{} // indices in rep.Findings: a file's findings are copied when it is written
+	for i, f := range rep.Findings {
 		if f.Object != nil && f.Pinned != "" {
-			byFile[f.Object.File] = append(byFile[f.Object.File], f)
+			byFile[f.Object.File] = append(byFile[f.Object.File], int32(i))
 		}
 	}
 	changedLocks := map[string][]*pin.Object{}
@@ -35,35 +41,83 @@ func writeAll(ctx context.Context, files []*input, rep *pin.Report, locks map[*p
 			changedLocks[o.File] = append(changedLocks[o.File], o)
 		}
 	}
+	var tx filetx.Tx
+	defer tx.Abort()
 	var stdin *input
+	var staging error // the first file that cannot be staged
 	for _, fl := range files {
 		if fl.path == "" {
 			stdin = fl
 		}
-		if err := fl.render(byFile[fl.name], changedLocks[fl.name]); err != nil {
+		at, changed := byFile[fl.name], changedLocks[fl.name]
+		if len(at) == 0 && len(changed) == 0 {
+			continue
+		}
+		if fl.data == nil { // dropped once read
+			if staging == nil {
+				staging = fl.outside(roots) // said before a change during the run, which may be a race
+			}
+			data, err := filetx.Reread(fl.name, fl.snap)
+			var ce *filetx.ChangedError
+			switch {
+			case err != nil && staging == nil && errors.As(err, &ce) && ce.What != "changed":
+				staging = err // gone: Stage says so
+			case err != nil && staging == nil:
+				tx.Refuse(fl.name, err) // Commit says so, with any other file that changed
+			}
+			if err != nil {
+				continue
+			}
+			fl.data = data
+		}
+		findings := make([]pin.Finding, len(at))
+		for i, j := range at {
+			findings[i] = rep.Findings[j]
+		}
+		if err := fl.render(findings, changed); err != nil {
 			return err
+		}
+		if staging == nil {
+			staging = fl.stage(&tx, roots)
+		}
+		if fl != stdin {
+			fl.data, fl.pristine, fl.pinned = nil, nil, nil
 		}
 	}
 	created, err := createdLocks(rep, files, stdin, paths)
 	if err != nil {
 		return err
 	}
-
-	var tx filetx.Tx
-	defer tx.Abort()
-	for _, fl := range append(files, created...) {
-		if fl.pinned == nil || fl.path == "" {
-			continue
-		}
-		if fl.real != "" && !within(fl.real, roots) {
-			return &fileError{fl.name, fmt.Sprintf("is a symbolic link to %s, outside the paths given, and digester writes only under them: give %s (or its directory) as a PATH too, or replace the link by the file",
-				fl.real, fl.real)}
-		}
-		if err := tx.Stage(fl.name, fl.snap, fl.pinned); err != nil {
+	if staging != nil {
+		return staging
+	}
+	for _, fl := range created {
+		if err := fl.stage(&tx, roots); err != nil {
 			return err
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// stage stages the file's pinned bytes in tx, if the run changed the file and it is no stdin.
+func (fl *input) stage(tx *filetx.Tx, roots []string) error {
+	if fl.pinned == nil || fl.path == "" {
+		return nil
+	}
+	if err := fl.outside(roots); err != nil {
+		return err
+	}
+	return tx.Stage(fl.name, fl.snap, fl.pinned)
+}
+
+// outside says that the file is a symbolic link to a file outside roots, which digester does not
+// write; nil if it is not.
+func (fl *input) outside(roots []string) error {
+	if fl.real != "" && !within(fl.real, roots) {
+		return &fileError{fl.name, fmt.Sprintf("is a symbolic link to %s, outside the paths given, and digester writes only under them: give %s (or its directory) as a PATH too, or replace the link by the file",
+			fl.real, fl.real)}
+	}
+	return nil
 }
 
 // render sets the file's pinned bytes, if the run changed it: its bytes with the values that
@@ -158,8 +212,18 @@ func holds(name string, files []*input) string {
 		if fl.real != real {
 			continue
 		}
+		objs := fl.objs
+		if objs == nil && fl.path != "" { // dropped once read (input.add): read again
+			again := &file{name: fl.name, path: fl.path}
+			if data, _, err := filetx.Read(fl.path); err == nil {
+				again.data = data
+				if again.parse() == nil {
+					objs = again.objs
+				}
+			}
+		}
 		var kinds []string
-		for _, o := range fl.objs {
+		for _, o := range objs {
 			id := pin.ID{}
 			if m := o.Node; m != nil {
 				id = identity(m)

@@ -73,6 +73,11 @@ type run struct {
 	inUse        map[string]bool
 	resolvedLock map[string]LockEntry
 
+	// texts and names hold what classify reads of each distinct image text: a package names a
+	// few hundred references in tens of thousands of fields, and parsing one costs ~20 µs.
+	texts map[string]refText
+	names map[string]string
+
 	resolved, old map[string]resolver.Result
 	children      map[string]map[string]string // index repo@digest -> image digest -> platform
 	changes       []change
@@ -96,7 +101,8 @@ type Batches struct{ r *run }
 func (p *Pinner) Start() *Batches {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
-		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}, keep: map[*Object]bool{}}
+		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}, keep: map[*Object]bool{},
+		texts: map[string]refText{}, names: map[string]string{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
@@ -262,18 +268,19 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 func (r *run) classify(u use) *task {
 	s, f, o := &r.rep.Summary, u.field, r.opts
 	if tag, _, _ := strings.Cut(f.Image, "@"); lockable(tag) {
-		r.inUse[normalise(tag)] = true // whatever becomes of the field, its lock entry stays
+		r.inUse[r.normalise(tag)] = true // whatever becomes of the field, its lock entry stays
 	}
 	if hasPrefix(f.Image, o.SkipPrefixes) || r.leave != nil && r.leave(u.obj, f) {
 		s.Skipped++
 		return nil
 	}
-	if tv := resolver.Template(f.Image); tv != "" {
+	text := r.text(f.Image)
+	if tv := text.template; tv != "" {
 		s.Templated++
 		r.add(Warning, CauseTemplate, u, fmt.Sprintf("not pinned: %q holds an unexpanded template variable, %s: pin the manifests once it is filled in", f.Image, tv), "")
 		return nil
 	}
-	ref, err := resolver.Parse(f.Image)
+	err := text.err
 	switch {
 	case err != nil && f.Kind.Lenient():
 		r.add(Warning, CauseInvalid, u, "left alone: "+err.Error(), "")
@@ -282,13 +289,13 @@ func (r *run) classify(u use) *task {
 		r.failed(CauseInvalid, u, err.Error())
 		return nil
 	}
-	t := &task{use: u, tag: f.Image, name: ref.Name()}
+	t := &task{use: u, tag: f.Image, name: text.name}
 	if imageref.HasDigest(f.Image) { // the tag's name is the lookup's only under verify or refresh
 		t.tag, t.digest, _ = strings.Cut(f.Image, "@")
 		if !imageref.HasTag(t.tag) {
 			t.tag = ""
 		} else if o.Pinned != PinnedKeep || r.lock != nil {
-			t.name = normalise(t.tag)
+			t.name = r.normalise(t.tag)
 		}
 	}
 	if e, ok := r.byName[t.name]; ok && lockable(t.tag) {
@@ -299,6 +306,40 @@ func (r *run) classify(u use) *task {
 		}
 	}
 	return r.route(t)
+}
+
+// refText is what classify reads of an image field's text.
+type refText struct {
+	template string // the unexpanded template variable it holds, if any
+	name     string // its normalised name (resolver.Parse), if it holds none and parses
+	err      error  // why it does not parse
+}
+
+// text reads an image field's text, once per distinct text.
+func (r *run) text(image string) refText {
+	t, ok := r.texts[image]
+	if ok {
+		return t
+	}
+	if t.template = resolver.Template(image); t.template == "" {
+		if ref, err := resolver.Parse(image); err != nil {
+			t.err = err
+		} else {
+			t.name = ref.Name()
+		}
+	}
+	r.texts[image] = t
+	return t
+}
+
+// normalise is normalise, once per distinct reference.
+func (r *run) normalise(ref string) string {
+	n, ok := r.names[ref]
+	if !ok {
+		n = normalise(ref)
+		r.names[ref] = n
+	}
+	return n
 }
 
 // route says where a classified field's digest comes from: the lock, a lookup, or nowhere

@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -91,6 +93,8 @@ type Package struct {
 	want        map[string][]string // item name → its image fields as digester must leave them
 	pinnedItems []byte              // Input as digester pins it
 	lockItem    []byte              // a DigestLock item naming every image
+	// inAt and pinnedAt are where each item starts in Input and in pinnedItems.
+	inAt, pinnedAt []int
 }
 
 // Generate builds a package of n resources naming every image in imgs. The same arguments give
@@ -148,6 +152,7 @@ func Generate(imgs []Image, n int) *Package {
 		p.want[name] = want
 		item := fmt.Sprintf("- apiVersion: %s\n  kind: %s\n  metadata:\n    name: %s\n    namespace: %s\n    labels:\n      app: %s\n      tier: backend\n    annotations:\n      config.kubernetes.io/index: '0'\n      config.kubernetes.io/path: '%s/%s.yaml'\n      internal.config.kubernetes.io/index: '0'\n      internal.config.kubernetes.io/path: '%s/%s.yaml'\n  spec:\n%s",
 			shape.apiVersion, shape.kind, name, ns, name, ns, name, ns, name, shape.prefix)
+		p.inAt, p.pinnedAt = append(p.inAt, b.Len()), append(p.pinnedAt, pb.Len())
 		b.WriteString(item)
 		pb.WriteString(item)
 		fill(&b, spec.String(), ins)
@@ -330,6 +335,95 @@ func (p *Package) Check(out []byte, m Mode) error {
 	}
 	if !summary {
 		return fmt.Errorf("no summary result starting %q", wantSummary)
+	}
+	return nil
+}
+
+// itemAnnotations are the lines of an item that only a ResourceList has: where kpt read it from.
+var itemAnnotations = regexp.MustCompile(`(?m)^    annotations:\n(?:      (?:internal\.)?config\.kubernetes\.io/(?:index|path): .*\n)+`)
+
+// Files is the package as a tree of YAML files, for the command line (digester pin DIR): the
+// same resources as Input, each a document of its own with the ResourceList's annotations left
+// out, in files of about equal numbers of documents, 50 files a directory.
+type Files struct {
+	// Names are the files' paths under the tree's directory, in the order digester reads them.
+	Names []string
+	// Input and Pinned are each file's bytes, as generated and as digester pins them.
+	Input, Pinned [][]byte
+}
+
+// Files splits the package into n files (at most one per resource).
+func (p *Package) Files(n int) *Files {
+	n = max(min(n, p.Resources), 1)
+	f := &Files{}
+	doc := func(text []byte, at []int, i int) []byte {
+		end := len(text)
+		if i+1 < len(at) {
+			end = at[i+1]
+		}
+		item := itemAnnotations.ReplaceAll(text[at[i]:end], nil)
+		var b bytes.Buffer // the item dedented: "- " and "  " lines become documents' own
+		for line := range bytes.Lines(item) {
+			b.Write(line[2:])
+		}
+		return b.Bytes()
+	}
+	for k := range n {
+		var in, pinned bytes.Buffer
+		for i := k * p.Resources / n; i < (k+1)*p.Resources/n; i++ {
+			if in.Len() > 0 {
+				in.WriteString("---\n")
+				pinned.WriteString("---\n")
+			}
+			in.Write(doc(p.Input, p.inAt, i))
+			pinned.Write(doc(p.pinnedItems, p.pinnedAt, i))
+		}
+		f.Names = append(f.Names, fmt.Sprintf("d%03d/f%05d.yaml", k/50, k))
+		f.Input, f.Pinned = append(f.Input, in.Bytes()), append(f.Pinned, pinned.Bytes())
+	}
+	return f
+}
+
+// Write writes the files under dir, as generated or, if pinned, as digester pins them, over
+// whatever is there, and returns the bytes written.
+func (f *Files) Write(dir string, pinned bool) (int, error) {
+	data, total := f.Input, 0
+	if pinned {
+		data = f.Pinned
+	}
+	for i, name := range f.Names {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return 0, err
+		}
+		if err := os.WriteFile(p, data[i], 0o644); err != nil {
+			return 0, err
+		}
+		total += len(data[i])
+	}
+	return total, nil
+}
+
+// Largest is the size of the largest file as generated.
+func (f *Files) Largest() int {
+	n := 0
+	for _, b := range f.Input {
+		n = max(n, len(b))
+	}
+	return n
+}
+
+// Check verifies that dir holds the files exactly as digester pins them: every image field its
+// original text @ the pushed digest, every other byte as generated.
+func (f *Files) Check(dir string) error {
+	for i, name := range f.Names {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, f.Pinned[i]) {
+			return fmt.Errorf("%s is not as digester pins it (%d bytes, want %d)", name, len(got), len(f.Pinned[i]))
+		}
 	}
 	return nil
 }

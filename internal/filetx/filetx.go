@@ -70,6 +70,22 @@ func Read(path string) ([]byte, Snapshot, error) {
 	return data, Snapshot{Size: fi.Size(), ModTime: fi.ModTime(), Sum: sha256.Sum256(data), exists: true}, nil
 }
 
+// Reread reads the file at path again, for a caller that dropped the bytes Read gave: it returns
+// them if the file is still as snap says (size, modification time, SHA-256), a ChangedError if it
+// was deleted or changed, or the error reading it.
+func Reread(path string, snap Snapshot) ([]byte, error) {
+	data, now, err := Read(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &ChangedError{Path: path, What: "was deleted or moved away"}
+	case err != nil:
+		return nil, err
+	case now.Size != snap.Size || !now.ModTime.Equal(snap.ModTime) || now.Sum != snap.Sum:
+		return nil, &ChangedError{Path: path, What: "changed"}
+	}
+	return data, nil
+}
+
 // ChangedError is a file that changed between its Read and the Commit; no file was written.
 type ChangedError struct {
 	Path string
@@ -135,6 +151,8 @@ type staged struct {
 	backup string   // the original while the commit runs; in place: a copy made by Stage
 	dirs   []string // directories Stage made for a new file, deepest first
 	done   bool     // the file was (perhaps partly) written
+	// refused is why the file cannot be written (Refuse): Commit fails with it.
+	refused error
 }
 
 // Tx is a set of files to replace together. The zero Tx is empty and ready to use; a Tx is not
@@ -165,6 +183,13 @@ func (tx *Tx) Stage(name string, snap Snapshot, data []byte) error {
 	}
 	tx.files = append(tx.files, s)
 	return nil
+}
+
+// Refuse adds to the Tx a file that cannot be written as it was read (err: a ChangedError from
+// Reread, or the error rereading it): Commit fails, with err among the errors of the files that
+// changed, in the order the files were staged, and writes nothing.
+func (tx *Tx) Refuse(name string, err error) {
+	tx.files = append(tx.files, &staged{name: name, path: name, refused: err})
 }
 
 func (s *staged) stageExisting(data []byte) error {
@@ -317,6 +342,9 @@ func (tx *Tx) Commit(ctx context.Context) (err error) {
 
 // verify checks that the file is as its snapshot says, reading it through buf.
 func (s *staged) verify(buf []byte) error {
+	if s.refused != nil {
+		return s.refused
+	}
 	if !s.snap.exists {
 		if _, err := os.Lstat(s.name); err == nil {
 			return &ChangedError{Path: s.name, What: "was created"}

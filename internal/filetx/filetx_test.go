@@ -587,3 +587,71 @@ func TestStageFailsPartWrite(t *testing.T) {
 		t.Errorf("tree (-want +got):\n%s", diff)
 	}
 }
+
+// TestReread: a file read again is its bytes as Read gave them while it is as its snapshot says,
+// and a ChangedError once it changed in any way or went (the command line drops a file's bytes
+// once read, and reads it again to write it).
+func TestReread(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	write(t, p, "a: 1\n")
+	data, snap, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Reread(p, snap); err != nil || string(got) != string(data) {
+		t.Fatalf("Reread of an unchanged file = %q, %v; want %q", got, err, data)
+	}
+	for _, tt := range []struct {
+		name string
+		act  func()
+		what string
+	}{
+		{"touched", func() { later := snap.ModTime.Add(time.Hour); os.Chtimes(p, later, later) }, "changed"},
+		{"same size and time, other bytes", func() { write(t, p, "a: 2\n"); os.Chtimes(p, snap.ModTime, snap.ModTime) }, "changed"},
+		{"deleted", func() { os.Remove(p) }, "was deleted or moved away"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			write(t, p, "a: 1\n")
+			os.Chtimes(p, snap.ModTime, snap.ModTime)
+			tt.act()
+			got, err := Reread(p, snap)
+			var ce *ChangedError
+			if !errors.As(err, &ce) || ce.Path != p || ce.What != tt.what || got != nil {
+				t.Fatalf("Reread = %q, %v; want a ChangedError for %s: %s", got, err, p, tt.what)
+			}
+		})
+	}
+}
+
+// TestRefuse: a file refused fails the commit with its error, among those of the staged files
+// that changed and in their order, and nothing is written.
+func TestRefuse(t *testing.T) {
+	f := newFixture(t)
+	a := filepath.Join(f.dir, "a.yaml")
+	write(t, a, "a changed\n")
+	refused := &ChangedError{Path: filepath.Join(f.dir, "e.yaml"), What: "changed"}
+	f.tx.Refuse(refused.Path, refused)
+	before := tree(t, f.dir)
+	err := f.tx.Commit(context.Background())
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("err = %v, want the joined errors of a.yaml and e.yaml", err)
+	}
+	var got []string
+	for _, e := range j.Unwrap() {
+		got = append(got, e.Error())
+	}
+	want := []string{a + " changed since digester read it, so it was not overwritten", refused.Error()}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	for k := range before { // the staged temporary files go with the failed commit
+		if strings.Contains(k, ".digester-") || k == "new/" {
+			delete(before, k)
+		}
+	}
+	if diff := cmp.Diff(before, tree(t, f.dir)); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+}

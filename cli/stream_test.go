@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"weak"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/digester/digester/internal/registrytest"
+	"github.com/digester/digester/internal/testfiles"
+)
+
+// TestOneFileAtATime: by the time digester asks the registry, it holds the bytes and the tree of
+// no file it read, but of a file it must compare whole with its text when it writes (a Kptfile,
+// whose function images are pinned with their tag in a comment): memory follows the largest
+// file and the image fields, not the package (issue 20, item 2). The files are pinned as before.
+func TestOneFileAtATime(t *testing.T) {
+	const pods = 20
+	files := map[string]string{"Kptfile": "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: p\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n  - image: ghcr.io/acme/fn:v1\n"}
+	for i := range pods {
+		files[fmt.Sprintf("pods/%02d.yaml", i)] = strings.Replace(nginxPod, "web", fmt.Sprintf("web-%d", i), -1) + "---\n" + strings.Replace(redisPod, "cache", fmt.Sprintf("cache-%d", i), -1)
+	}
+	type held struct {
+		tree weak.Pointer[yaml.Node]
+		data weak.Pointer[byte]
+	}
+	var mu sync.Mutex
+	read := map[string]held{}
+	parsed = func(f *file) {
+		mu.Lock()
+		defer mu.Unlock()
+		read[strings.TrimPrefix(f.name, dirOf(f.name, "Kptfile", "pods/"))] = held{weak.Make(f.docs[0]), weak.Make(&f.data[0])}
+	}
+	t.Cleanup(func() { parsed = nil })
+
+	var arm atomic.Bool
+	var kept []string // the files whose bytes or tree are still reachable while the registry is asked
+	reg, d := testRegistryWith(t, []registrytest.Option{onFirstManifest(&arm, func() {
+		runtime.GC()
+		runtime.GC()
+		mu.Lock()
+		defer mu.Unlock()
+		for name, h := range read {
+			if h.tree.Value() != nil || h.data.Value() != nil {
+				kept = append(kept, name)
+			}
+		}
+	})}, "nginx:1.27", "redis:7.4", "ghcr.io/acme/fn:v1")
+	arm.Store(true)
+	dir := t.TempDir()
+	testfiles.Write(t, dir, files)
+	got := runCLI(t, reg, "", "pin", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	if len(read) != pods+1 {
+		t.Fatalf("%d files read, want %d", len(read), pods+1)
+	}
+	slices.Sort(kept)
+	if diff := cmp.Diff([]string{"Kptfile"}, kept); diff != "" {
+		t.Errorf("files held while the registry was asked (-want +got):\n%s", diff)
+	}
+	want := map[string]string{"Kptfile": strings.Replace(files["Kptfile"], "ghcr.io/acme/fn:v1", "ghcr.io/acme/fn@"+d["ghcr.io/acme/fn:v1"]+" # v1", 1)}
+	for name, text := range files {
+		if name != "Kptfile" {
+			want[name] = strings.NewReplacer("nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], "redis:7.4", "redis:7.4@"+d["redis:7.4"]).Replace(text)
+		}
+	}
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
+
+// dirOf returns the part of name before the first of parts it holds: the test's directory.
+func dirOf(name string, parts ...string) string {
+	for _, p := range parts {
+		if i := strings.Index(name, p); i >= 0 {
+			return name[:i]
+		}
+	}
+	return ""
+}
+
+// TestEditsDuringRunToSeveralFiles: every file that changed between digester's read and its write
+// is named, in the order digester read them, and no file is written: the files digester reads
+// again to write them are checked as those it kept.
+func TestEditsDuringRunToSeveralFiles(t *testing.T) {
+	files := map[string]string{"a.yaml": nginxPod, "b.yaml": redisPod, "c.yaml": strings.Replace(nginxPod, "web", "c", -1)}
+	dir := t.TempDir()
+	testfiles.Write(t, dir, files)
+	var arm atomic.Bool
+	var actErr error
+	reg, _ := testRegistryWith(t, []registrytest.Option{onFirstManifest(&arm, func() {
+		for _, name := range []string{"c.yaml", "a.yaml"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(files[name]+"# mine\n"), 0o644); err != nil {
+				actErr = err
+			}
+		}
+	})}, "nginx:1.27", "redis:7.4")
+	arm.Store(true)
+	got := runCLI(t, reg, "", "pin", "--report", "fields", dir)
+	if actErr != nil {
+		t.Fatal(actErr)
+	}
+	what := ": error: changed since digester read it, so it was not overwritten: run digester again\n"
+	want := result{
+		code:   1,
+		stdout: filepath.Join(dir, "a.yaml") + what + filepath.Join(dir, "c.yaml") + what,
+		stderr: "digester: pinned nothing: no file was written, for the 2 errors above (2 distinct references, 3 registry requests)\n",
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	wantFiles := map[string]string{"a.yaml": nginxPod + "# mine\n", "b.yaml": redisPod, "c.yaml": files["c.yaml"] + "# mine\n"}
+	if diff := cmp.Diff(wantFiles, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
