@@ -144,18 +144,11 @@ func TestCommitKeepsOwnerAndMode(t *testing.T) {
 	if err := os.Chmod(p, mode); err != nil {
 		t.Fatal(err)
 	}
-	tx := &Tx{}
-	if err := tx.Stage(p, read(t, p), []byte("b\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := rewrite(t, p)
 	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := fi.Sys().(*syscall.Stat_t)
 	type meta struct {
 		Mode     fs.FileMode
 		UID, GID int
@@ -324,18 +317,7 @@ func TestCommitKeepsOwner(t *testing.T) {
 		if err := os.Chown(p, own.uid, own.gid); err != nil {
 			t.Fatal(err)
 		}
-		tx := &Tx{}
-		if err := tx.Stage(p, read(t, p), []byte("b\n")); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := fi.Sys().(*syscall.Stat_t)
+		st := rewrite(t, p)
 		if int(st.Uid) != own.uid || int(st.Gid) != own.gid {
 			t.Errorf("owner %d:%d, want %d:%d", st.Uid, st.Gid, own.uid, own.gid)
 		}
@@ -654,4 +636,22 @@ func TestRefuse(t *testing.T) {
 	if diff := cmp.Diff(before, tree(t, f.dir)); diff != "" {
 		t.Errorf("tree (-want +got):\n%s", diff)
 	}
+}
+
+// rewrite replaces the file at p with "b\n" in a transaction of its own and returns its status
+// after.
+func rewrite(t *testing.T, p string) *syscall.Stat_t {
+	t.Helper()
+	tx := &Tx{}
+	if err := tx.Stage(p, read(t, p), []byte("b\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t)
 }
