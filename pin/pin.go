@@ -181,15 +181,16 @@ type walked struct {
 	problems []walker.Problem
 }
 
-// walk notes a DigestLock, and walks any object that is not local configuration (but a Kptfile,
-// for its function images).
+// walk notes a DigestLock, and walks any other object that is not local configuration (but a
+// Kptfile, for its function images).
 func (r *run) walk(obj *Object) {
 	root := mapping(obj.Node)
-	if root != nil && IsLock(root) {
+	if root == nil {
+		return
+	}
+	if IsLock(root) { // its images are the lock's entries, not fields to pin, annotated or not
 		r.locks = append(r.locks, obj)
 		r.keep[obj] = true
-	}
-	if root == nil {
 		return
 	}
 	id := identify(root)

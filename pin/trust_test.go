@@ -270,3 +270,21 @@ func TestLockSpellings(t *testing.T) {
 		t.Errorf("a lock with one digest written twice: %+v", simplify(rep.Findings))
 	}
 }
+
+// A DigestLock written without the local-config annotation is still the package's lock: it is
+// used, and its entries are not reported as image fields left alone.
+func TestLockWithoutLocalConfig(t *testing.T) {
+	reg, digests := serve(t)
+	lock := strings.Replace(lockDoc("nginx:1.27", digests["nginx:1.27"]), "  annotations:\n    config.kubernetes.io/local-config: \"true\"\n", "", 1)
+	objs := objects(t, pod("a", "nginx:1.27"), lock)
+	rep := newPinner(reg, func(o *pin.Options) { o.Lock = pin.LockFrozen }).Run(context.Background(), objs)
+	var got []finding
+	for _, f := range simplify(rep.Findings) {
+		if f.Severity != "info" {
+			got = append(got, f)
+		}
+	}
+	if !rep.OK() || len(got) > 0 || rep.Summary.FromLock != 1 {
+		t.Errorf("ok %v, from lock %d, findings other than info %+v; want the Pod pinned from the lock and nothing else said", rep.OK(), rep.Summary.FromLock, got)
+	}
+}
