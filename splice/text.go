@@ -33,6 +33,11 @@ func locate(doc []byte, starts []int, e Edit) (span, error) {
 			return span{}, err
 		}
 		if e.op == opAfterKey {
+			if rest := bytes.TrimLeft(doc[colon:lineEnd(doc, colon)], " \t"); len(rest) > 0 && !bytes.ContainsRune([]byte("#,}]"), rune(rest[0])) {
+				// The parser reads an empty value here, but the text holds one ("key: !").
+				return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.Old,
+					How: fmt.Sprintf("cannot take a value: the line goes on with %q", rest), Fix: "write its value by hand"}
+			}
 			return span{start: colon, end: colon, text: " " + render(e.New, e.flow)}, nil
 		}
 		return insertKey(doc, colon, e)
