@@ -15,7 +15,10 @@ func Nodes(root *yaml.Node, edits []Edit) error {
 		switch e.op {
 		case opInsertKey, opValue:
 			targets[i] = find(root, func(n *yaml.Node) bool {
-				return n.Kind == yaml.MappingNode && n.Line == e.mapLine && n.Column == e.mapColumn
+				// A mapping that is the first key of another starts where it does: the one with
+				// the key before the insertion is meant.
+				return n.Kind == yaml.MappingNode && n.Line == e.mapLine && n.Column == e.mapColumn &&
+					(e.op == opValue || hasKey(n, e.keyLine, e.keyColumn))
 			})
 		case opAfterKey:
 			targets[i] = find(root, func(n *yaml.Node) bool {
@@ -89,6 +92,16 @@ func apply(root, n *yaml.Node, e Edit) error {
 		}
 	}
 	return nil
+}
+
+// hasKey reports whether mapping m has a key at line:column.
+func hasKey(m *yaml.Node, line, column int) bool {
+	for i := 0; i < len(m.Content); i += 2 {
+		if m.Content[i].Line == line && m.Content[i].Column == column {
+			return true
+		}
+	}
+	return false
 }
 
 // find returns the first node under n, n included, for which match is true; aliases are not followed.

@@ -47,11 +47,13 @@ type Edit struct {
 	// Old is the scalar's value as parsed (the comment the parser read, for SetComment); New, what
 	// replaces it, the comment, or the value of the key inserted.
 	Old, New string
-	// key, indent and flow describe an insertion: the key, the column at which it is written, and
-	// whether the mapping is a flow mapping; mapLine and mapColumn locate the mapping; null says
-	// that the value after which the key goes is empty.
+	// key, indent and flow describe an insertion: the key, the column at which it is written (the
+	// key before it's, or that of the "?" making that key explicit: Apply looks), and whether the
+	// mapping is a flow mapping; mapLine and mapColumn locate the mapping, keyLine and keyColumn
+	// the key before; null says that the value after which the key goes is empty.
 	key                string
 	indent             int
+	keyLine, keyColumn int
 	flow, null         bool
 	mapLine, mapColumn int
 	// block is SetValue's "key: value" as yaml.v3 writes it, and replace whether the key is in
@@ -116,11 +118,11 @@ func insertAfter(m, k, v *yaml.Node, key, value string) Edit {
 	switch {
 	case k == nil:
 	case empty(k, v):
-		e.Line, e.Column, e.Old, e.indent, e.null = k.Line, k.Column, k.Value, min(k.Column, m.Column), true
+		e.Line, e.Column, e.Old, e.indent, e.null = k.Line, k.Column, k.Value, k.Column, true
+		e.keyLine, e.keyColumn = k.Line, k.Column
 	default:
-		// The new key goes at the column of the key before it, or of the mapping, if that is less
-		// (the key before it is explicit: "? key").
-		e.Line, e.Column, e.Old, e.indent = v.Line, v.Column, v.Value, min(k.Column, m.Column)
+		e.Line, e.Column, e.Old, e.indent = v.Line, v.Column, v.Value, k.Column
+		e.keyLine, e.keyColumn = k.Line, k.Column
 		if v.Kind != yaml.ScalarNode {
 			e.Old = "\x00" // not a scalar: Apply refuses to insert after it
 		}

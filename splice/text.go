@@ -40,6 +40,7 @@ func locate(doc []byte, starts []int, e Edit) (span, error) {
 			}
 			return span{start: colon, end: colon, text: " " + render(e.New, e.flow)}, nil
 		}
+		e.indent = keyIndent(doc, starts, e)
 		return insertKey(doc, colon, e)
 	}
 	start, end, quote, err := scalarAt(doc, off, e)
@@ -47,6 +48,7 @@ func locate(doc []byte, starts []int, e Edit) (span, error) {
 		return span{}, err
 	}
 	if e.op == opInsertKey {
+		e.indent = keyIndent(doc, starts, e)
 		return insertKey(doc, end+quoteLen(quote), e)
 	}
 	switch {
@@ -247,10 +249,32 @@ func comment(doc []byte, starts []int, e Edit) (span, error) {
 	return span{start: stop - len(old), end: stop, text: strings.TrimRight(e.New, " \t")}, nil
 }
 
+// keyIndent is the column at which a key inserted after e's key is written: that key's, or, when
+// it is explicit ("? key"), its "?"'s. (The mapping's own column is no guide: a tag or an anchor
+// before its first key moves it.)
+func keyIndent(doc []byte, starts []int, e Edit) int {
+	off, ok := offset(doc, starts, e.keyLine, e.keyColumn)
+	if !ok {
+		return e.indent
+	}
+	before := bytes.TrimRight(doc[starts[e.keyLine-1]:off], " \t")
+	if !bytes.HasSuffix(before, []byte("?")) {
+		return e.keyColumn
+	}
+	return e.keyColumn - (off - (starts[e.keyLine-1] + len(before) - 1)) // the gap is spaces and tabs: a column each
+}
+
 // insertKey inserts e's key after the value that ends at end: on a line of its own in a block
 // mapping, after a comma in a flow one.
 func insertKey(doc []byte, end int, e Edit) (span, error) {
 	if e.flow {
+		if e.null { // after "key:" the comma must follow a blank, or it reads as part of the key
+			if end >= len(doc) || doc[end] != ' ' && doc[end] != '\t' {
+				return span{}, &Error{Line: e.Line, Column: e.Column, Value: e.key,
+					How: fmt.Sprintf("cannot be added after %q, whose colon no blank follows", e.Old), Fix: "add it by hand"}
+			}
+			end++
+		}
 		return span{start: end, end: end, text: ", " + e.key + ": " + render(e.New, true)}, nil
 	}
 	eol := lineEnd(doc, end)
@@ -352,12 +376,9 @@ func lineStarts(data []byte, n int) []int {
 
 // lineEnd returns the offset of the line break (\n or \r\n) of the line holding off, or the end of data.
 func lineEnd(data []byte, off int) int {
-	i := bytes.IndexByte(data[off:], '\n')
+	i := bytes.IndexAny(data[off:], "\r\n") // a lone CR ends a line too, as YAML reads it
 	if i < 0 {
 		return len(data)
-	}
-	if i > 0 && data[off+i-1] == '\r' {
-		i--
 	}
 	return off + i
 }
