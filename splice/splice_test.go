@@ -391,7 +391,7 @@ func FuzzApply(f *testing.F) {
 					replaced = replaced || n.Content[i].Value == "digest"
 				}
 				edits = append(edits, splice.SetKey(n, "digest", digest, "newTag"))
-			case !keys && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && (n.Style != 0 || readsPlain(n.Value+"@"+digest)):
+			case !keys && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && (n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 || readsPlain(n.Value+"@"+digest)):
 				edits = append(edits, pin(n)) // as digester pins: a value that stays plain, or is quoted
 			}
 		})
