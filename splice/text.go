@@ -258,7 +258,8 @@ func keyIndent(doc []byte, starts []int, e Edit) int {
 		return e.indent
 	}
 	before := bytes.TrimRight(doc[starts[e.keyLine-1]:off], " \t")
-	if !bytes.HasSuffix(before, []byte("?")) {
+	// A "?" before the mapping's first key, where the mapping itself starts, is its parent's.
+	if !bytes.HasSuffix(before, []byte("?")) || e.keyLine == e.mapLine && e.keyColumn == e.mapColumn {
 		return e.keyColumn
 	}
 	return e.keyColumn - (off - (starts[e.keyLine-1] + len(before) - 1)) // the gap is spaces and tabs: a column each
