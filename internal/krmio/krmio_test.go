@@ -204,6 +204,12 @@ func FuzzResultsMatchSDK(f *testing.F) {
 			File:        &fn.File{Path: value, Index: index}}}}
 		want, wantErr := fn.Run(p.sdk(), []byte(items))
 		got, gotErr := run(p, []byte(items))
+		if wantErr != nil && strings.Contains(wantErr.Error(), "unable to convert strong typed object to yaml node") && gotErr == nil {
+			// The SDK's encoder writes YAML its own parser refuses (a line of a tab in a block
+			// scalar) and fails; Run writes the results, which must read back as they were given.
+			readsBack(t, got, msg, path, value, index)
+			return
+		}
 		_, wantRest := cut(string(want))
 		_, gotRest := cut(string(got))
 		if diff := cmp.Diff(wantRest, gotRest); diff != "" {
@@ -213,6 +219,36 @@ func FuzzResultsMatchSDK(f *testing.F) {
 			t.Errorf("error = %v, want %v as fn.Run", gotErr, wantErr)
 		}
 	})
+}
+
+// readsBack checks that out holds the one result FuzzResultsMatchSDK gave, string for string.
+func readsBack(t *testing.T, out []byte, msg, path, value string, index int) {
+	t.Helper()
+	var rl struct {
+		Results []struct {
+			Message     string `yaml:"message"`
+			ResourceRef struct {
+				Name string `yaml:"name"`
+			} `yaml:"resourceRef"`
+			Field struct {
+				Path          string `yaml:"path"`
+				CurrentValue  string `yaml:"currentValue"`
+				ProposedValue string `yaml:"proposedValue"`
+			} `yaml:"field"`
+			File struct {
+				Path  string `yaml:"path"`
+				Index int    `yaml:"index"`
+			} `yaml:"file"`
+		} `yaml:"results"`
+	}
+	if err := yaml.Unmarshal(out, &rl); err != nil || len(rl.Results) != 1 {
+		t.Fatalf("the output does not read back as one result (%v):\n%s", err, out)
+	}
+	r := rl.Results[0]
+	got := []any{r.Message, r.ResourceRef.Name, r.Field.Path, r.Field.CurrentValue, r.Field.ProposedValue, r.File.Path, r.File.Index}
+	if diff := cmp.Diff([]any{msg, value, path, msg, value, value, index}, got); diff != "" {
+		t.Errorf("the result read back (-given +read):\n%s", diff)
+	}
 }
 
 // TestRunBadInput: input the SDK refuses is refused with the SDK's error, and no output.

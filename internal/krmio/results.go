@@ -36,12 +36,43 @@ func appendResults(buf *bytes.Buffer, results fn.Results) error {
 			writeMapping(buf, n, 2, "- ")
 			continue
 		}
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
-		if err := yaml.NewEncoder(buf).Encode(seq); err != nil {
+		text, err := encodeResult(n)
+		if err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
+		buf.Write(text)
 	}
 	return nil
+}
+
+// encodeResult writes n as a one-item sequence with yaml.v3, which writes it as the same lines as
+// an item of "results:". yaml.v3 writes a few strings (a line that is only a tab, in a block
+// scalar) as YAML it cannot read back, which the SDK then fails on; those are written again with
+// every string double-quoted, which reads back.
+func encodeResult(n *yaml.Node) ([]byte, error) {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}}
+	var b bytes.Buffer
+	if err := yaml.NewEncoder(&b).Encode(seq); err != nil {
+		return nil, err
+	}
+	var back yaml.Node
+	if yaml.Unmarshal(b.Bytes(), &back) == nil {
+		return b.Bytes(), nil
+	}
+	quoteStrings(n)
+	b.Reset()
+	err := yaml.NewEncoder(&b).Encode(seq)
+	return b.Bytes(), err
+}
+
+// quoteStrings sets every string scalar under n to double-quoted style.
+func quoteStrings(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		quoteStrings(c)
+	}
 }
 
 // sdkResult is r as the SDK writes it, an item of a ResourceList's results.
