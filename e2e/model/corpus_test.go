@@ -17,8 +17,9 @@ import (
 	"github.com/digester/digester/resolver"
 )
 
-// corpora are real-world packages: testdata/corpus (four public projects, see its SOURCES; the
-// same files as ../shared/corpus) and testdata/handmade, relative to this package.
+// corpora are real-world packages: testdata/corpus (four public projects, copied into the
+// repository with their licenses, see its SOURCES) and testdata/handmade, relative to this
+// package.
 var corpora = []string{
 	"../../testdata/corpus/argo-workflows",
 	"../../testdata/corpus/kustomize-examples",
