@@ -105,7 +105,7 @@ func WithLogger(l *slog.Logger) Option { return func(w *Watcher) { w.log = l } }
 // New returns a Watcher of sources, in order of precedence, reading them with client. Start
 // starts it.
 func New(client kubernetes.Interface, sources []Source, opts ...Option) (*Watcher, error) {
-	w := &Watcher{client: client, parse: parseLock, log: slog.New(slog.DiscardHandler), locks: map[Source]map[string]string{}}
+	w := &Watcher{client: client, parse: parseLockFor(""), log: slog.New(slog.DiscardHandler), locks: map[Source]map[string]string{}}
 	for _, o := range opts {
 		o(w)
 	}

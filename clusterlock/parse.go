@@ -15,9 +15,6 @@ const (
 	lockKind       = "DigestLock"
 )
 
-// parseLock reads a DigestLock recorded with no platform (for the image index).
-func parseLock(b []byte) (map[string]string, error) { return parseLockFor("")(b) }
-
 // parseLockFor reads a DigestLock document as package pin reads one from a package: apiVersion
 // fn.kpt.dev/v1alpha1, kind DigestLock, images: a list of {image, digest, platform}, each with an
 // image and a digest, and the platform the Watcher pins for (WithPlatform): an entry recorded for

@@ -183,7 +183,7 @@ func record(ctx context.Context, a Answer) {
 // runs to its end (bounded by ctx's deadline) even if ctx is cancelled, since other callers may be
 // waiting on it; this call stops waiting when ctx is done.
 func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.Result {
-	out := make(map[string]resolver.Result, len(refs))
+	out := c.fromLock(ctx, refs) // before the mutex: the lock parses each reference it is asked for
 	want := make(map[string]*entry, len(refs))
 	cached := map[*entry]bool{}
 	var mine []string
@@ -196,11 +196,6 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 			continue
 		}
 		if _, ok := out[s]; ok {
-			continue
-		}
-		if d, from, ok := c.fromLock(s); ok {
-			out[s] = resolver.Result{Digest: d}
-			record(ctx, Answer{Ref: s, Digest: d, Source: SourceLock, From: from})
 			continue
 		}
 		k := key(s)
@@ -266,15 +261,23 @@ func (c *Cache) Resolve(ctx context.Context, refs []string) map[string]resolver.
 	return out
 }
 
-// fromLock answers s from the lock, if there is one and it lists s.
-func (c *Cache) fromLock(s string) (digest, from string, ok bool) {
+// fromLock answers, recorded, the references of refs the lock lists (none without a lock).
+func (c *Cache) fromLock(ctx context.Context, refs []string) map[string]resolver.Result {
+	out := make(map[string]resolver.Result, len(refs))
 	if c.lock == nil {
-		return "", "", false
+		return out
 	}
-	if digest, from, ok = c.lock(s); ok {
-		c.locked.Add(1)
+	for _, s := range refs {
+		if _, done := out[s]; done {
+			continue
+		}
+		if d, from, ok := c.lock(s); ok {
+			c.locked.Add(1)
+			out[s] = resolver.Result{Digest: d}
+			record(ctx, Answer{Ref: s, Digest: d, Source: SourceLock, From: from})
+		}
 	}
-	return digest, from, ok
+	return out
 }
 
 // isDone reports whether e's lookup has ended.

@@ -96,8 +96,7 @@ func (l *lockSources) Set(v string) error {
 
 // defaultStaleIfError is how long after its lookup a digest may still be used when the registry
 // gives no answer: long enough to ride out a registry's usual outage, short enough that a digest
-// served is one the webhook itself pinned this hour (README, "The webhook when the registry is
-// down").
+// served is one the webhook itself pinned this hour (README, "GitOps estates and fleets").
 const defaultStaleIfError = time.Hour
 
 // defaults are the shared settings' values when nothing is configured: an admission must finish
