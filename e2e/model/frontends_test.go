@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"go.yaml.in/yaml/v3"
@@ -503,10 +504,10 @@ type admission struct {
 	hosts   []string
 }
 
-// runWebhook posts one CREATE AdmissionReview of a Pod to webhook.NewHandler, wired as
-// cmd/webhook wires it (settings from config.Flags, a digestcache over a resolver), with a
-// cache of its own.
-func runWebhook(t *testing.T, w *world, pod map[string]any, s settings) *admission {
+// runWebhook posts one CREATE AdmissionReview of a Pod to webhook.NewHandler under scope, wired
+// as cmd/webhook wires it by default (settings from config.Flags, a digestcache with
+// stale-if-error over a resolver), with a cache of its own.
+func runWebhook(t *testing.T, w *world, pod map[string]any, s settings, scope webhook.Scope) *admission {
 	t.Helper()
 	var fl config.Flags
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
@@ -519,8 +520,8 @@ func runWebhook(t *testing.T, w *world, pod map[string]any, s settings) *admissi
 	if err != nil {
 		t.Fatalf("webhook flags %q: %v", s.webhookArgs(), err)
 	}
-	cache := digestcache.New(resolver.New(append(cfg.ResolverOptions(), w.resolverOptions()...)...))
-	h := webhook.NewHandler(cache, cfg.Options)
+	cache := digestcache.New(resolver.New(append(cfg.ResolverOptions(), w.resolverOptions()...)...), digestcache.WithStaleIfError(time.Hour))
+	h := webhook.NewHandler(cache, cfg.Options, webhook.WithScope(scope))
 	obj, err := json.Marshal(pod)
 	if err != nil {
 		t.Fatal(err)

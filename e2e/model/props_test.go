@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/digester/digester/resolver"
+	"github.com/digester/digester/webhook"
 )
 
 // run runs the case through every front end and checks every property.
@@ -427,12 +428,16 @@ func (c *kase) stdinAgrees(files *result) {
 
 // webhookAgrees checks each Pod through the webhook against `digester pin -` on the same Pod
 // alone with the same settings (the webhook has no lock): allowed when it exits 0, the same
-// fields pinned to the same values, and a patch that replaces image fields only.
+// fields pinned to the same values, and a patch that replaces image fields only; and under
+// scope: pods the webhook answers a Pod as under workloads.
 func (c *kase) webhookAgrees() {
 	s := c.sc.settings
 	s.Lock = ""
 	for _, p := range c.pods() {
-		a := runWebhook(c.t, c.w, p.doc, s)
+		a := runWebhook(c.t, c.w, p.doc, s, webhook.ScopeWorkloads)
+		if pods := runWebhook(c.t, c.w, p.doc, s, webhook.ScopePods); pods.allowed != a.allowed || !maps.Equal(pods.patch, a.patch) {
+			c.fail("webhook", "%s: Pod %s: under scope pods the webhook allowed=%v with patch %v, under workloads allowed=%v with %v", s, p.name, pods.allowed, pods.patch, a.allowed, a.patch)
+		}
 		js, _ := json.Marshal(p.doc)
 		stdout, stderr, code := runCLIStdin(c.t, c.w, string(js), s)
 		if a.allowed != (code == 0) {
