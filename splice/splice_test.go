@@ -346,11 +346,13 @@ func TestNodes(t *testing.T) {
 	}
 }
 
-// values is a tree as what it holds: kind, tag and value of every node, comments and positions left out.
+// values is a tree as what it holds: kind, tag and value of every node, comments and positions
+// left out. An alias is its anchor's name (the anchored node is listed where it stands): an alias
+// may stand inside its own anchor.
 func values(n *yaml.Node) []string {
 	out := []string{fmt.Sprint(n.Kind) + " " + n.ShortTag() + " " + n.Value}
 	if n.Kind == yaml.AliasNode {
-		return append(out, values(n.Alias)...)
+		return out
 	}
 	for _, c := range n.Content {
 		out = append(out, values(c)...)
