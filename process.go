@@ -50,7 +50,7 @@ func (p *processor) Process(l *krmio.List) (bool, error) {
 		obj := &pin.Object{Node: n, File: ko.PathAnnotation(), Index: max(ko.IndexAnnotation(), 0)}
 		run.Add(obj)
 		if !run.Keeps(obj) {
-			obj.Node = nil // the core keeps what it needs; the item's text is what gets written
+			run.Drop(obj) // the item's text is what gets written, each pin at its line and column
 		}
 		items[obj] = it
 	}
@@ -172,7 +172,7 @@ func notWritten(rep *pin.Report, unwritten map[*pin.Finding]error) {
 func perField(findings []pin.Finding) []pin.Group {
 	groups := make([]pin.Group, len(findings))
 	for i, f := range findings {
-		groups[i] = pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}}
+		groups[i] = pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}, Fields: 1}
 	}
 	return groups
 }

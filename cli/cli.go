@@ -373,9 +373,7 @@ func (fl *input) add(b *pin.Batches, locks map[*pin.Object]string) {
 	if fl.path == "" || slices.ContainsFunc(fl.objs, b.Keeps) {
 		return
 	}
-	for _, o := range fl.objs {
-		o.Node = nil // the findings keep the object, for its file: not its tree
-	}
+	b.Drop(fl.objs...) // the findings keep the objects, for their file: not their trees
 	fl.data, fl.docs, fl.objs = nil, nil, nil
 }
 

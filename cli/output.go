@@ -18,20 +18,22 @@ func printReport(w io.Writer, format string, rep *pin.Report, summary string, ok
 	if format == "json" {
 		return writeJSON(w, rep, summary, ok)
 	}
-	groups := rep.Groups()
-	if perField {
-		groups = groups[:0]
-		for _, f := range rep.Findings {
-			groups = append(groups, pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}})
-		}
-	}
-	for _, g := range groups {
+	print := func(g pin.Group) {
 		f := g.Findings[0]
 		if format == "github" {
 			fmt.Fprintln(w, githubCommand(g, f))
-			continue
+			return
 		}
 		fmt.Fprintf(w, "%s%s: %s\n", location(g, f), g.Severity, g.Message)
+	}
+	if perField {
+		for _, f := range rep.Findings {
+			print(pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}, Fields: 1})
+		}
+		return nil
+	}
+	for _, g := range rep.Groups() {
+		print(g)
 	}
 	return nil
 }

@@ -19,10 +19,11 @@ import (
 	"github.com/digester/digester/internal/testfiles"
 )
 
-// TestOneFileAtATime: by the time digester asks the registry, it holds the bytes and the tree of
-// no file it read, but of a file it must compare whole with its text when it writes (a Kptfile,
-// whose function images are pinned with their tag in a comment): memory follows the largest
-// file and the image fields, not the package (issue 20, item 2). The files are pinned as before.
+// TestOneFileAtATime: by the time digester asks the registry, it holds the bytes, the tree and
+// the image fields' nodes of no file it read, but of a file it must compare whole with its text
+// when it writes (a Kptfile, whose function images are pinned with their tag in a comment):
+// memory follows the largest file, not the package (issue 20, item 2). The files are pinned as
+// before.
 func TestOneFileAtATime(t *testing.T) {
 	const pods = 20
 	files := map[string]string{"Kptfile": "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: p\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n  - image: ghcr.io/acme/fn:v1\n"}
@@ -30,15 +31,15 @@ func TestOneFileAtATime(t *testing.T) {
 		files[fmt.Sprintf("pods/%02d.yaml", i)] = strings.Replace(nginxPod, "web", fmt.Sprintf("web-%d", i), -1) + "---\n" + strings.Replace(redisPod, "cache", fmt.Sprintf("cache-%d", i), -1)
 	}
 	type held struct {
-		tree weak.Pointer[yaml.Node]
-		data weak.Pointer[byte]
+		tree, image weak.Pointer[yaml.Node]
+		data        weak.Pointer[byte]
 	}
 	var mu sync.Mutex
 	read := map[string]held{}
 	parsed = func(f *file) {
 		mu.Lock()
 		defer mu.Unlock()
-		read[strings.TrimPrefix(f.name, dirOf(f.name, "Kptfile", "pods/"))] = held{weak.Make(f.docs[0]), weak.Make(&f.data[0])}
+		read[strings.TrimPrefix(f.name, dirOf(f.name, "Kptfile", "pods/"))] = held{weak.Make(f.docs[0]), weak.Make(firstImage(f.docs[0])), weak.Make(&f.data[0])}
 	}
 	t.Cleanup(func() { parsed = nil })
 
@@ -50,7 +51,7 @@ func TestOneFileAtATime(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for name, h := range read {
-			if h.tree.Value() != nil || h.data.Value() != nil {
+			if h.tree.Value() != nil || h.image.Value() != nil || h.data.Value() != nil {
 				kept = append(kept, name)
 			}
 		}
@@ -78,6 +79,19 @@ func TestOneFileAtATime(t *testing.T) {
 	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
+}
+
+// firstImage returns the value of the first image: key in n's tree.
+func firstImage(n *yaml.Node) *yaml.Node {
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 && c.Value == "image" {
+			return n.Content[i+1]
+		}
+		if found := firstImage(c); found != nil {
+			return found
+		}
+	}
+	return nil
 }
 
 // dirOf returns the part of name before the first of parts it holds: the test's directory.

@@ -3,6 +3,7 @@ package pin_test
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,4 +94,88 @@ func TestKeeps(t *testing.T) {
 	if diff := cmp.Diff([]bool{false, true, true}, got); diff != "" {
 		t.Errorf("Keeps of a Pod, a Kptfile, a DigestLock (-want +got):\n%s", diff)
 	}
+}
+
+// TestDrop: objects dropped after Add (a front end that writes pins at their line and column)
+// give the findings an undropped run gives, lines and columns included, with no node; the run
+// lets go of their image fields' nodes and sets none; an object added before the last Add keeps
+// its tree, and its fields are set as before.
+func TestDrop(t *testing.T) {
+	reg, d := serve(t)
+	docs := []string{pod("a", "nginx:1.27"), dupPod, pod("t", "${IMAGE}"), pod("c", "ghcr.io/acme/app:2")}
+	whole := newPinner(reg, nil).Run(context.Background(), objects(t, docs...))
+
+	objs := objects(t, docs...)
+	b := newPinner(reg, nil).Start()
+	b.Add(objs[0])
+	collected := make(chan string, 3)
+	for _, o := range objs[1:] {
+		image := imageNode(o.Node)
+		runtime.SetFinalizer(image, func(n *yaml.Node) { collected <- n.Value })
+		b.Add(o)
+		b.Drop(o)
+		if o.Node != nil {
+			t.Errorf("%s: Node after Drop, want nil", image.Value)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for got := 0; got < 3; {
+		runtime.GC()
+		select {
+		case <-collected:
+			got++
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d of 3 dropped image nodes collected: the run keeps them", got)
+		}
+	}
+	dropped := b.Finish(context.Background())
+
+	type place struct {
+		Message      string
+		Line, Column int
+		Node         bool
+	}
+	places := func(fs []pin.Finding) (out []place) {
+		for _, f := range fs {
+			out = append(out, place{f.Message, f.Line, f.Column, f.Node != nil})
+		}
+		return out
+	}
+	want := places(whole.Findings)
+	for i, f := range whole.Findings {
+		want[i].Node = want[i].Node && f.Object.File == objs[0].File // the first object was not dropped
+	}
+	if diff := cmp.Diff(simplify(whole.Findings), simplify(dropped.Findings)); diff != "" {
+		t.Errorf("findings (-undropped +dropped):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, places(dropped.Findings)); diff != "" {
+		t.Errorf("lines, columns and nodes (-want +got):\n%s", diff)
+	}
+	if got := encode(t, objs[0]); got != pod("a", "nginx:1.27@"+d["nginx:1.27"]) {
+		t.Errorf("the object added before the last Add, after the run:\n%s", got)
+	}
+	for _, f := range dropped.Findings { // each place is the image's in its document's text
+		if f.Image == "" {
+			continue
+		}
+		doc := docs[f.Object.File[0]-'a']
+		lines := strings.Split(doc, "\n")
+		if f.Line < 1 || f.Line > len(lines) || f.Column < 1 || !strings.HasPrefix(lines[f.Line-1][f.Column-1:], f.Image) {
+			t.Errorf("%s %s at line %d, column %d: want the place of %q in\n%s", f.Object.File, f.Path, f.Line, f.Column, f.Image, doc)
+		}
+	}
+}
+
+// imageNode returns the value of the first image: key in n's tree.
+func imageNode(n *yaml.Node) *yaml.Node {
+	for i, c := range n.Content {
+		if c.Value == "image" && n.Kind == yaml.MappingNode && i%2 == 0 {
+			return n.Content[i+1]
+		}
+		if found := imageNode(c); found != nil {
+			return found
+		}
+	}
+	return nil
 }

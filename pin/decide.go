@@ -3,6 +3,7 @@ package pin
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/digester/digester/imageref"
 	"github.com/digester/digester/resolver"
@@ -75,7 +76,7 @@ func (r *run) decide() {
 		got, img := r.resolved[t.lookup], t.field.Image
 		switch {
 		case t.lookup == "": // from the lock
-			r.changes = append(r.changes, change{t, imageref.WithDigest(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true})
+			r.change(t, imageref.WithDigest(img, t.locked), fmt.Sprintf("pinned %s to %s from the lock", img, t.locked), true)
 		case got.Err != nil:
 			r.lookupFailed(t, got.Err)
 		case t.digest == "" && t.locked != "" && got.Digest != t.locked && r.opts.Pinned == PinnedVerify:
@@ -119,7 +120,7 @@ func (r *run) pinTag(t *task, got resolver.Result) {
 	if got.Mirror != "" {
 		msg += " (answered by mirror " + got.Mirror + ")"
 	}
-	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(img, got.Digest), msg: msg})
+	r.change(t, imageref.WithDigest(img, got.Digest), msg, false)
 	r.confirm(img, got.Digest)
 }
 
@@ -154,15 +155,27 @@ func (r *run) tagMoved(t *task, now string) {
 		r.failed(CauseStale, t.use, fmt.Sprintf("stale pin: %s is pinned to %s, not to %s", t.tag, t.digest, current))
 		return
 	}
-	r.changes = append(r.changes, change{t: t, to: imageref.WithDigest(t.tag, now), msg: fmt.Sprintf("refreshed: %s was pinned to %s, not to %s", t.tag, t.digest, current)})
+	r.change(t, imageref.WithDigest(t.tag, now), fmt.Sprintf("refreshed: %s was pinned to %s, not to %s", t.tag, t.digest, current), false)
 	r.confirm(t.tag, now)
 }
 
-// apply sets every decided change in its node and reports it.
+// change notes what t's field becomes, for apply. Its value and message are kept once for all
+// the fields that share them.
+func (r *run) change(t *task, to, msg string, lock bool) {
+	r.changes = append(r.changes, change{t: t, to: r.intern(to), msg: r.intern(msg), lock: lock})
+}
+
+// apply sets every decided change in its node (none for a field the run keeps no node of, see
+// Batches.Drop) and reports it. Each change, and its task, goes once reported.
 func (r *run) apply() {
 	s := &r.rep.Summary
-	for _, c := range r.changes {
-		c.t.field.Set(c.to)
+	r.tasks = nil
+	r.rep.Findings = slices.Grow(r.rep.Findings, len(r.changes))
+	for i, c := range r.changes {
+		r.changes[i] = change{}
+		if c.t.field.Node != nil {
+			c.t.field.Set(c.to)
+		}
 		switch {
 		case c.lock:
 			s.FromLock++

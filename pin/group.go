@@ -18,24 +18,23 @@ type Group struct {
 	// Message says what happened and, when the group has more than one field, to how many and
 	// where, naming up to a Handful of them.
 	Message string
-	// Findings are the group's fields in the report's order; the first locates the group.
+	// Findings are the group's first fields (at most a Handful), in the report's order; the first
+	// locates the group. Fields counts them all.
 	Findings []Finding
+	Fields   int
 	// Registry is set when the group is one registry failing for several references.
 	Registry string
 }
 
 // Groups returns the report's findings grouped: one group per distinct message (for a pinned or
 // failed reference, one per reference as written), and one per registry that failed for several
-// references with the same cause. Groups keep the order of their first finding.
+// references with the same cause. Groups keep the order of their first finding. A group keeps a
+// Handful of its findings, the distinct references and files it names, and counts the rest.
 func (r *Report) Groups() []Group {
-	type acc struct {
-		Group
-		cause  string
-		images []string
-	}
 	var order []*acc
 	byKey := map[string]*acc{}
-	for _, f := range r.Findings {
+	for i := range r.Findings {
+		f := &r.Findings[i]
 		key, cause, registry := f.Severity.String()+"\x00"+f.Message, "", ""
 		if f.Registry != "" && f.Message == "cannot pin "+f.Image+": "+f.Reason {
 			cause, registry = f.Reason, f.Registry
@@ -43,38 +42,63 @@ func (r *Report) Groups() []Group {
 		}
 		a := byKey[key]
 		if a == nil {
-			a = &acc{Group: Group{Severity: f.Severity, Message: f.Message}, cause: cause}
+			a = &acc{Group: Group{Severity: f.Severity, Message: f.Message}, cause: cause, files: map[string]bool{}}
 			byKey[key] = a
 			order = append(order, a)
 		}
-		a.Findings = append(a.Findings, f)
-		if !slices.Contains(a.images, f.Image) {
-			a.images = append(a.images, f.Image)
-			if len(a.images) > 1 {
-				a.Registry = registry
-			}
-		}
+		a.add(f, registry)
 	}
 	groups := make([]Group, len(order))
 	for i, a := range order {
-		g := a.Group
-		n := len(g.Findings)
-		switch {
-		case len(a.images) > 1 && a.Registry != "":
-			g.Message = fmt.Sprintf("%s: %s cannot be pinned (%s): %s", a.cause,
-				plural(len(a.images), "reference"), plural(n, "image field"), list(a.images))
-		case n > 1 && g.Severity == Info:
-			g.Message += fmt.Sprintf(" (%s, in %s)", plural(n, "image field"), list(files(g.Findings)))
-		case n > 1:
-			var fields []string
-			for _, f := range g.Findings {
-				fields = append(fields, f.Where())
-			}
-			g.Message += fmt.Sprintf(" (%s: %s)", plural(n, "field"), list(fields))
-		}
-		groups[i] = g
+		groups[i] = a.group()
 	}
 	return groups
+}
+
+// acc is a group as Groups collects it.
+type acc struct {
+	Group
+	cause     string
+	images    []string
+	where     []string // the first Handful of fields, in words (Finding.Where)
+	fileNames []string // the first Handful of distinct files
+	files     map[string]bool
+}
+
+// add counts f in the group, keeping what the group's message names.
+func (a *acc) add(f *Finding, registry string) {
+	a.Fields++
+	if len(a.Findings) < Handful {
+		a.Findings = append(a.Findings, *f)
+		a.where = append(a.where, f.Where())
+	}
+	if name := fileOf(f); !a.files[name] {
+		a.files[name] = true
+		if len(a.fileNames) < Handful {
+			a.fileNames = append(a.fileNames, name)
+		}
+	}
+	if !slices.Contains(a.images, f.Image) {
+		a.images = append(a.images, f.Image)
+		if len(a.images) > 1 {
+			a.Registry = registry
+		}
+	}
+}
+
+// group is the collected group, its message saying how many fields and where.
+func (a *acc) group() Group {
+	g, n := a.Group, a.Fields
+	switch {
+	case len(a.images) > 1 && a.Registry != "":
+		g.Message = fmt.Sprintf("%s: %s cannot be pinned (%s): %s", a.cause,
+			plural(len(a.images), "reference"), plural(n, "image field"), list(a.images, len(a.images)))
+	case n > 1 && g.Severity == Info:
+		g.Message += fmt.Sprintf(" (%s, in %s)", plural(n, "image field"), list(a.fileNames, len(a.files)))
+	case n > 1:
+		g.Message += fmt.Sprintf(" (%s: %s)", plural(n, "field"), list(a.where, n))
+	}
+	return g
 }
 
 // Where names the finding's field in words: resource, field path and file:line.
@@ -96,25 +120,18 @@ func (f Finding) Where() string {
 	return strings.Join(parts, " ")
 }
 
-// files lists the distinct files of findings, in order; "no file" for objects without one.
-func files(fs []Finding) []string {
-	var out []string
-	for _, f := range fs {
-		name := "no file"
-		if f.Object != nil && f.Object.File != "" {
-			name = f.Object.File
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
+// fileOf names the file of a finding; "no file" for an object without one.
+func fileOf(f *Finding) string {
+	if f.Object != nil && f.Object.File != "" {
+		return f.Object.File
 	}
-	return out
+	return "no file"
 }
 
-// list joins up to a Handful of items, then says how many more there are.
-func list(items []string) string {
-	if len(items) <= Handful {
+// list joins up to a Handful of items, then says how many more of n there are.
+func list(items []string, n int) string {
+	if n <= Handful {
 		return strings.Join(items, ", ")
 	}
-	return strings.Join(items[:Handful], ", ") + fmt.Sprintf(", and %d more", len(items)-Handful)
+	return strings.Join(items[:Handful], ", ") + fmt.Sprintf(", and %d more", n-Handful)
 }

@@ -2,6 +2,7 @@ package pin_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,16 +32,43 @@ func TestGroups(t *testing.T) {
 	pinned := "pinned nginx:1.27 to sha256:aa"
 	findings = append(findings, field(pin.Info, "a.yaml", 5, "nginx:1.27", pinned), field(pin.Info, "b.yaml", 5, "nginx:1.27", pinned), field(pin.Info, "b.yaml", 9, "nginx:1.27", pinned))
 	findings = append(findings, field(pin.Warning, "a.yaml", 7, "${IMAGE}", "a warning"))
+	redis := "pinned redis:7 to sha256:bb" // 8 fields in 7 files, a file named twice apart
+	for _, file := range []string{"r0.yaml", "r1.yaml", "r0.yaml", "r2.yaml", "r3.yaml", "r4.yaml", "r5.yaml", "r6.yaml"} {
+		findings = append(findings, field(pin.Info, file, 4, "redis:7", redis))
+	}
+	noFile := field(pin.Info, "", 0, "redis:7", redis)
+	noFile.Object = nil
+	findings = append(findings, noFile)
 
+	at := func(f pin.Finding) string {
+		if f.Object == nil {
+			return "no file"
+		}
+		return fmt.Sprintf("%s:%d", f.Object.File, f.Line)
+	}
 	var got []string
 	for _, g := range (&pin.Report{Findings: findings}).Groups() {
-		got = append(got, fmt.Sprintf("%s|%d|%s|%s", g.Severity, len(g.Findings), g.Registry, g.Message))
+		got = append(got, fmt.Sprintf("%s|%d|%s|%s", g.Severity, g.Fields, g.Registry, g.Message))
+		var kept []string
+		for _, f := range g.Findings {
+			kept = append(kept, at(f))
+		}
+		var first []string // the group's first fields, a Handful at most
+		for _, f := range findings {
+			if strings.HasPrefix(g.Message, f.Message) || g.Registry != "" && f.Registry == g.Registry {
+				first = append(first, at(f))
+			}
+		}
+		if diff := cmp.Diff(first[:min(len(first), pin.Handful)], kept); diff != "" {
+			t.Errorf("group %q keeps (-want +got):\n%s", g.Message, diff)
+		}
 	}
 	want := []string{
 		"error|7|127.0.0.1:1|" + down + ": 7 references cannot be pinned (7 image fields): 127.0.0.1:1/app0:v1, 127.0.0.1:1/app1:v1, 127.0.0.1:1/app2:v1, 127.0.0.1:1/app3:v1, 127.0.0.1:1/app4:v1, and 2 more",
 		"error|7||" + missing + " (7 fields: Pod p spec.containers[0].image in f0.yaml:3, Pod p spec.containers[0].image in f1.yaml:3, Pod p spec.containers[0].image in f2.yaml:3, Pod p spec.containers[0].image in f3.yaml:3, Pod p spec.containers[0].image in f4.yaml:3, and 2 more)",
 		"info|3||" + pinned + " (3 image fields, in a.yaml, b.yaml)",
 		"warning|1||a warning",
+		"info|9||" + redis + " (9 image fields, in r0.yaml, r1.yaml, r2.yaml, r3.yaml, r4.yaml, and 3 more)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("groups (-want +got):\n%s", diff)

@@ -136,7 +136,7 @@ func (r *run) readLock(objs []*Object) {
 		if m == nil || !IsLock(m) {
 			continue
 		}
-		u := use{obj: obj, id: identify(m), field: walker.Field{Path: "images"}}
+		u := use{obj: obj, id: idOf(m), field: field{Field: walker.Field{Path: "images"}}}
 		if r.lock != nil {
 			r.failed(CauseLock, u, fmt.Sprintf("a second DigestLock: the package may hold one (the first is in %s)", orNone(r.lock.obj.File)))
 			continue
@@ -214,11 +214,11 @@ func (r *run) writeLock() {
 	case lk == nil:
 		obj := newLock(r.opts.LockFile, after)
 		r.rep.Created = append(r.rep.Created, obj)
-		r.add(Info, "", use{obj: obj, id: identify(mapping(obj.Node))}, "created the lock with "+plural(len(after), "reference"), "")
+		r.add(Info, "", use{obj: obj, id: idOf(mapping(obj.Node))}, "created the lock with "+plural(len(after), "reference"), "")
 	case added+changed+dropped > 0:
 		lk.setImages(after)
 		r.rep.Updated = append(r.rep.Updated, lk.obj)
-		r.add(Info, "", use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+		r.add(Info, "", use{obj: lk.obj, id: idOf(mapping(lk.obj.Node)), field: field{Field: walker.Field{Path: "images"}}},
 			fmt.Sprintf("updated the lock: %d added, %d changed, %d dropped", added, changed, dropped), "")
 	}
 }
@@ -232,7 +232,7 @@ func (r *run) checkLock() {
 	}
 	added, changed, dropped := lockDiff(lk.entries, r.entries())
 	if added+changed+dropped > 0 {
-		r.failed(CauseUnpinned, use{obj: lk.obj, id: identify(mapping(lk.obj.Node)), field: walker.Field{Path: "images"}},
+		r.failed(CauseUnpinned, use{obj: lk.obj, id: idOf(mapping(lk.obj.Node)), field: field{Field: walker.Field{Path: "images"}}},
 			fmt.Sprintf("the lock is out of date: pinning would add %d, change %d and drop %d entries", added, changed, dropped))
 	}
 }

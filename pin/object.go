@@ -60,11 +60,17 @@ func kptFunctions(fields []walker.Field, problems []walker.Problem) ([]walker.Fi
 }
 
 // itemID names the resource a field is in: the List item, if it is in one.
-func itemID(id ID, it *walker.Item) ID {
+func itemID(id *ID, it *walker.Item) *ID {
 	if it == nil {
 		return id
 	}
-	return ID{APIVersion: it.APIVersion, Kind: it.Kind, Namespace: it.Namespace, Name: it.Name}
+	return &ID{APIVersion: it.APIVersion, Kind: it.Kind, Namespace: it.Namespace, Name: it.Name}
+}
+
+// idOf is identify, for a use.
+func idOf(m *yaml.Node) *ID {
+	id := identify(m)
+	return &id
 }
 
 // localConfig reports whether the object carries the config.kubernetes.io/local-config

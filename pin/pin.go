@@ -30,8 +30,20 @@ import (
 // use is one image field of one object.
 type use struct {
 	obj   *Object
-	id    ID
-	field walker.Field
+	id    *ID // shared by the fields of an object; nil for none
+	field field
+}
+
+// field is an image field as a run keeps it from Add to Finish: the walker's, and its place in
+// its file, which stays when the run lets its node go (Batches.Drop).
+type field struct {
+	walker.Field
+	line, column int32
+}
+
+// placed is f with its place in its file, read from its node.
+func placed(f walker.Field) field {
+	return field{Field: f, line: int32(line(f.Node)), column: int32(column(f.Node))}
 }
 
 // task is an image field that needs a lookup or a digest from the lock.
@@ -77,6 +89,8 @@ type run struct {
 	// few hundred references in tens of thousands of fields, and parsing one costs ~20 µs.
 	texts map[string]refText
 	names map[string]string
+	// interned holds one copy of each field path and message, which thousands of fields share.
+	interned map[string]string
 
 	resolved, old map[string]resolver.Result
 	children      map[string]map[string]string // index repo@digest -> image digest -> platform
@@ -102,7 +116,7 @@ func (p *Pinner) Start() *Batches {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
 		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}, keep: map[*Object]bool{},
-		texts: map[string]refText{}, names: map[string]string{}}
+		texts: map[string]refText{}, names: map[string]string{}, interned: map[string]string{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
@@ -123,6 +137,28 @@ func (b *Batches) Add(objs ...*Object) {
 // its fields is pinned other than by its value (walker.Kind.Verbatim is false: a key added, a
 // line comment), which a front end that writes text finds by comparing the tree with the text.
 func (b *Batches) Keeps(obj *Object) bool { return b.r.keep[obj] }
+
+// Drop lets go the trees of objs, the objects the last Add was given, none of which Keeps names:
+// it sets their Node to nil and lets go the nodes of their fields, which it then sets none of. A
+// front end that writes each pin into its input's text, at the finding's Line and Column, drops
+// what it does not keep, so that a run holds no tree of an object once it is walked; such a
+// finding's Node is nil. The command line and the KRM function drop; the webhook, which
+// addresses fields by node, does not.
+func (b *Batches) Drop(objs ...*Object) {
+	dropped := make(map[*Object]bool, len(objs))
+	for _, o := range objs {
+		o.Node, dropped[o] = nil, true
+	}
+	for i := len(b.r.walked) - 1; i >= 0 && dropped[b.r.walked[i].obj]; i-- {
+		w := b.r.walked[i]
+		for j := range w.fields {
+			w.fields[j].Node = nil
+		}
+		for j := range w.problems {
+			w.problems[j].Node = nil
+		}
+	}
+}
 
 // Finish looks every distinct reference up once, decides what each field becomes and, if the
 // report is OK and the mode is pin, sets the fields' nodes and the lock.
@@ -150,9 +186,13 @@ func (b *Batches) Finish(ctx context.Context) *Report {
 }
 
 func (r *run) add(sev Severity, cause Cause, u use, msg, pinned string) *Finding {
+	var id ID
+	if u.id != nil {
+		id = *u.id
+	}
 	r.rep.Findings = append(r.rep.Findings, Finding{
-		Severity: sev, Cause: cause, Message: msg, Object: u.obj, ID: u.id, Path: u.field.Path,
-		Line: line(u.field.Node), Column: column(u.field.Node), Image: u.field.Image, Pinned: pinned,
+		Severity: sev, Cause: cause, Message: r.intern(msg), Object: u.obj, ID: id, Path: u.field.Path,
+		Line: int(u.field.line), Column: int(u.field.column), Image: u.field.Image, Pinned: pinned,
 		Entry: u.field.Kind == walker.KustomizeImage,
 		Kind:  u.field.Kind,
 		Node:  u.field.Node,
@@ -176,9 +216,15 @@ func (r *run) failed(cause Cause, u use, msg string) *Finding {
 // walked is an object as Add leaves it for collect: what the walker found in it.
 type walked struct {
 	obj      *Object
-	id       ID
-	fields   []walker.Field
-	problems []walker.Problem
+	id       *ID
+	fields   []field
+	problems []problem
+}
+
+// problem is what the walker found wrong, with its place in its file (see field).
+type problem struct {
+	walker.Problem
+	line, column int32
 }
 
 // walk notes a DigestLock, and walks any other object that is not local configuration (but a
@@ -214,15 +260,36 @@ func (r *run) walk(obj *Object) {
 			r.keep[obj] = true
 		}
 	}
-	r.walked = append(r.walked, walked{obj: obj, id: id, fields: fields, problems: problems})
+	id.APIVersion, id.Kind, id.Namespace = r.intern(id.APIVersion), r.intern(id.Kind), r.intern(id.Namespace)
+	w := walked{obj: obj, id: &id, fields: make([]field, len(fields)), problems: make([]problem, len(problems))}
+	for i, f := range fields {
+		f.Path, f.Image = r.intern(f.Path), r.intern(f.Image)
+		w.fields[i] = placed(f)
+	}
+	for i, pr := range problems {
+		w.problems[i] = problem{pr, int32(line(pr.Node)), int32(column(pr.Node))}
+	}
+	r.walked = append(r.walked, w)
+}
+
+// intern returns one copy of each distinct string it is given: the paths, images, kinds and
+// messages that many fields share.
+func (r *run) intern(s string) string {
+	if c, ok := r.interned[s]; ok {
+		return c
+	}
+	r.interned[s] = s
+	return s
 }
 
 // collect classifies each image field of each object walked: left alone, reported, or a task.
 func (r *run) collect() {
 	unlisted := map[string]bool{} // one warning per kind and place
-	for _, w := range r.walked {
+	for i, w := range r.walked {
+		r.walked[i] = walked{} // what is left of it goes with its tasks
 		for _, pr := range w.problems {
-			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: walker.Field{Path: pr.Path, Node: pr.Node}}, pr, unlisted)
+			f := field{walker.Field{Path: pr.Path, Node: pr.Node}, pr.line, pr.column}
+			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: f}, pr.Problem, unlisted)
 		}
 		for _, f := range w.fields {
 			if t := r.classify(use{w.obj, itemID(w.id, f.Item), f}); t != nil {
@@ -271,7 +338,7 @@ func (r *run) classify(u use) *task {
 	if tag, _, _ := strings.Cut(f.Image, "@"); lockable(tag) {
 		r.inUse[r.normalise(tag)] = true // whatever becomes of the field, its lock entry stays
 	}
-	if hasPrefix(f.Image, o.SkipPrefixes) || r.leave != nil && r.leave(u.obj, f) {
+	if hasPrefix(f.Image, o.SkipPrefixes) || r.leave != nil && r.leave(u.obj, f.Field) {
 		s.Skipped++
 		return nil
 	}
