@@ -179,3 +179,28 @@ func imageNode(n *yaml.Node) *yaml.Node {
 	}
 	return nil
 }
+
+// TestDropLeavesWhatKeepsNames: Drop leaves whole the objects the run needs whole, a DigestLock
+// and a Kptfile, which are then pinned and updated as if none were dropped.
+func TestDropLeavesWhatKeepsNames(t *testing.T) {
+	reg, d := serve(t)
+	kptfile := "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: p\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n  - image: ghcr.io/acme/app:2\n"
+	old := "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	objs := objects(t, pod("a", "nginx:1.27"), kptfile, lockDoc("nginx:1.27", old))
+	b := newPinner(reg, func(o *pin.Options) { o.Pinned = pin.PinnedRefresh }).Start()
+	b.Add(objs...)
+	b.Drop(objs...)
+	if got := []bool{objs[0].Node == nil, objs[1].Node == nil, objs[2].Node == nil}; !cmp.Equal(got, []bool{true, false, false}) {
+		t.Fatalf("Node nil after Drop for a Pod, a Kptfile, a DigestLock: %v, want [true false false]", got)
+	}
+	rep := b.Finish(context.Background())
+	if !rep.OK() || rep.Summary.Pinned != 2 {
+		t.Fatalf("summary %+v, want 2 pinned", rep.Summary)
+	}
+	if got, want := encode(t, objs[1]), "ghcr.io/acme/app@"+d["ghcr.io/acme/app:2"]+" # 2"; !strings.Contains(got, want) {
+		t.Errorf("Kptfile after the run, want %q in it:\n%s", want, got)
+	}
+	if len(rep.Updated) != 1 || rep.Updated[0] != objs[2] || lockEntries(t, objs[2])["nginx:1.27"] != d["nginx:1.27"] {
+		t.Errorf("the lock after the run: Updated %v, entries %v", rep.Updated, lockEntries(t, objs[2]))
+	}
+}

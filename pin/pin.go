@@ -138,19 +138,25 @@ func (b *Batches) Add(objs ...*Object) {
 // line comment), which a front end that writes text finds by comparing the tree with the text.
 func (b *Batches) Keeps(obj *Object) bool { return b.r.keep[obj] }
 
-// Drop lets go the trees of objs, the objects the last Add was given, none of which Keeps names:
+// Drop lets go the trees of objs, the objects the last Add was given, but of those Keeps names:
 // it sets their Node to nil and lets go the nodes of their fields, which it then sets none of. A
 // front end that writes each pin into its input's text, at the finding's Line and Column, drops
 // what it does not keep, so that a run holds no tree of an object once it is walked; such a
 // finding's Node is nil. The command line and the KRM function drop; the webhook, which
 // addresses fields by node, does not.
 func (b *Batches) Drop(objs ...*Object) {
-	dropped := make(map[*Object]bool, len(objs))
+	given := make(map[*Object]bool, len(objs))
 	for _, o := range objs {
-		o.Node, dropped[o] = nil, true
+		given[o] = true
+		if !b.r.keep[o] {
+			o.Node = nil
+		}
 	}
-	for i := len(b.r.walked) - 1; i >= 0 && dropped[b.r.walked[i].obj]; i-- {
+	for i := len(b.r.walked) - 1; i >= 0 && given[b.r.walked[i].obj]; i-- {
 		w := b.r.walked[i]
+		if b.r.keep[w.obj] {
+			continue
+		}
 		for j := range w.fields {
 			w.fields[j].Node = nil
 		}
