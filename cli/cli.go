@@ -15,6 +15,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -255,34 +256,102 @@ type input struct {
 // objects to b as it goes (input.add); "-" is stdin, returned also as stdin. roots are the paths
 // given, their symbolic links resolved: digester writes only under them. locks holds each
 // DigestLock as YAML before the run, to see which the run changed.
+//
+// The package's DigestLocks go to b first (pin.Batches.Locks), so that the core decides each image
+// field as it reads it and keeps only those waiting for a lookup. Finding them takes a first read
+// of every file, which parses only a file whose bytes may spell a DigestLock (mayHoldLock) and
+// keeps only a file that holds one; the others are read again in turn. Errors are reported in the
+// order of the files, as if each file were read once.
 func readAll(paths []string, stdinReader io.Reader, b *pin.Batches) (files []*input, stdin *input, roots []string, locks map[*pin.Object]string, err error) {
-	seen := map[string]bool{}
+	srcs, roots := sources(paths)
+	early := make([]*input, len(srcs)) // stdin, and the files that hold a DigestLock, read once
+	earlyErr := make([]error, len(srcs))
+	var lockObjs []*pin.Object
+	for i, src := range srcs {
+		if src.err != nil {
+			break // reported in its turn
+		}
+		fl, err := src.read(stdinReader)
+		switch {
+		case src.stdin:
+			early[i], earlyErr[i] = fl, err // stdin can be read once only
+		case err != nil || !mayHoldLock(fl.data):
+			continue // read again, or its error reported, in its turn
+		}
+		if err != nil {
+			continue
+		}
+		if perr := fl.parse(); perr != nil {
+			earlyErr[i] = perr // reported in its turn, if stdin; a file is read again
+			continue
+		}
+		if held := heldLocks(fl); src.stdin || len(held) > 0 {
+			early[i], lockObjs = fl, append(lockObjs, held...)
+		}
+	}
+	b.Locks(lockObjs...)
 	locks = map[*pin.Object]string{}
-	for _, p := range paths {
-		if p == "-" {
-			if stdin != nil {
-				continue
-			}
-			data, err := io.ReadAll(stdinReader)
-			if err != nil {
-				return nil, nil, nil, nil, fmt.Errorf("read stdin: %w", err)
-			}
-			stdin = &input{file: &file{name: "<stdin>", data: data}}
-			if err := stdin.parse(); err != nil {
+	for i, src := range srcs {
+		if src.err != nil {
+			return nil, nil, nil, nil, src.err
+		}
+		if src.stdin && earlyErr[i] != nil {
+			return nil, nil, nil, nil, earlyErr[i]
+		}
+		fl := early[i]
+		if fl == nil {
+			if fl, err = src.read(stdinReader); err != nil {
 				return nil, nil, nil, nil, err
 			}
-			stdin.add(b, locks)
-			files = append(files, stdin)
+			if err := fl.parse(); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+		if src.stdin {
+			stdin = fl
+		} else {
+			markValues(fl.file)
+			if parsed != nil {
+				parsed(fl.file)
+			}
+		}
+		fl.add(b, locks)
+		files = append(files, fl)
+	}
+	return files, stdin, roots, locks, nil
+}
+
+// source is a file to read: one found under a PATH, or stdin; or why the PATHs cannot be listed
+// further, in the place it stops them.
+type source struct {
+	name, real string
+	stdin      bool
+	err        error
+}
+
+// sources lists the files under paths, each once however many names lead to it, stdin ("-") once,
+// and the paths' real paths. An error ends the list.
+func sources(paths []string) ([]source, []string) {
+	var srcs []source
+	var roots []string
+	seen := map[string]bool{}
+	stdin := false
+	for _, p := range paths {
+		if p == "-" {
+			if !stdin {
+				stdin = true
+				srcs = append(srcs, source{name: "<stdin>", stdin: true})
+			}
 			continue
 		}
 		root, err := resolve(p)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return append(srcs, source{err: err}), roots
 		}
 		roots = append(roots, root)
 		names, err := yamlFiles(p)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return append(srcs, source{err: err}), roots
 		}
 		for _, name := range names {
 			real, err := realPath(name, p, root)
@@ -291,29 +360,49 @@ func readAll(paths []string, stdinReader io.Reader, b *pin.Batches) (files []*in
 				err = fmt.Errorf("%s: deleted while digester read the package", name)
 			}
 			if err != nil {
-				return nil, nil, nil, nil, err
+				return append(srcs, source{err: err}), roots
 			}
-			if seen[real] {
-				continue
+			if !seen[real] {
+				seen[real] = true
+				srcs = append(srcs, source{name: name, real: real})
 			}
-			seen[real] = true
-			data, snap, err := filetx.Read(name)
-			if err != nil {
-				return nil, nil, nil, nil, err
-			}
-			fl := &input{file: &file{name: name, path: name, real: real, snap: snap, data: data}}
-			if err := fl.parse(); err != nil {
-				return nil, nil, nil, nil, err
-			}
-			markValues(fl.file)
-			if parsed != nil {
-				parsed(fl.file)
-			}
-			fl.add(b, locks)
-			files = append(files, fl)
 		}
 	}
-	return files, stdin, roots, locks, nil
+	return srcs, roots
+}
+
+// read reads the source's bytes.
+func (src source) read(stdinReader io.Reader) (*input, error) {
+	if src.stdin {
+		data, err := io.ReadAll(stdinReader)
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return &input{file: &file{name: src.name, data: data}}, nil
+	}
+	data, snap, err := filetx.Read(src.name)
+	if err != nil {
+		return nil, err
+	}
+	return &input{file: &file{name: src.name, path: src.name, real: src.real, snap: snap, data: data}}, nil
+}
+
+// mayHoldLock reports whether data may hold a DigestLock: it spells the kind, or it may spell it
+// in a way a byte search does not see (an escape in a double-quoted string; UTF-16, which has NUL
+// bytes).
+func mayHoldLock(data []byte) bool {
+	return bytes.Contains(data, []byte(pin.LockKind)) || bytes.IndexByte(data, '\\') >= 0 || bytes.IndexByte(data, 0) >= 0
+}
+
+// heldLocks returns the file's DigestLocks, as the core tells them.
+func heldLocks(fl *input) []*pin.Object {
+	var out []*pin.Object
+	for _, o := range fl.objs {
+		if pin.IsLock(o.Node) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // realPath returns the real path of name, a file found under the PATH p whose real path is root:

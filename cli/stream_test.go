@@ -17,6 +17,7 @@ import (
 
 	"github.com/digester/digester/internal/registrytest"
 	"github.com/digester/digester/internal/testfiles"
+	"github.com/digester/digester/pin"
 )
 
 // TestOneFileAtATime: by the time digester asks the registry, it holds the bytes, the tree and
@@ -136,6 +137,79 @@ func TestEditsDuringRunToSeveralFiles(t *testing.T) {
 	}
 	wantFiles := map[string]string{"a.yaml": nginxPod + "# mine\n", "b.yaml": redisPod, "c.yaml": files["c.yaml"] + "# mine\n"}
 	if diff := cmp.Diff(wantFiles, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
+
+// TestDecidedObjectsGo: while digester reads the package, the objects of files whose image
+// fields were all pinned already are gone, not only their trees: the core decides each field as
+// it reads it (pin.Batches.Locks, once the DigestLock, in the last file, was read first), and
+// what grows with the package is what waits for a lookup or a write. The run pins from the lock
+// as before.
+func TestDecidedObjectsGo(t *testing.T) {
+	const pinned = 10
+	reg, d := testRegistry(t, "nginx:1.27", "redis:7.4")
+	files := map[string]string{
+		"new.yaml":     redisPod,
+		"zz-lock.yaml": "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: nginx:1.27\n  digest: " + d["nginx:1.27"] + "\n",
+	}
+	for i := range pinned {
+		files[fmt.Sprintf("pinned-%02d.yaml", i)] = strings.Replace(nginxPod, "nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], 1)
+	}
+	files["from-lock.yaml"] = strings.Replace(nginxPod, "web", "from-lock", -1)
+	objs := map[string]weak.Pointer[pin.Object]{}
+	var held []string // the objects read before the last file that are still reachable once it is read
+	parsed = func(f *file) {
+		name := filepath.Base(f.name)
+		if name == "zz-lock.yaml" {
+			runtime.GC()
+			runtime.GC()
+			for n, o := range objs {
+				if o.Value() != nil {
+					held = append(held, n)
+				}
+			}
+		}
+		objs[name] = weak.Make(f.objs[0])
+	}
+	t.Cleanup(func() { parsed = nil })
+	dir := t.TempDir()
+	testfiles.Write(t, dir, files)
+	got := runCLI(t, reg, "", "pin", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	slices.Sort(held)
+	// from-lock.yaml is to be pinned from the lock, new.yaml waits for its lookup, and
+	// pinned-09.yaml, the last file added, is decided when the next one is.
+	if diff := cmp.Diff([]string{"from-lock.yaml", "new.yaml", "pinned-09.yaml"}, held); diff != "" {
+		t.Errorf("objects held once the last file is read (-want +got):\n%s", diff)
+	}
+	after := testfiles.Read(t, dir)
+	if want := strings.Replace(files["from-lock.yaml"], "nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], 1); after["from-lock.yaml"] != want {
+		t.Errorf("from-lock.yaml:\n%s\nwant\n%s", after["from-lock.yaml"], want)
+	}
+	if want := strings.Replace(redisPod, "redis:7.4", "redis:7.4@"+d["redis:7.4"], 1); after["new.yaml"] != want {
+		t.Errorf("new.yaml:\n%s\nwant\n%s", after["new.yaml"], want)
+	}
+}
+
+// TestLockSpelledWithAnEscape: a DigestLock whose kind is written with an escape, which a search
+// of the file's bytes for the kind does not find, is read before the fields it pins, as any other.
+func TestLockSpelledWithAnEscape(t *testing.T) {
+	reg, d := testRegistry(t, "nginx:1.27")
+	files := map[string]string{
+		"a.yaml":    nginxPod,
+		"lock.yaml": "apiVersion: fn.kpt.dev/v1alpha1\nkind: \"Digest\\x4cock\"\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: nginx:1.27\n  digest: " + d["nginx:1.27"] + "\n",
+	}
+	dir := t.TempDir()
+	testfiles.Write(t, dir, files)
+	got := runCLI(t, reg, "", "pin", "--lock", "frozen", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	want := map[string]string{"a.yaml": strings.Replace(nginxPod, "nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], 1), "lock.yaml": files["lock.yaml"]}
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 }

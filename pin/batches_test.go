@@ -188,8 +188,21 @@ func TestDropLeavesWhatKeepsNames(t *testing.T) {
 	old := "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	objs := objects(t, pod("a", "nginx:1.27"), kptfile, lockDoc("nginx:1.27", old))
 	b := newPinner(reg, func(o *pin.Options) { o.Pinned = pin.PinnedRefresh }).Start()
+	collected := make(chan bool, 1)
+	runtime.SetFinalizer(imageNode(objs[0].Node), func(*yaml.Node) { collected <- true })
 	b.Add(objs...)
 	b.Drop(objs...)
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		runtime.GC()
+		select {
+		case <-collected:
+			done = true
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the dropped Pod's image node, the first object walked, is still held")
+		}
+	}
 	if got := []bool{objs[0].Node == nil, objs[1].Node == nil, objs[2].Node == nil}; !cmp.Equal(got, []bool{true, false, false}) {
 		t.Fatalf("Node nil after Drop for a Pod, a Kptfile, a DigestLock: %v, want [true false false]", got)
 	}

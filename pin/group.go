@@ -92,7 +92,7 @@ func (a *acc) group() Group {
 	switch {
 	case len(a.images) > 1 && a.Registry != "":
 		g.Message = fmt.Sprintf("%s: %s cannot be pinned (%s): %s", a.cause,
-			plural(len(a.images), "reference"), plural(n, "image field"), list(a.images, len(a.images)))
+			plural(len(a.images), "reference"), plural(n, "image field"), list(a.images[:min(len(a.images), Handful)], len(a.images)))
 	case n > 1 && g.Severity == Info:
 		g.Message += fmt.Sprintf(" (%s, in %s)", plural(n, "image field"), list(a.fileNames, len(a.files)))
 	case n > 1:
@@ -128,10 +128,11 @@ func fileOf(f *Finding) string {
 	return "no file"
 }
 
-// list joins up to a Handful of items, then says how many more of n there are.
+// list joins items, the first of n, and says how many more there are.
 func list(items []string, n int) string {
-	if n <= Handful {
-		return strings.Join(items, ", ")
+	s := strings.Join(items, ", ")
+	if n > len(items) {
+		s += fmt.Sprintf(", and %d more", n-len(items))
 	}
-	return strings.Join(items[:Handful], ", ") + fmt.Sprintf(", and %d more", n-Handful)
+	return s
 }

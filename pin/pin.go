@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/digester/digester/imageref"
@@ -75,10 +76,15 @@ type run struct {
 	lock   *lock
 	byName map[string]LockEntry // normalised reference -> the lock's entry
 	// locks and walked are what Add found, for collect: the DigestLocks, and each object's fields.
-	locks  []*Object
-	walked []walked
-	keep   map[*Object]bool // the objects whose trees the run needs whole (Keeps)
-	tasks  []*task
+	// Once Locks has read the lock, walked holds only the last Add's objects, and late any other
+	// DigestLock Add was given.
+	locks    []*Object
+	walked   []walked
+	eager    bool
+	late     []*Object
+	unlisted map[string]bool  // the unlisted image keys warned of: one warning per kind and place
+	keep     map[*Object]bool // the objects whose trees the run needs whole (Keeps)
+	tasks    []*task
 	// inUse holds the normalised references (with a tag) of every image field, whatever becomes
 	// of it; resolvedLock, what this run resolved or verified, by reference as written: the lock
 	// to be is made of both (see entries).
@@ -116,7 +122,7 @@ func (p *Pinner) Start() *Batches {
 	check := p.opts.Mode == ModeCheck
 	r := &run{Pinner: p, rep: &Report{Summary: Summary{Warn: p.opts.OnError == OnErrorWarn && !check, Check: check}},
 		fail: Error, inUse: map[string]bool{}, resolvedLock: map[string]LockEntry{}, keep: map[*Object]bool{},
-		texts: map[string]refText{}, names: map[string]string{}, interned: map[string]string{}}
+		texts: map[string]refText{}, names: map[string]string{}, interned: map[string]string{}, unlisted: map[string]bool{}}
 	if r.rep.Summary.Warn {
 		r.fail = Warning
 	}
@@ -128,9 +134,27 @@ func (p *Pinner) Start() *Batches {
 // of an object's tree, so a front end may drop the tree (set Node to nil) of any object that
 // Keeps does not name once Add returns; the objects themselves are kept, for the findings.
 func (b *Batches) Add(objs ...*Object) {
+	if b.r.eager {
+		b.r.collect() // the last Add's objects, dropped or not
+	}
 	for _, obj := range objs {
 		b.r.walk(obj)
 	}
+}
+
+// Locks gives the run every DigestLock of the package (none, if it has none) before any other
+// object is added. The run reads the lock at once, and then decides what each image field needs
+// as soon as the next Add (or Finish) comes: it keeps a field only while it waits for a lookup,
+// and an object only while a finding or a field names it, rather than every field until Finish.
+// Add may be given these DigestLocks again, in their place in the package; any other fails the
+// run. The report is the one a run without Locks gives.
+func (b *Batches) Locks(locks ...*Object) {
+	r := b.r
+	for _, obj := range locks {
+		r.walk(obj)
+	}
+	r.readLock(r.locks)
+	r.eager = true
 }
 
 // Keeps reports whether the run needs obj's tree whole after Add: it is a DigestLock, or one of
@@ -170,8 +194,11 @@ func (b *Batches) Drop(objs ...*Object) {
 // report is OK and the mode is pin, sets the fields' nodes and the lock.
 func (b *Batches) Finish(ctx context.Context) *Report {
 	r, p := b.r, b.r.Pinner
-	r.readLock(r.locks)
+	if !r.eager {
+		r.readLock(r.locks)
+	}
 	r.collect()
+	r.lateLocks()
 	requests := p.lookup.Requests()
 	if p.opts.Deadline > 0 {
 		var cancel context.CancelFunc
@@ -241,7 +268,12 @@ func (r *run) walk(obj *Object) {
 		return
 	}
 	if IsLock(root) { // its images are the lock's entries, not fields to pin, annotated or not
-		r.locks = append(r.locks, obj)
+		switch {
+		case !r.eager:
+			r.locks = append(r.locks, obj)
+		case !slices.Contains(r.locks, obj):
+			r.late = append(r.late, obj)
+		}
 		r.keep[obj] = true
 		return
 	}
@@ -290,12 +322,11 @@ func (r *run) intern(s string) string {
 
 // collect classifies each image field of each object walked: left alone, reported, or a task.
 func (r *run) collect() {
-	unlisted := map[string]bool{} // one warning per kind and place
 	for i, w := range r.walked {
 		r.walked[i] = walked{} // what is left of it goes with its tasks
 		for _, pr := range w.problems {
 			f := field{walker.Field{Path: pr.Path, Node: pr.Node}, pr.line, pr.column}
-			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: f}, pr.Problem, unlisted)
+			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: f}, pr.Problem)
 		}
 		for _, f := range w.fields {
 			if t := r.classify(use{w.obj, itemID(w.id, f.Item), f}); t != nil {
@@ -306,8 +337,17 @@ func (r *run) collect() {
 	r.walked = nil
 }
 
+// lateLocks fails the run for each DigestLock Add was given that Locks was not: the fields
+// before it were decided without it.
+func (r *run) lateLocks() {
+	for _, obj := range r.late {
+		r.failed(CauseLock, use{obj: obj, id: idOf(mapping(obj.Node)), field: field{Field: walker.Field{Path: "images"}}},
+			"a DigestLock digester did not find when it first read the package: was the file changed while digester read it? Run digester again")
+	}
+}
+
 // problem reports what the walker found wrong with an object.
-func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
+func (r *run) problem(u use, pr walker.Problem) {
 	switch pr.Kind {
 	case walker.Ambiguous:
 		r.failed(CauseAmbiguous, u, pr.Message)
@@ -318,10 +358,10 @@ func (r *run) problem(u use, pr walker.Problem, unlisted map[string]bool) {
 	case walker.Expansion:
 		r.failed(CauseExpansion, u, pr.Message)
 	case walker.Unlisted:
-		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || unlisted[pr.Message] {
+		if _, err := resolver.Parse(pr.Image); err != nil || imageref.HasDigest(pr.Image) || r.unlisted[pr.Message] {
 			return // not a reference, or nothing lost by leaving it
 		}
-		unlisted[pr.Message] = true
+		r.unlisted[pr.Message] = true
 		u.field.Image = pr.Image
 		r.add(Warning, CauseUnlisted, u, pr.Message, "")
 	case walker.Duplicate:
