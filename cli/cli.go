@@ -198,9 +198,11 @@ func run(ctx context.Context, cmd string, args []string, env Env) int {
 	// Each file is read, parsed and handed to the core in turn, and dropped unless the run needs
 	// it whole: a file that does not parse fails the run before any lookup. Writing reads again
 	// each file that has something to write (writeAll).
+	pacer := startPacing()
+	defer pacer.stop()
 	lookup := resolver.New(append(cfg.ResolverOptions(), env.Resolver...)...)
 	batches := pin.New(lookup, cfg.Options).Start()
-	files, stdin, roots, locks, err := readAll(f.paths, env.Stdin, batches)
+	files, stdin, roots, locks, err := readAll(f.paths, env.Stdin, batches, pacer.pace)
 	if err != nil {
 		var missing *missingPath
 		if errors.As(err, &missing) {
@@ -261,8 +263,8 @@ type input struct {
 // field as it reads it and keeps only those waiting for a lookup. Finding them takes a first read
 // of every file, which parses only a file whose bytes may spell a DigestLock (mayHoldLock) and
 // keeps only a file that holds one; the others are read again in turn. Errors are reported in the
-// order of the files, as if each file were read once.
-func readAll(paths []string, stdinReader io.Reader, b *pin.Batches) (files []*input, stdin *input, roots []string, locks map[*pin.Object]string, err error) {
+// order of the files, as if each file were read once. pace is called after each file.
+func readAll(paths []string, stdinReader io.Reader, b *pin.Batches, pace func()) (files []*input, stdin *input, roots []string, locks map[*pin.Object]string, err error) {
 	srcs, roots := sources(paths)
 	early := make([]*input, len(srcs)) // stdin, and the files that hold a DigestLock, read once
 	earlyErr := make([]error, len(srcs))
@@ -317,6 +319,7 @@ func readAll(paths []string, stdinReader io.Reader, b *pin.Batches) (files []*in
 		}
 		fl.add(b, locks)
 		files = append(files, fl)
+		pace()
 	}
 	return files, stdin, roots, locks, nil
 }
