@@ -273,12 +273,15 @@ func readAll(paths []string, stdinReader io.Reader, b *pin.Batches, pace func())
 		if src.err != nil {
 			break // reported in its turn
 		}
+		if !src.stdin { // a look at its bytes, with no snapshot to take: most files hold no lock
+			data, err := os.ReadFile(src.name)
+			if err != nil || !mayHoldLock(data) {
+				continue // read again, or its error reported, in its turn
+			}
+		}
 		fl, err := src.read(stdinReader)
-		switch {
-		case src.stdin:
+		if src.stdin {
 			early[i], earlyErr[i] = fl, err // stdin can be read once only
-		case err != nil || !mayHoldLock(fl.data):
-			continue // read again, or its error reported, in its turn
 		}
 		if err != nil {
 			continue

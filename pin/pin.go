@@ -13,7 +13,9 @@
 // field), lookUp (resolve each distinct reference once), decide (what each field becomes), apply
 // (set the nodes) and the lock's update or check. Run takes all objects at once; Start takes them
 // in batches (Batches.Add walks each batch and keeps only what it found), for a front end that
-// reads a large package one object at a time and keeps none of its trees.
+// reads a large package one object at a time and keeps none of its trees (Batches.Drop). Given the
+// package's DigestLocks first (Batches.Locks), such a run decides each field as it comes and keeps
+// only what waits for a lookup.
 package pin
 
 import (
@@ -95,7 +97,8 @@ type run struct {
 	// few hundred references in tens of thousands of fields, and parsing one costs ~20 µs.
 	texts map[string]refText
 	names map[string]string
-	// interned holds one copy of each field path and message, which thousands of fields share.
+	// interned holds one copy of each path, image, kind, namespace and message, which thousands of
+	// fields share.
 	interned map[string]string
 
 	resolved, old map[string]resolver.Result
@@ -131,8 +134,9 @@ func (p *Pinner) Start() *Batches {
 
 // Add walks objs and keeps what it found: each image field with its node (the scalar, or a
 // mapping such as a kustomize images: entry), and every DigestLock whole. It keeps no other part
-// of an object's tree, so a front end may drop the tree (set Node to nil) of any object that
-// Keeps does not name once Add returns; the objects themselves are kept, for the findings.
+// of an object's tree, so a front end may drop the tree of any object that Keeps does not name
+// once Add returns (Drop); the objects themselves are kept, for the findings, but after Locks only
+// while a finding or a field waiting for a lookup names them.
 func (b *Batches) Add(objs ...*Object) {
 	if b.r.eager {
 		b.r.collect() // the last Add's objects, dropped or not
