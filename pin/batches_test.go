@@ -66,17 +66,7 @@ func TestBatchesKeepNoTrees(t *testing.T) {
 		b.Add(o)
 		o.Node = nil
 	}
-	deadline := time.After(10 * time.Second)
-	for got := 0; got < 2; {
-		runtime.GC()
-		select {
-		case <-collected:
-			got++
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d of 2 dropped trees collected: Add keeps them", got)
-		}
-	}
+	awaitCollected(t, collected, 2, "dropped trees")
 	if rep := b.Finish(context.Background()); rep.Summary.Pinned != 2 {
 		t.Errorf("summary %+v, want 2 pinned", rep.Summary)
 	}
@@ -118,17 +108,7 @@ func TestDrop(t *testing.T) {
 			t.Errorf("%s: Node after Drop, want nil", image.Value)
 		}
 	}
-	deadline := time.After(10 * time.Second)
-	for got := 0; got < 3; {
-		runtime.GC()
-		select {
-		case <-collected:
-			got++
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d of 3 dropped image nodes collected: the run keeps them", got)
-		}
-	}
+	awaitCollected(t, collected, 3, "dropped image nodes")
 	dropped := b.Finish(context.Background())
 
 	type place struct {
@@ -192,17 +172,7 @@ func TestDropLeavesWhatKeepsNames(t *testing.T) {
 	runtime.SetFinalizer(imageNode(objs[0].Node), func(*yaml.Node) { collected <- true })
 	b.Add(objs...)
 	b.Drop(objs...)
-	deadline := time.After(10 * time.Second)
-	for done := false; !done; {
-		runtime.GC()
-		select {
-		case <-collected:
-			done = true
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("the dropped Pod's image node, the first object walked, is still held")
-		}
-	}
+	awaitCollected(t, collected, 1, "image nodes of the dropped Pod, the first object walked,")
 	if got := []bool{objs[0].Node == nil, objs[1].Node == nil, objs[2].Node == nil}; !cmp.Equal(got, []bool{true, false, false}) {
 		t.Fatalf("Node nil after Drop for a Pod, a Kptfile, a DigestLock: %v, want [true false false]", got)
 	}
@@ -215,5 +185,22 @@ func TestDropLeavesWhatKeepsNames(t *testing.T) {
 	}
 	if len(rep.Updated) != 1 || rep.Updated[0] != objs[2] || lockEntries(t, objs[2])["nginx:1.27"] != d["nginx:1.27"] {
 		t.Errorf("the lock after the run: Updated %v, entries %v", rep.Updated, lockEntries(t, objs[2]))
+	}
+}
+
+// awaitCollected runs the collector until n values arrive on collected, each sent by a finalizer,
+// or fails the test after 10 s: the run still holds what should be gone.
+func awaitCollected[T any](t *testing.T, collected <-chan T, n int, what string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for got := 0; got < n; {
+		runtime.GC()
+		select {
+		case <-collected:
+			got++
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d of %d %s collected: the run keeps them", got, n, what)
+		}
 	}
 }

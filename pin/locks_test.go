@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -101,17 +100,7 @@ func TestLocksKeepOnlyWhatWaits(t *testing.T) {
 		b.Drop(o)
 	}
 	b.Add(objects(t, pod("w", "nginx:1.27"))...) // decides the last object added before it
-	deadline := time.After(10 * time.Second)
-	for got := 0; got < 2; {
-		runtime.GC()
-		select {
-		case <-collected:
-			got++
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d of 2 objects whose fields were pinned collected: the run keeps them", got)
-		}
-	}
+	awaitCollected(t, collected, 2, "objects whose fields were pinned")
 	rep := b.Finish(context.Background())
 	if rep.Summary.AlreadyPinned != 2 || rep.Summary.Pinned != 1 {
 		t.Errorf("summary %+v, want 2 already pinned, 1 pinned", rep.Summary)
