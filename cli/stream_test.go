@@ -213,3 +213,24 @@ func TestLockSpelledWithAnEscape(t *testing.T) {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 }
+
+// TestLockInUTF16: a DigestLock in a UTF-16 file, whose bytes do not spell the kind as UTF-8 does,
+// is read before the fields it pins, as any other.
+func TestLockInUTF16(t *testing.T) {
+	reg, d := testRegistry(t, "nginx:1.27")
+	lock := "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: nginx:1.27\n  digest: " + d["nginx:1.27"] + "\n"
+	utf16 := []byte{0xff, 0xfe} // little-endian, with its byte order mark
+	for _, r := range lock {
+		utf16 = append(utf16, byte(r), 0)
+	}
+	dir := t.TempDir()
+	testfiles.Write(t, dir, map[string]string{"a.yaml": nginxPod, "lock.yaml": string(utf16)})
+	got := runCLI(t, reg, "", "pin", "--lock", "frozen", dir)
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	want := map[string]string{"a.yaml": strings.Replace(nginxPod, "nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], 1), "lock.yaml": string(utf16)}
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
