@@ -313,3 +313,19 @@ func TestVerifyCountsTags(t *testing.T) {
 		t.Errorf("summary (-want +got):\n%s\nfindings %+v", diff, simplify(rep.Findings))
 	}
 }
+
+// TestChangeCounts: the summary counts a pin from the lock as pinned and from the lock, a tag
+// pinned as pinned, and a moved pin refreshed (not pinned).
+func TestChangeCounts(t *testing.T) {
+	reg, d := serve(t)
+	old := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	counts := func(s pin.Summary) [3]int { return [3]int{s.Pinned, s.FromLock, s.Refreshed} }
+	rep := newPinner(reg, nil).Run(context.Background(), objects(t, pod("a", "nginx:1.27"), pod("c", "ghcr.io/acme/app:2"), lockDoc("nginx:1.27", d["nginx:1.27"])))
+	if got, want := counts(rep.Summary), [3]int{2, 1, 0}; got != want || !rep.OK() {
+		t.Errorf("a pin from the lock and a tag: pinned, from the lock, refreshed %v, want %v", got, want)
+	}
+	rep = newPinner(reg, func(c *pin.Options) { c.Pinned = pin.PinnedRefresh }).Run(context.Background(), objects(t, pod("b", "ghcr.io/acme/app:2@"+old)))
+	if got, want := counts(rep.Summary), [3]int{0, 0, 1}; got != want || !rep.OK() {
+		t.Errorf("a moved pin refreshed: pinned, from the lock, refreshed %v, want %v", got, want)
+	}
+}
