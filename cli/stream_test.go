@@ -234,3 +234,35 @@ func TestLockInUTF16(t *testing.T) {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 }
+
+// TestLockAppearsWhileReading: a file that holds no DigestLock when digester first reads the
+// package, and one when it reads the file again in its turn, fails the run naming the file, and
+// nothing is written: the fields before it were decided without that lock.
+func TestLockAppearsWhileReading(t *testing.T) {
+	reg, d := testRegistry(t, "nginx:1.27")
+	lock := "apiVersion: fn.kpt.dev/v1alpha1\nkind: DigestLock\nmetadata:\n  name: digests\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nimages:\n- image: nginx:1.27\n  digest: " + d["nginx:1.27"] + "\n"
+	dir := t.TempDir()
+	testfiles.Write(t, dir, map[string]string{"a.yaml": nginxPod, "b.yaml": "# the lock comes later\n"})
+	var actErr error
+	parsed = func(f *file) {
+		if filepath.Base(f.name) == "a.yaml" {
+			actErr = os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(lock), 0o644)
+		}
+	}
+	t.Cleanup(func() { parsed = nil })
+	got := runCLI(t, reg, "", "pin", dir)
+	if actErr != nil {
+		t.Fatal(actErr)
+	}
+	want := result{
+		code:   1,
+		stdout: filepath.Join(dir, "b.yaml") + ": error: a DigestLock digester did not find when it first read the package: was the file changed while digester read it? Run digester again\n",
+		stderr: "digester: pinned nothing: 1 image field could not be pinned, so the package is returned unchanged (1 distinct reference, 2 registry requests)\n",
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"a.yaml": nginxPod, "b.yaml": lock}, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
