@@ -18,7 +18,7 @@ func printReport(w io.Writer, format string, rep *pin.Report, summary string, ok
 	if format == "json" {
 		return writeJSON(w, rep, summary, ok)
 	}
-	print := func(g pin.Group) {
+	line := func(g pin.Group) {
 		f := g.Findings[0]
 		if format == "github" {
 			fmt.Fprintln(w, githubCommand(g, f))
@@ -28,12 +28,12 @@ func printReport(w io.Writer, format string, rep *pin.Report, summary string, ok
 	}
 	if perField {
 		for _, f := range rep.Findings {
-			print(pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}, Fields: 1})
+			line(pin.Group{Severity: f.Severity, Message: f.Message, Findings: []pin.Finding{f}, Fields: 1})
 		}
 		return nil
 	}
 	for _, g := range rep.Groups() {
-		print(g)
+		line(g)
 	}
 	return nil
 }
