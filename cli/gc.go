@@ -24,16 +24,12 @@ func startPacing() *gcPacer {
 	return p
 }
 
-// pace sets the collector's percent for the live heap now, when it differs by a tenth or more.
+// pace sets the collector's percent for the live heap now.
 func (p *gcPacer) pace() {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	percent := 100
-	if live := s[0].Value.Uint64(); live > 0 && live < gcFloor {
-		percent = int(100 * gcFloor / live)
-	}
-	if percent < p.percent*9/10 || percent > p.percent*11/10 {
-		debug.SetGCPercent(percent)
+	if percent := max(100, int(100*gcFloor/max(s[0].Value.Uint64(), 1))); percent != p.percent {
+		debug.SetGCPercent(percent) // cheap: a lock, no collection while percent rises
 		p.percent = percent
 	}
 }

@@ -266,3 +266,34 @@ func TestLockAppearsWhileReading(t *testing.T) {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 }
+
+// TestFileReadInItsTurn: a file that may hold a DigestLock but holds none (it has a backslash) is
+// read again in its turn, like any file: an edit made to it before digester reaches it is what
+// digester reads, pins and writes, and no file is reported changed.
+func TestFileReadInItsTurn(t *testing.T) {
+	reg, d := testRegistry(t, "nginx:1.27", "redis:7.4")
+	escaped := strings.Replace(redisPod, "metadata: {name: cache}", "metadata: {name: cache, annotations: {note: \"a\\\\b\"}}", 1)
+	dir := t.TempDir()
+	testfiles.Write(t, dir, map[string]string{"a.yaml": nginxPod, "b.yaml": escaped})
+	var actErr error
+	parsed = func(f *file) {
+		if filepath.Base(f.name) == "a.yaml" {
+			actErr = os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(escaped+"# mine\n"), 0o644)
+		}
+	}
+	t.Cleanup(func() { parsed = nil })
+	got := runCLI(t, reg, "", "pin", dir)
+	if actErr != nil {
+		t.Fatal(actErr)
+	}
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	want := map[string]string{
+		"a.yaml": strings.Replace(nginxPod, "nginx:1.27", "nginx:1.27@"+d["nginx:1.27"], 1),
+		"b.yaml": strings.Replace(escaped, "redis:7.4", "redis:7.4@"+d["redis:7.4"], 1) + "# mine\n",
+	}
+	if diff := cmp.Diff(want, testfiles.Read(t, dir)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}
