@@ -23,6 +23,9 @@ func Read(in []byte) (*List, error) {
 	if err != nil || len(rl.Items) > 0 {
 		return readWhole(in) // let the SDK say what is wrong with the whole
 	}
+	if !comments(items.key) { // its comment, a character the parser refuses
+		return readWhole(in)
+	}
 	l := &List{FunctionConfig: rl.FunctionConfig, Results: rl.Results}
 	lead := items.prelude
 	for i, start := range items.starts {
@@ -44,8 +47,8 @@ func Read(in []byte) (*List, error) {
 	return l, nil
 }
 
-// comments reports whether b, comment and blank lines that no item's parse reads, is what the
-// parser reads as such: no character it refuses.
+// comments reports whether b, comment and blank lines that no item's parse reads (or the items:
+// line, whose comment none reads), is what the parser reads as such: no character it refuses.
 func comments(b []byte) bool {
 	var n yaml.Node
 	return len(b) == 0 || yaml.Unmarshal(b, &n) == nil
@@ -68,6 +71,7 @@ func readWhole(in []byte) (*List, error) {
 
 // itemsText is where the items of a ResourceList are in its text.
 type itemsText struct {
+	key     []byte // the "items:" line, which neither an item nor the rest holds
 	prelude []byte // comment and blank lines before the first item
 	starts  []int  // where each item's "- " line starts
 	end     int    // where the items end
@@ -130,7 +134,7 @@ func split(in []byte) (items itemsText, rest []byte, ok bool) {
 	if len(items.starts) == 0 {
 		return items, nil, false // items: with no value
 	}
-	items.prelude = in[regionStart:items.starts[0]]
+	items.key, items.prelude = in[keyStart:regionStart], in[regionStart:items.starts[0]]
 	items.indent = max(items.indent, 0)
 	rest = append(append([]byte{}, in[:keyStart]...), in[items.end:]...)
 	return items, rest, true
