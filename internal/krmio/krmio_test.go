@@ -337,6 +337,17 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // sdkItems returns the items of a ResourceList as the SDK reads them, as values.
+// sdkWritesReadable reports whether the SDK writes rl, sorted as fn.Run sorts it, as a
+// ResourceList it can read again.
+func sdkWritesReadable(rl *fn.ResourceList) bool {
+	rl.Sort()
+	out, err := rl.ToYAML()
+	if err == nil {
+		_, err = fn.ParseResourceList(out)
+	}
+	return err == nil
+}
+
 func sdkItems(t testing.TB, rl string) []string {
 	t.Helper()
 	parsed, err := fn.ParseResourceList([]byte(rl))
@@ -382,6 +393,9 @@ func FuzzRoundTrip(f *testing.F) {
 			var we *WriteError
 			if errors.As(err, &we) {
 				return // yaml.v3 would change a value of a list read whole: refused, said so
+			}
+			if strings.Contains(err.Error(), "cannot read back") && !sdkWritesReadable(rl) {
+				return // the SDK's own output would not parse either (an alias sorted before its anchor): refused, said so
 			}
 			t.Fatalf("Run: %v; the SDK reads the input", err)
 		}
