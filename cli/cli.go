@@ -267,7 +267,7 @@ type input struct {
 func readAll(paths []string, stdinReader io.Reader, b *pin.Batches, pace func()) (files []*input, stdin *input, roots []string, locks map[*pin.Object]string, err error) {
 	srcs, roots := sources(paths)
 	early := make([]*input, len(srcs)) // stdin, and the files that hold a DigestLock, read once
-	earlyErr := make([]error, len(srcs))
+	var stdinErr error                 // stdin can be read once only: its error waits for its turn
 	var lockObjs []*pin.Object
 	for i, src := range srcs {
 		if src.err != nil {
@@ -280,15 +280,14 @@ func readAll(paths []string, stdinReader io.Reader, b *pin.Batches, pace func())
 			}
 		}
 		fl, err := src.read(stdinReader)
+		if err == nil {
+			err = fl.parse()
+		}
 		if src.stdin {
-			early[i], earlyErr[i] = fl, err // stdin can be read once only
+			early[i], stdinErr = fl, err
 		}
 		if err != nil {
-			continue
-		}
-		if perr := fl.parse(); perr != nil {
-			earlyErr[i] = perr // reported in its turn, if stdin; a file is read again
-			continue
+			continue // a file is read again in its turn, and says so then
 		}
 		if held := heldLocks(fl); src.stdin || len(held) > 0 {
 			early[i], lockObjs = fl, append(lockObjs, held...)
@@ -300,8 +299,8 @@ func readAll(paths []string, stdinReader io.Reader, b *pin.Batches, pace func())
 		if src.err != nil {
 			return nil, nil, nil, nil, src.err
 		}
-		if src.stdin && earlyErr[i] != nil {
-			return nil, nil, nil, nil, earlyErr[i]
+		if src.stdin && stdinErr != nil {
+			return nil, nil, nil, nil, stdinErr
 		}
 		fl := early[i]
 		if fl == nil {
@@ -477,7 +476,7 @@ func snapshotLocks(files []*input) map[*pin.Object]string {
 	locks := map[*pin.Object]string{}
 	for _, fl := range files {
 		for _, o := range fl.objs {
-			if isLock(o.Node) {
+			if pin.IsLock(o.Node) {
 				locks[o] = encode(o.Node)
 			}
 		}

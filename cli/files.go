@@ -198,23 +198,6 @@ func pinError(fd pin.Finding, se *splice.Error) error {
 	return &fieldError{fd, fmt.Sprintf("the value %q at line %d %s, so digester cannot pin it in place; %s", se.Value, se.Line, se.How, se.Fix)}
 }
 
-// isLock reports whether n is a DigestLock (see package pin).
-func isLock(n *yaml.Node) bool {
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = n.Content[0]
-	}
-	var kind, apiVersion string
-	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-		switch n.Content[i].Value {
-		case "kind":
-			kind = n.Content[i+1].Value
-		case "apiVersion":
-			apiVersion = n.Content[i+1].Value
-		}
-	}
-	return kind == pin.LockKind && apiVersion == pin.LockAPIVersion
-}
-
 // encode writes a node as kyaml does (two-space indent, lists not indented under their key).
 func encode(n *yaml.Node) string {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {

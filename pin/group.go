@@ -60,7 +60,6 @@ type acc struct {
 	Group
 	cause     string
 	images    []string
-	where     []string // the first Handful of fields, in words (Finding.Where)
 	fileNames []string // the first Handful of distinct files
 	files     map[string]bool
 }
@@ -70,7 +69,6 @@ func (a *acc) add(f *Finding, registry string) {
 	a.Fields++
 	if len(a.Findings) < Handful {
 		a.Findings = append(a.Findings, *f)
-		a.where = append(a.where, f.Where())
 	}
 	if name := fileOf(f); !a.files[name] {
 		a.files[name] = true
@@ -96,7 +94,11 @@ func (a *acc) group() Group {
 	case n > 1 && g.Severity == Info:
 		g.Message += fmt.Sprintf(" (%s, in %s)", plural(n, "image field"), list(a.fileNames, len(a.files)))
 	case n > 1:
-		g.Message += fmt.Sprintf(" (%s: %s)", plural(n, "field"), list(a.where, n))
+		where := make([]string, len(a.Findings))
+		for i, f := range a.Findings {
+			where[i] = f.Where()
+		}
+		g.Message += fmt.Sprintf(" (%s: %s)", plural(n, "field"), list(where, n))
 	}
 	return g
 }

@@ -80,6 +80,9 @@ func localConfig(m *yaml.Node) bool {
 	return v != "" && v != "false"
 }
 
+// placeOf is where n is in its file.
+func placeOf(n *yaml.Node) place { return place{int32(line(n)), int32(column(n))} }
+
 func line(n *yaml.Node) int {
 	if n == nil {
 		return 0

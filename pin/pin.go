@@ -41,13 +41,11 @@ type use struct {
 // its file, which stays when the run lets its node go (Batches.Drop).
 type field struct {
 	walker.Field
-	line, column int32
+	place
 }
 
-// placed is f with its place in its file, read from its node.
-func placed(f walker.Field) field {
-	return field{Field: f, line: int32(line(f.Node)), column: int32(column(f.Node))}
-}
+// place is where a node is in its file (1-based; 0 when unknown).
+type place struct{ line, column int32 }
 
 // task is an image field that needs a lookup or a digest from the lock.
 type task struct {
@@ -261,7 +259,7 @@ type walked struct {
 // problem is what the walker found wrong, with its place in its file (see field).
 type problem struct {
 	walker.Problem
-	line, column int32
+	place
 }
 
 // walk notes a DigestLock, and walks any other object that is not local configuration (but a
@@ -297,19 +295,17 @@ func (r *run) walk(obj *Object) {
 		f, pr := r.walker.HelmValues(root)
 		fields, problems = append(fields, f...), append(problems, pr...)
 	}
-	for _, f := range fields {
-		if !f.Kind.Verbatim() {
-			r.keep[obj] = true
-		}
-	}
 	id.APIVersion, id.Kind, id.Namespace = r.intern(id.APIVersion), r.intern(id.Kind), r.intern(id.Namespace)
 	w := walked{obj: obj, id: &id, fields: make([]field, len(fields)), problems: make([]problem, len(problems))}
 	for i, f := range fields {
+		if !f.Kind.Verbatim() {
+			r.keep[obj] = true
+		}
 		f.Path, f.Image = r.intern(f.Path), r.intern(f.Image)
-		w.fields[i] = placed(f)
+		w.fields[i] = field{f, placeOf(f.Node)}
 	}
 	for i, pr := range problems {
-		w.problems[i] = problem{pr, int32(line(pr.Node)), int32(column(pr.Node))}
+		w.problems[i] = problem{pr, placeOf(pr.Node)}
 	}
 	r.walked = append(r.walked, w)
 }
@@ -329,7 +325,7 @@ func (r *run) collect() {
 	for i, w := range r.walked {
 		r.walked[i] = walked{} // what is left of it goes with its tasks
 		for _, pr := range w.problems {
-			f := field{walker.Field{Path: pr.Path, Node: pr.Node}, pr.line, pr.column}
+			f := field{walker.Field{Path: pr.Path, Node: pr.Node}, pr.place}
 			r.problem(use{obj: w.obj, id: itemID(w.id, pr.Item), field: f}, pr.Problem)
 		}
 		for _, f := range w.fields {
